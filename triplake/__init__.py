@@ -1,0 +1,1 @@
+"""triplake: an event-driven data lake for vehicle trips."""

@@ -1,0 +1,58 @@
+"""The one Settings object: every knob of triplake comes from a TRIPLAKE_* environment variable.
+
+Nothing else in the code base reads os.environ. AWS credentials and the endpoint also accept the
+standard AWS_* names, so moto, LocalStack and real AWS are configured the way users already know.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+LOCAL_DIR = REPO_ROOT / ".local"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TRIPLAKE_", extra="ignore")
+
+    lake_root: str = Field(
+        default=(LOCAL_DIR / "lake").as_uri(),
+        description="URI of the lake: s3://bucket/prefix or file:///path",
+    )
+    jars_dir: Path = Field(
+        default=Path.home() / ".cache" / "triplake" / "jars",
+        description="Cache of the S3A connector jars (outside git)",
+    )
+
+    spark_runner: Literal["local", "emr-serverless"] = "local"
+    spark_master: str = "local[*]"
+    spark_driver_memory: str = "4g"
+    spark_shuffle_partitions: int = Field(default=8, ge=1)
+
+    aws_region: str = Field(
+        default="us-east-1",
+        validation_alias=AliasChoices("TRIPLAKE_AWS_REGION", "AWS_DEFAULT_REGION", "AWS_REGION"),
+    )
+    aws_endpoint_url: str | None = Field(
+        default=None,
+        description="moto or LocalStack endpoint; None means real AWS",
+        validation_alias=AliasChoices("TRIPLAKE_AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL"),
+    )
+    aws_access_key_id: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("TRIPLAKE_AWS_ACCESS_KEY_ID", "AWS_ACCESS_KEY_ID"),
+    )
+    aws_secret_access_key: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("TRIPLAKE_AWS_SECRET_ACCESS_KEY", "AWS_SECRET_ACCESS_KEY"),
+    )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
