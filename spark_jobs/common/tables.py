@@ -1,0 +1,63 @@
+"""Table names, locations and schemas of the lake: the contract of DESIGN.md §4, defined once."""
+
+from __future__ import annotations
+
+from pyspark.sql import types as T
+
+TRIPS = "curated/trips"
+REJECTED_ROWS = "curated/rejected_rows"
+INGESTIONS = "curated/ingestions"
+RAW = "raw"
+STAGING = "_staging"
+
+TRIPS_PARTITION_COLUMNS = ("region", "week_start")
+
+TRIPS_SCHEMA = T.StructType(
+    [
+        T.StructField("trip_id", T.StringType(), False),
+        T.StructField("region", T.StringType(), False),
+        T.StructField("origin_lon", T.DoubleType(), False),
+        T.StructField("origin_lat", T.DoubleType(), False),
+        T.StructField("destination_lon", T.DoubleType(), False),
+        T.StructField("destination_lat", T.DoubleType(), False),
+        T.StructField("started_at", T.TimestampType(), False),
+        T.StructField("datasource", T.StringType(), False),
+        T.StructField("week_start", T.StringType(), False),
+        T.StructField("ingestion_id", T.StringType(), False),
+    ]
+)
+
+REJECTED_ROWS_SCHEMA = T.StructType(
+    [
+        T.StructField("ingestion_id", T.StringType(), False),
+        T.StructField("line_number", T.LongType(), False),
+        T.StructField("raw_line", T.StringType(), False),
+        T.StructField("reason", T.StringType(), False),
+    ]
+)
+
+INGESTIONS_SCHEMA = T.StructType(
+    [
+        T.StructField("ingestion_id", T.StringType(), False),
+        T.StructField("source_uri", T.StringType(), False),
+        T.StructField("status", T.StringType(), False),
+        T.StructField("rows_read", T.LongType(), False),
+        T.StructField("rows_valid", T.LongType(), False),
+        T.StructField("rows_rejected", T.LongType(), False),
+        T.StructField("duplicates_in_batch", T.LongType(), False),
+        T.StructField("already_present", T.LongType(), False),
+        T.StructField("rows_written", T.LongType(), False),
+        T.StructField("started_at", T.TimestampType(), False),
+        T.StructField("finished_at", T.TimestampType(), False),
+        T.StructField("error", T.StringType(), True),
+    ]
+)
+
+COUNT_FIELDS = (
+    "rows_read",
+    "rows_valid",
+    "rows_rejected",
+    "duplicates_in_batch",
+    "already_present",
+    "rows_written",
+)

@@ -1,0 +1,582 @@
+"""Ingest one CSV file of trips into the lake.
+
+    raw copy -> header check -> parse and validate every line -> trip_id
+             -> deduplicate (inside the batch and against the lake, one shuffle) -> staged Parquet
+             -> publish (move the staged files into curated/trips) -> ingestions row (the commit)
+
+Nothing a user sent is lost: the file is copied unchanged to raw/ first, every rejected line is kept in
+rejected_rows with its line number and reason, and the counts reconcile:
+    rows_read = rows_valid + rows_rejected
+    rows_valid = duplicates_in_batch + already_present + rows_written
+
+Writers are serialized (one ingestion at a time, as the DAG guarantees). A run that dies mid-publish is
+rolled back by the next run before it starts, so a rerun leaves exactly the rows a clean run leaves.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+
+from pyspark.sql import Column, DataFrame, Observation, SparkSession, Window
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from spark_jobs.common import session, tables
+from spark_jobs.common.lakefs import LakeFs, join_uri
+
+INPUT_COLUMNS = ("region", "origin_coord", "destination_coord", "datetime", "datasource")
+TRIP_KEY = ("region", "week_start", "trip_id")
+TRIP_ID_DECIMALS = 7
+MAX_LONGITUDE = 180.0
+MAX_LATITUDE = 90.0
+# A region becomes a directory name (region=...): nothing that could leave or fake that directory.
+UNSAFE_REGION_PATTERN = r"[/\\=\x00-\x1f\x7f]|\.\."
+INGESTION_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+
+# Reject reasons, checked in this order: a line gets the first that applies.
+WRONG_FIELD_COUNT = "wrong_field_count"
+EMPTY_REGION = "empty_region"
+UNSAFE_REGION = "unsafe_region"
+BAD_ORIGIN_COORD = "bad_origin_coord"
+ORIGIN_OUT_OF_RANGE = "origin_out_of_range"
+BAD_DESTINATION_COORD = "bad_destination_coord"
+DESTINATION_OUT_OF_RANGE = "destination_out_of_range"
+BAD_DATETIME = "bad_datetime"
+EMPTY_DATASOURCE = "empty_datasource"
+REJECT_REASONS = (
+    WRONG_FIELD_COUNT,
+    EMPTY_REGION,
+    UNSAFE_REGION,
+    BAD_ORIGIN_COORD,
+    ORIGIN_OUT_OF_RANGE,
+    BAD_DESTINATION_COORD,
+    DESTINATION_OUT_OF_RANGE,
+    BAD_DATETIME,
+    EMPTY_DATASOURCE,
+)
+
+SUCCEEDED = "SUCCEEDED"
+FAILED = "FAILED"
+
+
+class InvalidFileError(ValueError):
+    """The file as a whole cannot be ingested (no header, wrong columns); nothing reaches trips."""
+
+    kind = "invalid_file"
+
+
+# --------------------------------------------------------------------------------------------------
+# Pure transforms
+# --------------------------------------------------------------------------------------------------
+
+
+def column_positions(header_line: str | None) -> dict[str, int]:
+    """Position of each input column in the header; raises InvalidFileError naming what is wrong."""
+    expected = ",".join(INPUT_COLUMNS)
+    if header_line is None or not header_line.strip():
+        raise InvalidFileError(f"the file is empty: expected a CSV header line '{expected}' and rows of trips")
+    names = [name.strip().strip('"').strip().lower() for name in header_line.lstrip("\ufeff").split(",")]
+    missing = [name for name in INPUT_COLUMNS if name not in names]
+    unknown = [name for name in names if name not in INPUT_COLUMNS]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    problems = [
+        f"{label}: {', '.join(repr(n) for n in values)}"
+        for label, values in (("missing", missing), ("unknown", unknown), ("repeated", repeated))
+        if values
+    ]
+    if problems:
+        raise InvalidFileError(
+            f"the header does not match the trips format ({'; '.join(problems)}). "
+            f"Expected the columns '{expected}' (in any order); fix the header and upload the file again."
+        )
+    return {name: names.index(name) for name in INPUT_COLUMNS}
+
+
+def _unquote(text: Column) -> Column:
+    quoted = text.startswith('"') & text.endswith('"') & (F.length(text) >= 2)
+    return F.when(quoted, text.substr(F.lit(2), F.length(text) - 2)).otherwise(text)
+
+
+def split_fields(lines: DataFrame, positions: dict[str, int], header_line: str) -> DataFrame:
+    """The data lines (not blank, not a repeat of the header), each split into the five input fields.
+
+    WKT points contain no comma, so a plain split is exact for the trips format and much cheaper than a
+    CSV parser; a line with another number of fields is rejected later with wrong_field_count.
+    """
+    parts = F.split(F.col("value"), ",")
+    fields = [
+        F.trim(_unquote(F.trim(F.try_element_at(parts, F.lit(positions[name] + 1))))).alias(name)
+        for name in INPUT_COLUMNS
+    ]
+    return lines.where((F.trim("value") != "") & (F.col("value") != header_line)).select(
+        "value",
+        "block_start",
+        "row_id",
+        F.size(parts).alias("field_count"),
+        *fields,
+    )
+
+
+def _point_parts(wkt_column: str, prefix: str) -> list[Column]:
+    """The two coordinate texts of a WKT 'POINT (lon lat)', null when the text is not such a point."""
+    wkt = F.col(wkt_column)
+    open_at = F.instr(wkt, "(")
+    keyword = F.upper(F.trim(wkt.substr(F.lit(1), open_at - 1)))
+    inner = F.trim(wkt.substr(open_at + 1, F.length(wkt) - open_at - 1))
+    numbers = F.split(inner, " +")
+    well_formed = (open_at > 0) & (keyword == "POINT") & wkt.endswith(")") & (F.size(numbers) == 2)
+    return [
+        F.when(well_formed, F.try_element_at(numbers, F.lit(1))).alias(f"{prefix}_lon_text"),
+        F.when(well_formed, F.try_element_at(numbers, F.lit(2))).alias(f"{prefix}_lat_text"),
+    ]
+
+
+def _try_cast(column: str, type_name: str) -> Column:
+    # try_cast is ANSI-safe on Spark 3.5 and 4 alike: bad text becomes null instead of failing the job.
+    return F.expr(f"try_cast(`{column}` AS {type_name})")
+
+
+def parse_fields(fields: DataFrame) -> DataFrame:
+    """Typed trip columns from the text fields, without UDFs; unparseable values become null."""
+    with_point_texts = fields.select(
+        "*", *_point_parts("origin_coord", "origin"), *_point_parts("destination_coord", "destination")
+    )
+    return with_point_texts.select(
+        "value",
+        "block_start",
+        "row_id",
+        "field_count",
+        "region",
+        _try_cast("origin_lon_text", "DOUBLE").alias("origin_lon"),
+        _try_cast("origin_lat_text", "DOUBLE").alias("origin_lat"),
+        _try_cast("destination_lon_text", "DOUBLE").alias("destination_lon"),
+        _try_cast("destination_lat_text", "DOUBLE").alias("destination_lat"),
+        _try_cast("datetime", "TIMESTAMP").alias("started_at"),
+        "datasource",
+    )
+
+
+def _in_range(lon: str, lat: str) -> Column:
+    # NaN compares greater than every number in Spark, so it fails these bounds too.
+    return F.col(lon).between(-MAX_LONGITUDE, MAX_LONGITUDE) & F.col(lat).between(-MAX_LATITUDE, MAX_LATITUDE)
+
+
+def with_reject_reason(parsed: DataFrame) -> DataFrame:
+    """Adds reject_reason: null for a valid trip, else the first failing check of REJECT_REASONS."""
+    reason = (
+        F.when(F.col("field_count") != len(INPUT_COLUMNS), WRONG_FIELD_COUNT)
+        .when(F.coalesce(F.col("region"), F.lit("")) == "", EMPTY_REGION)
+        .when(F.col("region").rlike(UNSAFE_REGION_PATTERN), UNSAFE_REGION)
+        .when(F.col("origin_lon").isNull() | F.col("origin_lat").isNull(), BAD_ORIGIN_COORD)
+        .when(~_in_range("origin_lon", "origin_lat"), ORIGIN_OUT_OF_RANGE)
+        .when(F.col("destination_lon").isNull() | F.col("destination_lat").isNull(), BAD_DESTINATION_COORD)
+        .when(~_in_range("destination_lon", "destination_lat"), DESTINATION_OUT_OF_RANGE)
+        .when(F.col("started_at").isNull(), BAD_DATETIME)
+        .when(F.coalesce(F.col("datasource"), F.lit("")) == "", EMPTY_DATASOURCE)
+    )
+    return parsed.withColumn("reject_reason", reason)
+
+
+def _identity_text(column: str) -> Column:
+    # Adding 0.0 turns -0.0 into 0.0, so the two spellings of zero are one trip.
+    return (F.round(F.col(column), TRIP_ID_DECIMALS) + F.lit(0.0)).cast("string")
+
+
+def with_trip_identity(trips: DataFrame) -> DataFrame:
+    """Adds trip_id (md5 of region, rounded coordinates and time) and week_start (Monday, YYYY-MM-DD)."""
+    identity = F.concat_ws(
+        "|",
+        F.col("region"),
+        _identity_text("origin_lon"),
+        _identity_text("origin_lat"),
+        _identity_text("destination_lon"),
+        _identity_text("destination_lat"),
+        F.expr("unix_micros(started_at)").cast("string"),
+    )
+    return trips.withColumn("trip_id", F.md5(identity)).withColumn(
+        "week_start", F.date_trunc("week", F.col("started_at")).cast("date").cast("string")
+    )
+
+
+def parse_lines(lines: DataFrame, positions: dict[str, int], header_line: str) -> DataFrame:
+    """Every data line, typed, with reject_reason, trip_id and week_start (the last two null when rejected)."""
+    checked = with_reject_reason(parse_fields(split_fields(lines, positions, header_line)))
+    valid = F.col("reject_reason").isNull()
+    return with_trip_identity(checked).select(
+        F.when(~valid, F.col("value")).alias("raw_line"),  # kept only where it is needed
+        "block_start",
+        "row_id",
+        "reject_reason",
+        *[F.when(valid, F.col(name)).alias(name) for name in trip_payload_columns()],
+        F.when(valid, F.col("trip_id")).alias("trip_id"),
+        F.when(valid, F.col("week_start")).alias("week_start"),
+    )
+
+
+def trip_payload_columns() -> list[str]:
+    return [name for name in tables.TRIPS_SCHEMA.fieldNames() if name not in ("trip_id", "week_start", "ingestion_id")]
+
+
+def select_new_trips(batch: DataFrame, lake_keys: DataFrame) -> DataFrame:
+    """One row per distinct trip of the batch, flagged in_lake when the lake holds it already.
+
+    batch: valid parsed rows (trip columns, trip_id, week_start, block_start, row_id).
+    lake_keys: region, week_start, trip_id of the trips already in the touched partitions.
+    A trip's copies in the batch collapse to the earliest line of the file (ties resolve the same way on
+    every run). Batch and lake keys meet in one shuffle, partitioned the way the output is written, so the
+    dedupe, the lookup against the lake and the write need no second exchange.
+    Output: trip columns, week_start, copies (lines of the batch carrying this trip), in_lake.
+    """
+    payload = ["block_start", "row_id", *trip_payload_columns()]
+    candidate_type = T.StructType([batch.schema[name] for name in payload])
+    from_batch = batch.select(
+        *TRIP_KEY, F.lit(False).alias("in_lake"), F.struct(*payload).alias("candidate")
+    )
+    from_lake = lake_keys.select(
+        *TRIP_KEY, F.lit(True).alias("in_lake"), F.lit(None).cast(candidate_type).alias("candidate")
+    )
+    grouped = (
+        from_batch.unionByName(from_lake)
+        .repartition(*tables.TRIPS_PARTITION_COLUMNS)
+        .groupBy(*TRIP_KEY)
+        .agg(
+            F.max("in_lake").alias("in_lake"),
+            F.count("candidate").alias("copies"),
+            F.min("candidate").alias("first"),  # struct order: earliest block, then earliest row
+        )
+    )
+    return grouped.where(F.col("copies") > 0).select(
+        *[F.col(f"first.{name}").alias(name) for name in trip_payload_columns()],
+        "trip_id",
+        "week_start",
+        "copies",
+        "in_lake",
+    )
+
+
+def number_rejected_lines(rejected: DataFrame, lines: DataFrame) -> DataFrame:
+    """Rejected rows with their 1-based line number in the file.
+
+    Spark reads a file in blocks; a line's number is the number of lines in the blocks before it plus its
+    position inside its own block. Both come from the same read of the file, so they agree.
+    """
+    block_order = Window.orderBy("block_start").rowsBetween(Window.unboundedPreceding, -1)
+    blocks = (
+        lines.groupBy("block_start")
+        .agg(F.count(F.lit(1)).alias("lines"), F.min("row_id").alias("first_row_id"))
+        .withColumn("lines_before", F.coalesce(F.sum("lines").over(block_order), F.lit(0)))
+    )
+    return rejected.join(F.broadcast(blocks), on="block_start", how="inner").select(
+        (F.col("lines_before") + F.col("row_id") - F.col("first_row_id") + 1).alias("line_number"),
+        "raw_line",
+        F.col("reject_reason").alias("reason"),
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# I/O and the ingestion protocol
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Counts:
+    rows_read: int = 0
+    rows_valid: int = 0
+    rows_rejected: int = 0
+    duplicates_in_batch: int = 0
+    already_present: int = 0
+    rows_written: int = 0
+
+    def reconciles(self) -> bool:
+        return (
+            self.rows_read == self.rows_valid + self.rows_rejected
+            and self.rows_valid == self.duplicates_in_batch + self.already_present + self.rows_written
+        )
+
+
+@dataclass
+class IngestionResult:
+    ingestion_id: str
+    source_uri: str
+    raw_uri: str | None
+    status: str
+    counts: Counts
+    started_at: datetime
+    finished_at: datetime
+    error: dict | None = None
+    partitions_written: list[tuple[str, str]] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {
+            "ingestion_id": self.ingestion_id,
+            "source_uri": self.source_uri,
+            "raw_uri": self.raw_uri,
+            "status": self.status,
+            **asdict(self.counts),
+            "started_at": self.started_at.isoformat(),
+            "finished_at": self.finished_at.isoformat(),
+            "error": self.error,
+            "partitions_written": [list(partition) for partition in self.partitions_written],
+        }
+
+
+def new_ingestion_id(now: datetime | None = None) -> str:
+    now = now or datetime.now(timezone.utc)
+    return f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+
+
+def read_lines(spark: SparkSession, uri: str) -> DataFrame:
+    """Every physical line of the file with where it sits: the block Spark read it in and its order."""
+    return spark.read.text(uri).select(
+        "value",
+        F.input_file_block_start().alias("block_start"),
+        F.monotonically_increasing_id().alias("row_id"),
+    )
+
+
+def _first_line(spark: SparkSession, uri: str) -> str | None:
+    first = spark.read.text(uri).head(1)
+    return first[0]["value"] if first else None
+
+
+class Lake:
+    """Locations inside one lake root."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root.rstrip("/")
+
+    def uri(self, *parts: str) -> str:
+        return join_uri(self.root, *parts)
+
+    def staging(self, ingestion_id: str, *parts: str) -> str:
+        return self.uri(tables.STAGING, ingestion_id, *parts)
+
+    def ingestion_record(self, ingestion_id: str) -> str:
+        return self.uri(tables.INGESTIONS, f"{ingestion_id}.parquet")
+
+    def rejected_file(self, ingestion_id: str) -> str:
+        return self.uri(tables.REJECTED_ROWS, f"{ingestion_id}.parquet")
+
+
+PUBLISH_MARKER = "_PUBLISHING.json"
+
+
+def recover_interrupted(fs: LakeFs, lake: Lake) -> list[str]:
+    """Roll back every ingestion that died after it started to publish but before it committed.
+
+    An ingestion commits by writing its ingestions record; until then its published files are listed in a
+    marker in its staging directory. Returns the ids rolled back.
+    """
+    rolled_back = []
+    for entry in fs.list(lake.uri(tables.STAGING)):
+        ingestion_id = entry.name
+        marker = lake.staging(ingestion_id, PUBLISH_MARKER)
+        if not fs.exists(lake.ingestion_record(ingestion_id)) and fs.exists(marker):
+            for relative in json.loads(fs.read_text(marker))["published"]:
+                target = lake.uri(relative)
+                if fs.exists(target):
+                    fs.delete(target)
+            rolled_back.append(ingestion_id)
+        fs.delete(entry.uri)
+    return rolled_back
+
+
+def _partition_dir(spark: SparkSession, name: str, value: str) -> str:
+    # The exact directory name Spark writes for a partition value (it escapes unusual characters).
+    escape = spark.sparkContext._jvm.org.apache.spark.sql.catalyst.catalog.ExternalCatalogUtils.escapePathName  # noqa: SLF001
+    return f"{name}={escape(value)}"
+
+
+def lake_keys_for(spark: SparkSession, fs: LakeFs, lake: Lake, partitions: list[tuple[str, str]]) -> DataFrame:
+    """Keys of the trips already in the given (region, week_start) partitions, reading nothing else."""
+    key_schema = T.StructType([tables.TRIPS_SCHEMA[name] for name in ("trip_id", "region", "week_start")])
+    trips_root = lake.uri(tables.TRIPS)
+    by_region: dict[str, set[str]] = {}
+    for region, week in partitions:
+        by_region.setdefault(region, set()).add(week)
+    paths = []
+    for region, weeks in sorted(by_region.items()):
+        region_dir = join_uri(trips_root, _partition_dir(spark, "region", region))
+        existing_weeks = {entry.name for entry in fs.list(region_dir) if entry.is_dir}
+        for week in sorted(weeks):
+            week_dir = _partition_dir(spark, "week_start", week)
+            if week_dir in existing_weeks:
+                paths.append(join_uri(region_dir, week_dir))
+    if not paths:
+        return spark.createDataFrame([], key_schema)
+    return spark.read.schema(key_schema).option("basePath", trips_root).parquet(*paths)
+
+
+def _write_single_parquet(df: DataFrame, staging_dir: str, target_uri: str, fs: LakeFs) -> None:
+    df.coalesce(1).write.mode("overwrite").parquet(staging_dir)
+    (part,) = [entry for entry in fs.list(staging_dir) if entry.name.endswith(".parquet")]
+    fs.rename(part.uri, target_uri)
+
+
+def _staged_files(fs: LakeFs, staging_dir: str) -> list[tuple[str, str]]:
+    """(uri, path relative to staging_dir) of every Parquet file written under staging_dir."""
+    staged = []
+    for region_dir in fs.list(staging_dir):
+        for week_dir in fs.list(region_dir.uri) if region_dir.is_dir else []:
+            for part in fs.list(week_dir.uri) if week_dir.is_dir else []:
+                if part.name.endswith(".parquet"):
+                    staged.append((part.uri, f"{region_dir.name}/{week_dir.name}/{part.name}"))
+    return staged
+
+
+def _record_ingestion(spark: SparkSession, fs: LakeFs, lake: Lake, result: IngestionResult) -> None:
+    row = {
+        "ingestion_id": result.ingestion_id,
+        "source_uri": result.source_uri,
+        "status": result.status,
+        **asdict(result.counts),
+        "started_at": result.started_at,
+        "finished_at": result.finished_at,
+        "error": json.dumps(result.error) if result.error else None,
+    }
+    record = spark.createDataFrame([row], tables.INGESTIONS_SCHEMA)
+    _write_single_parquet(
+        record, lake.staging(result.ingestion_id, "ingestion"), lake.ingestion_record(result.ingestion_id), fs
+    )
+
+
+def ingest_file(
+    spark: SparkSession, source_uri: str, lake_root: str, ingestion_id: str | None = None
+) -> IngestionResult:
+    """Ingest one file into the lake; returns the result (FAILED with an error for an invalid file)."""
+    session.configure(spark)
+    started_at = datetime.now(timezone.utc)
+    ingestion_id = ingestion_id or new_ingestion_id(started_at)
+    if not INGESTION_ID_PATTERN.match(ingestion_id):
+        raise ValueError(f"ingestion id {ingestion_id!r} must be letters, digits, '.', '_' or '-'")
+    fs, lake = LakeFs(spark), Lake(lake_root)
+    recover_interrupted(fs, lake)
+
+    raw_uri = None
+    try:
+        if not fs.exists(source_uri):
+            raise InvalidFileError(f"the file {source_uri} does not exist or cannot be read")
+        raw_uri = lake.uri(tables.RAW, ingestion_id, source_uri.rstrip("/").rsplit("/", 1)[-1])
+        fs.copy(source_uri, raw_uri)  # nothing a user sent is ever lost
+        counts, partitions = _ingest_raw_copy(spark, fs, lake, raw_uri, ingestion_id)
+        status, error = SUCCEEDED, None
+    except InvalidFileError as invalid:
+        counts, partitions = Counts(), []
+        status, error = FAILED, {"kind": InvalidFileError.kind, "message": str(invalid)}
+
+    result = IngestionResult(
+        ingestion_id=ingestion_id,
+        source_uri=source_uri,
+        raw_uri=raw_uri,
+        status=status,
+        counts=counts,
+        started_at=started_at,
+        finished_at=datetime.now(timezone.utc),
+        error=error,
+        partitions_written=partitions,
+    )
+    _record_ingestion(spark, fs, lake, result)  # the commit point
+    fs.delete(lake.staging(ingestion_id))
+    return result
+
+
+def _ingest_raw_copy(
+    spark: SparkSession, fs: LakeFs, lake: Lake, raw_uri: str, ingestion_id: str
+) -> tuple[Counts, list[tuple[str, str]]]:
+    header_line = _first_line(spark, raw_uri)
+    positions = column_positions(header_line)
+    assert header_line is not None
+
+    parsed = parse_lines(read_lines(spark, raw_uri), positions, header_line).persist()
+    try:
+        is_valid = F.col("reject_reason").isNull()
+        per_partition = (
+            parsed.groupBy(is_valid.alias("valid"), F.when(is_valid, F.col("region")).alias("region"),
+                           F.when(is_valid, F.col("week_start")).alias("week_start"))
+            .count()
+            .collect()
+        )
+        rows_valid = sum(row["count"] for row in per_partition if row["valid"])
+        rows_rejected = sum(row["count"] for row in per_partition if not row["valid"])
+        touched = sorted((row["region"], row["week_start"]) for row in per_partition if row["valid"])
+
+        outcome = Observation("dedupe")
+        trips = (
+            select_new_trips(parsed.where(is_valid), lake_keys_for(spark, fs, lake, touched))
+            .observe(
+                outcome,
+                F.coalesce(F.sum(F.when(F.col("in_lake"), F.col("copies"))), F.lit(0)).alias("already_present"),
+                F.coalesce(F.sum(F.when(~F.col("in_lake"), F.col("copies") - 1)), F.lit(0)).alias("duplicates"),
+                F.count(F.when(~F.col("in_lake"), F.lit(1))).alias("written"),
+            )
+            .where(~F.col("in_lake"))
+            .withColumn("ingestion_id", F.lit(ingestion_id))
+            .select(*tables.TRIPS_SCHEMA.fieldNames())
+            # Inside each partition file, rows ordered by origin latitude: bbox filters skip row groups.
+            .sortWithinPartitions(*tables.TRIPS_PARTITION_COLUMNS, "origin_lat", "origin_lon")
+        )
+        staged_trips = lake.staging(ingestion_id, "trips")
+        trips.write.mode("overwrite").partitionBy(*tables.TRIPS_PARTITION_COLUMNS).parquet(staged_trips)
+        observed = outcome.get
+
+        if rows_rejected:
+            rejected = number_rejected_lines(parsed.where(~is_valid), read_lines(spark, raw_uri))
+            _write_single_parquet(
+                rejected.withColumn("ingestion_id", F.lit(ingestion_id))
+                .select(*tables.REJECTED_ROWS_SCHEMA.fieldNames())
+                .orderBy("line_number"),
+                lake.staging(ingestion_id, "rejected"),
+                lake.staging(ingestion_id, "rejected.parquet"),
+                fs,
+            )
+    finally:
+        parsed.unpersist()
+
+    counts = Counts(
+        rows_read=rows_valid + rows_rejected,
+        rows_valid=rows_valid,
+        rows_rejected=rows_rejected,
+        duplicates_in_batch=int(observed["duplicates"]),
+        already_present=int(observed["already_present"]),
+        rows_written=int(observed["written"]),
+    )
+    if not counts.reconciles():
+        raise RuntimeError(f"counts do not reconcile, nothing was published: {counts}")
+
+    staged = _staged_files(fs, staged_trips)
+    published = [f"{tables.TRIPS}/{relative.rsplit('/', 1)[0]}/{ingestion_id}-{relative.rsplit('/', 1)[1]}"
+                 for _, relative in staged]
+    if rows_rejected:
+        published.append(f"{tables.REJECTED_ROWS}/{ingestion_id}.parquet")
+    fs.write_text(lake.staging(ingestion_id, PUBLISH_MARKER), json.dumps({"published": published}))
+    for (uri, _), target in zip(staged, published):
+        fs.rename(uri, lake.uri(target))
+    if rows_rejected:
+        fs.rename(lake.staging(ingestion_id, "rejected.parquet"), lake.rejected_file(ingestion_id))
+    unescape = spark.sparkContext._jvm.org.apache.spark.sql.catalyst.catalog.ExternalCatalogUtils.unescapePathName  # noqa: SLF001
+    partitions = sorted(
+        {tuple(str(unescape(part.split("=", 1)[1])) for part in relative.split("/")[:2]) for _, relative in staged}
+    )
+    return counts, partitions
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="ingest", description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--input", required=True, help="URI of the CSV or CSV.gz file (file://, s3://)")
+    parser.add_argument("--lake-root", required=True, help="URI of the lake root")
+    parser.add_argument("--ingestion-id", help="id to use (default: time-based and unique)")
+    args = parser.parse_args(argv)
+    spark = session.get_or_create("triplake-ingest")
+    result = ingest_file(spark, args.input, args.lake_root, args.ingestion_id)
+    print(json.dumps(result.to_dict()))
+    return 0 if result.status == SUCCEEDED else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
