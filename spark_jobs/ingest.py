@@ -17,9 +17,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import re
+import time
 import sys
 import uuid
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 
@@ -29,6 +32,8 @@ from pyspark.sql import types as T
 
 from spark_jobs.common import session, tables
 from spark_jobs.common.lakefs import LakeFs, join_uri
+
+logger = logging.getLogger(__name__)
 
 INPUT_COLUMNS = ("region", "origin_coord", "destination_coord", "datetime", "datasource")
 TRIP_KEY = ("region", "week_start", "trip_id")
@@ -98,43 +103,42 @@ def column_positions(header_line: str | None) -> dict[str, int]:
     return {name: names.index(name) for name in INPUT_COLUMNS}
 
 
-def _unquote(text: Column) -> Column:
-    quoted = text.startswith('"') & text.endswith('"') & (F.length(text) >= 2)
-    return F.when(quoted, text.substr(F.lit(2), F.length(text) - 2)).otherwise(text)
-
-
-def split_fields(lines: DataFrame, positions: dict[str, int], header_line: str) -> DataFrame:
-    """The data lines (not blank, not a repeat of the header), each split into the five input fields.
+def split_fields(lines: DataFrame, positions: dict[str, int]) -> DataFrame:
+    """Every line split into the five input fields (by their positions in the header).
 
     WKT points contain no comma, so a plain split is exact for the trips format and much cheaper than a
     CSV parser; a line with another number of fields is rejected later with wrong_field_count.
+    Each step is its own select so that Spark computes the split once per line, not once per use.
     """
-    parts = F.split(F.col("value"), ",")
-    fields = [
-        F.trim(_unquote(F.trim(F.try_element_at(parts, F.lit(positions[name] + 1))))).alias(name)
-        for name in INPUT_COLUMNS
-    ]
-    return lines.where((F.trim("value") != "") & (F.col("value") != header_line)).select(
+    split = lines.select("value", F.split("value", ",").alias("parts"))
+    return split.select(
         "value",
-        "block_start",
-        "row_id",
-        F.size(parts).alias("field_count"),
-        *fields,
+        F.size("parts").alias("field_count"),
+        *[
+            # Blanks and optional double quotes around a field are not part of its value.
+            F.btrim(F.try_element_at("parts", F.lit(positions[name] + 1)), F.lit(' "')).alias(name)
+            for name in INPUT_COLUMNS
+        ],
     )
 
 
-def _point_parts(wkt_column: str, prefix: str) -> list[Column]:
-    """The two coordinate texts of a WKT 'POINT (lon lat)', null when the text is not such a point."""
+def _point_inner(wkt_column: str) -> Column:
+    """The text between the parentheses of a WKT 'POINT (lon lat)'; null when the text is not a point."""
     wkt = F.col(wkt_column)
     open_at = F.instr(wkt, "(")
     keyword = F.upper(F.trim(wkt.substr(F.lit(1), open_at - 1)))
-    inner = F.trim(wkt.substr(open_at + 1, F.length(wkt) - open_at - 1))
-    numbers = F.split(inner, " +")
-    well_formed = (open_at > 0) & (keyword == "POINT") & wkt.endswith(")") & (F.size(numbers) == 2)
-    return [
-        F.when(well_formed, F.try_element_at(numbers, F.lit(1))).alias(f"{prefix}_lon_text"),
-        F.when(well_formed, F.try_element_at(numbers, F.lit(2))).alias(f"{prefix}_lat_text"),
-    ]
+    inner = wkt.substr(open_at + 1, F.length(wkt) - open_at - 1)
+    return F.when((open_at > 0) & (keyword == "POINT") & wkt.endswith(")"), inner)
+
+
+def _point_numbers(inner_column: str) -> Column:
+    # Split on single blanks and drop the empty pieces: any run of blanks separates, without a regex.
+    return F.array_remove(F.split(F.col(inner_column), " "), "")
+
+
+def _number(numbers_column: str, index: int) -> Column:
+    numbers = F.col(numbers_column)
+    return F.when(F.size(numbers) == 2, F.try_element_at(numbers, F.lit(index)))
 
 
 def _try_cast(column: str, type_name: str) -> Column:
@@ -144,13 +148,25 @@ def _try_cast(column: str, type_name: str) -> Column:
 
 def parse_fields(fields: DataFrame) -> DataFrame:
     """Typed trip columns from the text fields, without UDFs; unparseable values become null."""
-    with_point_texts = fields.select(
-        "*", *_point_parts("origin_coord", "origin"), *_point_parts("destination_coord", "destination")
+    kept = ["value", "field_count", "region", "datetime", "datasource"]
+    numbers = fields.select(
+        *kept,
+        _point_inner("origin_coord").alias("origin_inner"),
+        _point_inner("destination_coord").alias("destination_inner"),
+    ).select(
+        *kept,
+        _point_numbers("origin_inner").alias("origin_numbers"),
+        _point_numbers("destination_inner").alias("destination_numbers"),
     )
-    return with_point_texts.select(
+    texts = numbers.select(
+        *kept,
+        _number("origin_numbers", 1).alias("origin_lon_text"),
+        _number("origin_numbers", 2).alias("origin_lat_text"),
+        _number("destination_numbers", 1).alias("destination_lon_text"),
+        _number("destination_numbers", 2).alias("destination_lat_text"),
+    )
+    return texts.select(
         "value",
-        "block_start",
-        "row_id",
         "field_count",
         "region",
         _try_cast("origin_lon_text", "DOUBLE").alias("origin_lon"),
@@ -204,18 +220,36 @@ def with_trip_identity(trips: DataFrame) -> DataFrame:
     )
 
 
+def locate_lines(lines: DataFrame) -> DataFrame:
+    """Adds where each line sits in the file: the block Spark read it in and its order inside the block.
+
+    Must run before any filter, so that every physical line is counted. Being non-deterministic, this
+    projection is also a barrier the optimizer does not push filters through: a filter on reject_reason
+    placed after it stays a filter on a column instead of being inlined as a copy of the whole parse.
+    """
+    return lines.select(
+        "*",
+        F.input_file_block_start().alias("block_start"),
+        F.monotonically_increasing_id().alias("row_id"),
+    )
+
+
 def parse_lines(lines: DataFrame, positions: dict[str, int], header_line: str) -> DataFrame:
-    """Every data line, typed, with reject_reason, trip_id and week_start (the last two null when rejected)."""
-    checked = with_reject_reason(parse_fields(split_fields(lines, positions, header_line)))
-    valid = F.col("reject_reason").isNull()
-    return with_trip_identity(checked).select(
-        F.when(~valid, F.col("value")).alias("raw_line"),  # kept only where it is needed
+    """Every data line (not blank, not a repeat of the header), typed, with its locators, reject_reason
+    (null when valid), trip_id and week_start.
+
+    Columns of rejected lines hold whatever could be parsed; only valid rows (reject_reason null) are trips.
+    """
+    checked = with_reject_reason(parse_fields(split_fields(lines, positions)))
+    located = locate_lines(with_trip_identity(checked))
+    return located.where((F.trim("value") != "") & (F.col("value") != header_line)).select(
+        F.col("value").alias("raw_line"),
         "block_start",
         "row_id",
         "reject_reason",
-        *[F.when(valid, F.col(name)).alias(name) for name in trip_payload_columns()],
-        F.when(valid, F.col("trip_id")).alias("trip_id"),
-        F.when(valid, F.col("week_start")).alias("week_start"),
+        *trip_payload_columns(),
+        "trip_id",
+        "week_start",
     )
 
 
@@ -292,6 +326,7 @@ class Counts:
     duplicates_in_batch: int = 0
     already_present: int = 0
     rows_written: int = 0
+    rejected_by_reason: dict[str, int] = field(default_factory=dict, compare=False)
 
     def reconciles(self) -> bool:
         return (
@@ -326,18 +361,21 @@ class IngestionResult:
         }
 
 
+@contextmanager
+def _timed(step: str):
+    started = time.perf_counter()
+    yield
+    logger.info("%s: %.1f s", step, time.perf_counter() - started)
+
+
 def new_ingestion_id(now: datetime | None = None) -> str:
     now = now or datetime.now(timezone.utc)
     return f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
 
 
 def read_lines(spark: SparkSession, uri: str) -> DataFrame:
-    """Every physical line of the file with where it sits: the block Spark read it in and its order."""
-    return spark.read.text(uri).select(
-        "value",
-        F.input_file_block_start().alias("block_start"),
-        F.monotonically_increasing_id().alias("row_id"),
-    )
+    """Every physical line of the file, as the column `value`."""
+    return spark.read.text(uri)
 
 
 def _first_line(spark: SparkSession, uri: str) -> str | None:
@@ -435,7 +473,7 @@ def _record_ingestion(spark: SparkSession, fs: LakeFs, lake: Lake, result: Inges
         "ingestion_id": result.ingestion_id,
         "source_uri": result.source_uri,
         "status": result.status,
-        **asdict(result.counts),
+        **{name: getattr(result.counts, name) for name in tables.COUNT_FIELDS},
         "started_at": result.started_at,
         "finished_at": result.finished_at,
         "error": json.dumps(result.error) if result.error else None,
@@ -493,19 +531,22 @@ def _ingest_raw_copy(
     positions = column_positions(header_line)
     assert header_line is not None
 
-    parsed = parse_lines(read_lines(spark, raw_uri), positions, header_line).persist()
-    try:
+    # Parsing twice is cheaper than caching the parsed rows (measured: Spark's columnar cache costs ~2x a parse).
+    parsed = parse_lines(read_lines(spark, raw_uri), positions, header_line)
+    with _timed("count lines and find the partitions they touch"):
         is_valid = F.col("reject_reason").isNull()
-        per_partition = (
-            parsed.groupBy(is_valid.alias("valid"), F.when(is_valid, F.col("region")).alias("region"),
-                           F.when(is_valid, F.col("week_start")).alias("week_start"))
-            .count()
-            .collect()
-        )
-        rows_valid = sum(row["count"] for row in per_partition if row["valid"])
-        rows_rejected = sum(row["count"] for row in per_partition if not row["valid"])
-        touched = sorted((row["region"], row["week_start"]) for row in per_partition if row["valid"])
+        # One pass gives the counts, the partitions the batch touches and the rejects by reason.
+        groups = parsed.groupBy("reject_reason", "region", "week_start").count().collect()
+        rows_valid = sum(row["count"] for row in groups if row["reject_reason"] is None)
+        rejected_by_reason = {
+            reason: sum(row["count"] for row in groups if row["reject_reason"] == reason)
+            for reason in REJECT_REASONS
+            if any(row["reject_reason"] == reason for row in groups)
+        }
+        rows_rejected = sum(rejected_by_reason.values())
+        touched = sorted((row["region"], row["week_start"]) for row in groups if row["reject_reason"] is None)
 
+    with _timed("deduplicate and stage new trips"):
         outcome = Observation("dedupe")
         trips = (
             select_new_trips(parsed.where(is_valid), lake_keys_for(spark, fs, lake, touched))
@@ -525,8 +566,9 @@ def _ingest_raw_copy(
         trips.write.mode("overwrite").partitionBy(*tables.TRIPS_PARTITION_COLUMNS).parquet(staged_trips)
         observed = outcome.get
 
-        if rows_rejected:
-            rejected = number_rejected_lines(parsed.where(~is_valid), read_lines(spark, raw_uri))
+    if rows_rejected:
+        with _timed("stage rejected rows"):
+            rejected = number_rejected_lines(parsed.where(~is_valid), locate_lines(read_lines(spark, raw_uri)))
             _write_single_parquet(
                 rejected.withColumn("ingestion_id", F.lit(ingestion_id))
                 .select(*tables.REJECTED_ROWS_SCHEMA.fieldNames())
@@ -535,11 +577,10 @@ def _ingest_raw_copy(
                 lake.staging(ingestion_id, "rejected.parquet"),
                 fs,
             )
-    finally:
-        parsed.unpersist()
 
     counts = Counts(
         rows_read=rows_valid + rows_rejected,
+        rejected_by_reason=rejected_by_reason,
         rows_valid=rows_valid,
         rows_rejected=rows_rejected,
         duplicates_in_batch=int(observed["duplicates"]),

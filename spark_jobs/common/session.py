@@ -11,6 +11,8 @@ JOB_SQL_CONF = {
     "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
     # Partition values stay the strings we wrote ("2018-05-28"), never re-typed on read.
     "spark.sql.sources.partitionColumnTypeInference.enabled": "false",
+    # Files of a few hundred MB still spread over every core (the 128 MB default leaves one core idle).
+    "spark.sql.files.maxPartitionBytes": str(32 * 1024 * 1024),
 }
 
 

@@ -1,0 +1,130 @@
+"""The `triplake` command line (DESIGN.md §6)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from triplake.settings import get_settings
+
+stderr = Console(stderr=True)
+
+
+class UsageError(Exception):
+    """A problem with what the user asked for; printed without a traceback."""
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from triplake.generate import GenerateOptions, generate
+
+    try:
+        options = GenerateOptions(
+            rows=args.rows,
+            seed=args.seed,
+            duplicate_rate=args.duplicate_rate,
+            noise_rate=args.noise_rate,
+            routes_per_region=args.routes_per_region,
+            days=args.days,
+        )
+    except ValueError as problem:
+        raise UsageError(str(problem)) from problem
+    written = generate(options, args.out, args.truth_out, progress=args.rows >= 1_000_000 and stderr.is_terminal)
+    stderr.print(f"wrote {written:,} trips to {args.out}" + (f" (planted routes in {args.truth_out})" if args.truth_out else ""))
+    return 0
+
+
+def _summary_table(result) -> Table:
+    table = Table(title=f"Ingestions into {result.lake_root}")
+    for column in ("file", "status", "read", "valid", "rejected", "dup. in file", "already in lake", "written"):
+        table.add_column(column, justify="left" if column in ("file", "status") else "right")
+    for ingestion in result.ingestions:
+        counts = ingestion.counts
+        table.add_row(
+            ingestion.source_uri.rsplit("/", 1)[-1],
+            ingestion.status,
+            *(f"{value:,}" for value in (counts.rows_read, counts.rows_valid, counts.rows_rejected,
+                                        counts.duplicates_in_batch, counts.already_present, counts.rows_written)),
+        )
+    return table
+
+
+def _run(args: argparse.Namespace) -> int:
+    from triplake.pipeline import run_pipeline
+    from triplake.spark import build_local_session
+    from triplake.uris import local_path, to_uri
+
+    settings = get_settings()
+    try:
+        inputs = [to_uri(location) for location in args.input]
+        lake_root = to_uri(args.lake_root or settings.lake_root)
+    except ValueError as problem:
+        raise UsageError(str(problem)) from problem
+    missing = [uri for uri in inputs if (path := local_path(uri)) is not None and not path.is_file()]
+    if missing:
+        raise UsageError(f"input file not found: {', '.join(missing)}")
+
+    with stderr.status("starting Spark (local mode)...", spinner="dots"):
+        spark = build_local_session(settings)
+    with stderr.status(f"ingesting {len(inputs)} file(s)...", spinner="dots"):
+        result = run_pipeline(spark, inputs, lake_root)
+
+    if args.json:
+        print(json.dumps(result.to_dict()))
+    else:
+        console = Console()
+        console.print(_summary_table(result))
+        for ingestion in result.ingestions:
+            if ingestion.counts.rejected_by_reason:
+                reasons = ", ".join(f"{reason} {count:,}" for reason, count in ingestion.counts.rejected_by_reason.items())
+                console.print(f"  {ingestion.ingestion_id}: rejected rows by reason: {reasons}")
+            if ingestion.error:
+                console.print(f"  [red]{ingestion.ingestion_id} FAILED[/red] ({ingestion.error['kind']}): {ingestion.error['message']}")
+        console.print(f"Raw copies under {lake_root}/raw, trips in {lake_root}/curated/trips.")
+    for ingestion in result.ingestions:
+        if ingestion.error:
+            stderr.print(f"[red]error:[/red] {ingestion.source_uri}: {ingestion.error['message']}")
+    return 0 if result.succeeded else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="triplake", description="Event-driven data lake for vehicle trips.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    generate = commands.add_parser("generate", help="write synthetic trips with planted routes")
+    generate.add_argument("--rows", type=int, required=True, help="number of trips (duplicates included)")
+    generate.add_argument("--out", type=Path, required=True, help="output .csv or .csv.gz")
+    generate.add_argument("--seed", type=int, default=42)
+    generate.add_argument("--duplicate-rate", type=float, default=0.0, help="share of rows that copy another row")
+    generate.add_argument("--noise-rate", type=float, default=0.1, help="share of trips that follow no route")
+    generate.add_argument("--routes-per-region", type=int, default=5)
+    generate.add_argument("--days", type=int, default=31, help="trips spread over this many days from 2018-05-01")
+    generate.add_argument("--truth-out", type=Path, help="also write the planted route of every line here")
+    generate.set_defaults(handler=_generate)
+
+    run = commands.add_parser("run", help="run the batch pipeline on local Spark")
+    run.add_argument("--input", nargs="+", required=True, metavar="PATH", help="CSV or CSV.gz files (paths or URIs)")
+    run.add_argument("--lake-root", help="lake URI or path (default: TRIPLAKE_LAKE_ROOT or .local/lake)")
+    run.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
+    run.set_defaults(handler=_run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.handler(args)
+    except UsageError as problem:
+        stderr.print(f"[red]error:[/red] {problem}")
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
