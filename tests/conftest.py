@@ -1,0 +1,63 @@
+"""Shared fixtures: one moto server and one SparkSession for the whole test run (a JVM start costs ~7 s)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pytest
+
+from triplake.local.moto_server import running_moto_server
+from triplake.settings import Settings
+
+FIXTURES = Path(__file__).parent / "fixtures"
+SAMPLE = FIXTURES / "trips_sample.csv"
+BAD_ROWS = FIXTURES / "trips_bad_rows.csv"
+MOTO_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> str:
+    with running_moto_server() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture(scope="session")
+def test_settings(moto_endpoint: str) -> Settings:
+    return Settings(
+        aws_endpoint_url=moto_endpoint,
+        aws_region="us-east-1",
+        spark_master="local[2]",
+        spark_driver_memory="2g",
+        spark_shuffle_partitions=4,
+        **MOTO_CREDENTIALS,
+    )
+
+
+@pytest.fixture(scope="session")
+def spark(test_settings: Settings):
+    from triplake.spark import build_local_session
+
+    session = build_local_session(test_settings, app_name="triplake-tests")
+    yield session
+    session.stop()
+
+
+@pytest.fixture
+def lake_root(tmp_path: Path) -> str:
+    return (tmp_path / "lake").as_uri()
+
+
+def read_table(lake_uri: str, relative: str, partitioned: bool = False) -> pa.Table:
+    """A lake table read back with pyarrow, independent of the Spark code that wrote it."""
+    path = Path(lake_uri.removeprefix("file://")) / relative
+    if not path.exists():
+        return pa.table({})
+    partitioning = (
+        ds.partitioning(pa.schema([("region", pa.string()), ("week_start", pa.string())]), flavor="hive")
+        if partitioned
+        else None
+    )
+    dataset = ds.dataset(path, format="parquet", partitioning=partitioning)
+    return dataset.to_table()

@@ -1,0 +1,214 @@
+"""The pure transforms of the ingest job, on small inline DataFrames, asserted on their actual output."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timezone
+
+import pytest
+from pyspark.sql import functions as F
+
+from spark_jobs import ingest
+from spark_jobs.ingest import InvalidFileError, column_positions
+
+HEADER = "region,origin_coord,destination_coord,datetime,datasource"
+POSITIONS = column_positions(HEADER)
+VALID = "Prague,POINT (14.4973794438195 50.00136875782316),POINT (14.43109483523328 50.04052930943246),2018-05-28 09:03:40,funny_car"
+
+
+def parse(spark, *lines: str):
+    """parse_lines over the given lines (a header first, as in a file), rows in line order."""
+    frame = spark.createDataFrame([(line,) for line in (HEADER, *lines)], "value string").coalesce(1)
+    return [row.asDict() for row in ingest.parse_lines(frame, POSITIONS, HEADER).orderBy("row_id").collect()]
+
+
+# --- header ------------------------------------------------------------------------------------------
+
+def test_header_positions_follow_the_names_in_any_order():
+    assert column_positions(HEADER) == {
+        "region": 0, "origin_coord": 1, "destination_coord": 2, "datetime": 3, "datasource": 4
+    }
+    reordered = column_positions('\ufeffdatasource, "Region",datetime,destination_coord,origin_coord')
+    assert reordered == {"datasource": 0, "region": 1, "datetime": 2, "destination_coord": 3, "origin_coord": 4}
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        (None, "the file is empty"),
+        ("", "the file is empty"),
+        ("region,origin_coord,destination_coord,datetime", "missing: 'datasource'"),
+        (HEADER + ",speed", "unknown: 'speed'"),
+        (HEADER + ",region", "repeated: 'region'"),
+        ("Prague,POINT (1 2),POINT (3 4),2018-05-28 09:03:40,funny_car", "missing: 'region'"),
+    ],
+)
+def test_bad_header_is_an_invalid_file_naming_the_problem(header, expected):
+    with pytest.raises(InvalidFileError) as raised:
+        column_positions(header)
+    assert expected in str(raised.value)
+    assert raised.value.kind == "invalid_file"
+
+
+# --- parsing and validation ------------------------------------------------------------------------
+
+def test_valid_line_is_parsed_into_typed_columns(spark):
+    (row,) = parse(spark, VALID)
+    assert row["reject_reason"] is None
+    assert (row["origin_lon"], row["origin_lat"]) == (14.4973794438195, 50.00136875782316)
+    assert (row["destination_lon"], row["destination_lat"]) == (14.43109483523328, 50.04052930943246)
+    assert row["started_at"].replace(tzinfo=None) == datetime(2018, 5, 28, 9, 3, 40)
+    assert row["week_start"] == "2018-05-28"  # a Monday names its own week
+    assert (row["region"], row["datasource"]) == ("Prague", "funny_car")
+
+
+@pytest.mark.parametrize(
+    ("wkt", "expected"),
+    [
+        ("POINT (1.5 2.5)", (1.5, 2.5)),
+        ("point(1.5 2.5)", (1.5, 2.5)),
+        ("POINT   (  -1.5    2.5 )", (-1.5, 2.5)),
+        ('"POINT (1.5 2.5)"', (1.5, 2.5)),
+        ("POINT (1e1 -2)", (10.0, -2.0)),
+        ("POINT (1.5)", None),
+        ("POINT (1.5 2.5 3.5)", None),
+        ("POINT 1.5 2.5", None),
+        ("POINT (1.5 2.5", None),
+        ("LINESTRING (1.5 2.5)", None),
+        ("POINT (abc 2.5)", None),
+        ("POINT EMPTY", None),
+        ("", None),
+    ],
+)
+def test_wkt_points_are_parsed_or_rejected(spark, wkt, expected):
+    (row,) = parse(spark, f"Prague,{wkt},POINT (14.43 50.04),2018-05-28 09:03:40,funny_car")
+    if expected is None:
+        assert row["reject_reason"] == ingest.BAD_ORIGIN_COORD
+    else:
+        assert row["reject_reason"] is None
+        assert (row["origin_lon"], row["origin_lat"]) == expected
+
+
+def test_every_reject_reason(spark):
+    cases = {
+        "Prague,POINT (1 2),POINT (3 4),2018-05-28 09:03:40": ingest.WRONG_FIELD_COUNT,
+        "Prague,POINT (1 2),POINT (3 4),2018-05-28 09:03:40,a,b": ingest.WRONG_FIELD_COUNT,
+        " ,POINT (1 2),POINT (3 4),2018-05-28 09:03:40,funny_car": ingest.EMPTY_REGION,
+        "../etc,POINT (1 2),POINT (3 4),2018-05-28 09:03:40,funny_car": ingest.UNSAFE_REGION,
+        "a=b,POINT (1 2),POINT (3 4),2018-05-28 09:03:40,funny_car": ingest.UNSAFE_REGION,
+        "a/b,POINT (1 2),POINT (3 4),2018-05-28 09:03:40,funny_car": ingest.UNSAFE_REGION,
+        "a\\b,POINT (1 2),POINT (3 4),2018-05-28 09:03:40,funny_car": ingest.UNSAFE_REGION,
+        "a\tb,POINT (1 2),POINT (3 4),2018-05-28 09:03:40,funny_car": ingest.UNSAFE_REGION,
+        "Prague,POINT (x 2),POINT (3 4),2018-05-28 09:03:40,funny_car": ingest.BAD_ORIGIN_COORD,
+        "Prague,POINT (181 2),POINT (3 4),2018-05-28 09:03:40,funny_car": ingest.ORIGIN_OUT_OF_RANGE,
+        "Prague,POINT (1 -90.5),POINT (3 4),2018-05-28 09:03:40,funny_car": ingest.ORIGIN_OUT_OF_RANGE,
+        "Prague,POINT (NaN 2),POINT (3 4),2018-05-28 09:03:40,funny_car": ingest.ORIGIN_OUT_OF_RANGE,
+        "Prague,POINT (Infinity 2),POINT (3 4),2018-05-28 09:03:40,funny_car": ingest.ORIGIN_OUT_OF_RANGE,
+        "Prague,POINT (1 2),POINT (3),2018-05-28 09:03:40,funny_car": ingest.BAD_DESTINATION_COORD,
+        "Prague,POINT (1 2),POINT (3 91),2018-05-28 09:03:40,funny_car": ingest.DESTINATION_OUT_OF_RANGE,
+        "Prague,POINT (1 2),POINT (3 4),yesterday,funny_car": ingest.BAD_DATETIME,
+        "Prague,POINT (1 2),POINT (3 4),2018-02-30 10:00:00,funny_car": ingest.BAD_DATETIME,
+        "Prague,POINT (1 2),POINT (3 4),,funny_car": ingest.BAD_DATETIME,
+        "Prague,POINT (1 2),POINT (3 4),2018-05-28 09:03:40,": ingest.EMPTY_DATASOURCE,
+        "Prague,POINT (1 2),POINT (3 4),2018-05-28 09:03:40, ": ingest.EMPTY_DATASOURCE,
+    }
+    rows = parse(spark, *cases)
+    assert [row["reject_reason"] for row in rows] == list(cases.values())
+    assert [row["raw_line"] for row in rows] == list(cases)
+    assert set(cases.values()) == set(ingest.REJECT_REASONS)
+
+
+def test_blank_lines_and_repeated_headers_are_not_rows(spark):
+    rows = parse(spark, "", VALID, "   ", HEADER, VALID)
+    assert [row["reject_reason"] for row in rows] == [None, None]
+
+
+# --- trip identity -------------------------------------------------------------------------------
+
+def _expected_trip_id(region, olon, olat, dlon, dlat, started):
+    micros = int(started.replace(tzinfo=timezone.utc).timestamp() * 1_000_000)
+    text = "|".join([region, *(repr(round(v, 7) + 0.0) for v in (olon, olat, dlon, dlat)), str(micros)])
+    return hashlib.md5(text.encode()).hexdigest()
+
+
+def test_trip_id_is_the_documented_hash_and_ignores_noise_beyond_7_decimals(spark):
+    base = parse(spark, VALID)[0]["trip_id"]
+    assert base == _expected_trip_id(
+        "Prague", 14.4973794438195, 50.00136875782316, 14.43109483523328, 50.04052930943246,
+        datetime(2018, 5, 28, 9, 3, 40),
+    )
+    same_trip = [
+        VALID.replace("14.4973794438195", "14.49737944"),  # differs in the 9th decimal only
+        VALID.replace("funny_car", "cheap_mobile"),         # datasource is not part of the identity
+        VALID.replace("2018-05-28 09:03:40", "2018-05-28T09:03:40"),
+    ]
+    other_trip = [
+        VALID.replace("14.4973794438195", "14.4973796"),
+        VALID.replace("09:03:40", "09:03:41"),
+        VALID.replace("Prague", "Turin"),
+    ]
+    rows = parse(spark, *same_trip, *other_trip)
+    assert [row["trip_id"] for row in rows[:3]] == [base] * 3
+    assert len({base, *(row["trip_id"] for row in rows[3:])}) == 4
+
+
+def test_negative_zero_and_zero_are_one_trip(spark):
+    rows = parse(
+        spark,
+        "Null Island,POINT (0.0 1),POINT (2 3),2018-05-28 09:03:40,a",
+        "Null Island,POINT (-0.0 1),POINT (2 3),2018-05-28 09:03:40,a",
+    )
+    assert rows[0]["trip_id"] == rows[1]["trip_id"]
+
+
+# --- deduplication -------------------------------------------------------------------------------
+
+def _batch(spark, rows):
+    schema = (
+        "block_start long, row_id long, region string, origin_lon double, origin_lat double, "
+        "destination_lon double, destination_lat double, started_at timestamp, datasource string, "
+        "trip_id string, week_start string"
+    )
+    return spark.createDataFrame(rows, schema)
+
+
+def test_dedupe_keeps_the_earliest_line_and_flags_trips_already_in_the_lake(spark):
+    at = datetime(2018, 5, 28, 9, 3, 40)
+    rows = [
+        # copies of trip "a" in reverse file order: the one at block 0, row 1 must win
+        (0, 5, "Prague", 1.0, 2.0, 3.0, 4.0, at, "third", "a", "2018-05-28"),
+        (0, 1, "Prague", 1.0, 2.0, 3.0, 4.0, at, "first", "a", "2018-05-28"),
+        (0, 3, "Prague", 1.0, 2.0, 3.0, 4.0, at, "second", "a", "2018-05-28"),
+        (64, 0, "Prague", 1.0, 2.0, 3.0, 4.0, at, "later block", "b", "2018-05-28"),
+        (0, 9, "Prague", 1.0, 2.0, 3.0, 4.0, at, "earlier block", "b", "2018-05-28"),
+        (0, 2, "Turin", 1.0, 2.0, 3.0, 4.0, at, "in lake", "c", "2018-05-28"),
+        (0, 4, "Turin", 1.0, 2.0, 3.0, 4.0, at, "in lake too", "c", "2018-05-28"),
+    ]
+    lake = spark.createDataFrame(
+        [("c", "Turin", "2018-05-28"), ("z", "Turin", "2018-05-28"), (None, None, None)],
+        "trip_id string, region string, week_start string",
+    )
+    result = {row["trip_id"]: row for row in ingest.select_new_trips(_batch(spark, rows), lake).collect()}
+    assert sorted(result) == ["a", "b", "c"]  # "z" is only in the lake, the null key is no trip of the batch
+    assert (result["a"]["datasource"], result["a"]["copies"], result["a"]["in_lake"]) == ("first", 3, False)
+    assert (result["b"]["datasource"], result["b"]["copies"]) == ("earlier block", 2)
+    assert (result["c"]["copies"], result["c"]["in_lake"]) == (2, True)
+
+
+def test_rejected_lines_are_numbered_across_blocks(spark):
+    lines = spark.createDataFrame(
+        [(0, 0), (0, 1), (0, 2), (100, 8589934592), (100, 8589934593), (200, 17179869184)],
+        "block_start long, row_id long",
+    )
+    rejected = spark.createDataFrame(
+        [(0, 2, "x", "bad_datetime"), (100, 8589934593, "y", "empty_region"), (200, 17179869184, "z", "bad_datetime")],
+        "block_start long, row_id long, raw_line string, reject_reason string",
+    )
+    numbered = ingest.number_rejected_lines(rejected, lines).orderBy("line_number").collect()
+    assert [(row["line_number"], row["raw_line"]) for row in numbered] == [(3, "x"), (5, "y"), (6, "z")]
+
+
+def test_counts_reconcile_only_when_they_add_up():
+    assert ingest.Counts(10, 8, 2, 1, 3, 4).reconciles()
+    assert not ingest.Counts(10, 8, 2, 1, 3, 3).reconciles()
+    assert not ingest.Counts(10, 7, 2, 1, 3, 3).reconciles()
