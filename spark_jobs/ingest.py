@@ -433,7 +433,8 @@ def _partition_dir(spark: SparkSession, name: str, value: str) -> str:
 
 def lake_keys_for(spark: SparkSession, fs: LakeFs, lake: Lake, partitions: list[tuple[str, str]]) -> DataFrame:
     """Keys of the trips already in the given (region, week_start) partitions, reading nothing else."""
-    key_schema = T.StructType([tables.TRIPS_SCHEMA[name] for name in ("trip_id", "region", "week_start")])
+    # Nullable as Parquet reads it back: the written files have one schema whether or not the lake had keys.
+    key_schema = T.StructType([T.StructField(name, T.StringType(), True) for name in ("trip_id", "region", "week_start")])
     trips_root = lake.uri(tables.TRIPS)
     by_region: dict[str, set[str]] = {}
     for region, week in partitions:

@@ -1,0 +1,183 @@
+"""The ingest job end to end on real files in a file:// lake, read back with pyarrow."""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+from pathlib import Path
+
+import pyarrow.compute as pc
+import pytest
+
+from spark_jobs import ingest
+from spark_jobs.common.lakefs import LakeFs
+from tests.conftest import BAD_ROWS, SAMPLE, read_table
+
+
+def lake_path(lake_root: str) -> Path:
+    return Path(lake_root.removeprefix("file://"))
+
+
+def trips(lake_root: str):
+    return read_table(lake_root, "curated/trips", partitioned=True)
+
+
+def test_sample_file_end_to_end(spark, lake_root):
+    result = ingest.ingest_file(spark, SAMPLE.as_uri(), lake_root)
+
+    assert result.status == "SUCCEEDED"
+    counts = result.counts
+    assert (counts.rows_read, counts.rows_valid, counts.rows_rejected) == (100, 100, 0)
+    assert (counts.duplicates_in_batch, counts.already_present, counts.rows_written) == (0, 0, 100)
+    table = trips(lake_root)
+    assert table.num_rows == 100
+    assert sorted(pc.unique(table["region"]).to_pylist()) == ["Hamburg", "Prague", "Turin"]
+    assert sorted(pc.unique(table["week_start"]).to_pylist()) == [
+        "2018-04-30", "2018-05-07", "2018-05-14", "2018-05-21", "2018-05-28"
+    ]
+    assert len(set(table["trip_id"].to_pylist())) == 100
+    assert set(table["ingestion_id"].to_pylist()) == {result.ingestion_id}
+    assert len(result.partitions_written) == 15
+    # the raw file is kept byte for byte
+    raw = lake_path(lake_root) / "raw" / result.ingestion_id / SAMPLE.name
+    assert raw.read_bytes() == SAMPLE.read_bytes()
+    # one committed ingestions row with the same counts
+    record = read_table(lake_root, "curated/ingestions").to_pylist()
+    assert len(record) == 1
+    assert record[0]["status"] == "SUCCEEDED" and record[0]["rows_written"] == 100
+    assert not (lake_path(lake_root) / "_staging" / result.ingestion_id).exists()
+
+
+def test_sample_ingested_twice_writes_nothing_the_second_time(spark, lake_root):
+    first = ingest.ingest_file(spark, SAMPLE.as_uri(), lake_root)
+    files_after_first = sorted(p.name for p in (lake_path(lake_root) / "curated/trips").rglob("*.parquet"))
+    second = ingest.ingest_file(spark, SAMPLE.as_uri(), lake_root)
+
+    assert second.counts.rows_written == 0
+    assert second.counts.already_present == second.counts.rows_valid == 100
+    assert second.ingestion_id != first.ingestion_id
+    assert trips(lake_root).num_rows == 100
+    assert sorted(p.name for p in (lake_path(lake_root) / "curated/trips").rglob("*.parquet")) == files_after_first
+    assert read_table(lake_root, "curated/ingestions").num_rows == 2
+
+
+def test_bad_rows_are_kept_with_line_number_and_reason_and_counts_reconcile(spark, lake_root):
+    result = ingest.ingest_file(spark, BAD_ROWS.as_uri(), lake_root)
+
+    counts = result.counts
+    assert counts.reconciles()
+    assert (counts.rows_read, counts.rows_valid, counts.rows_rejected) == (16, 3, 13)
+    assert (counts.duplicates_in_batch, counts.already_present, counts.rows_written) == (1, 0, 2)
+    rejected = read_table(lake_root, "curated/rejected_rows").to_pylist()
+    lines = BAD_ROWS.read_text().splitlines()
+    assert [row["line_number"] for row in rejected] == list(range(4, 17))
+    assert all(row["raw_line"] == lines[row["line_number"] - 1] for row in rejected)
+    assert {row["reason"] for row in rejected} == set(ingest.REJECT_REASONS)
+    assert counts.rejected_by_reason == {
+        "wrong_field_count": 1, "empty_region": 1, "unsafe_region": 2, "bad_origin_coord": 2,
+        "origin_out_of_range": 2, "bad_destination_coord": 1, "destination_out_of_range": 1,
+        "bad_datetime": 2, "empty_datasource": 1,
+    }
+    table = trips(lake_root).to_pylist()
+    assert sorted((row["region"], row["datasource"]) for row in table) == [
+        ("Prague", "funny_car"),  # line 2 wins over its copy on line 3
+        ("Turin", "baba_car"),    # loose spacing and quotes are still a point
+    ]
+
+
+def test_unsafe_regions_cannot_escape_their_partition_directory(spark, lake_root):
+    ingest.ingest_file(spark, BAD_ROWS.as_uri(), lake_root)
+    trips_dir = lake_path(lake_root) / "curated" / "trips"
+    assert sorted(p.name for p in trips_dir.iterdir()) == ["region=Prague", "region=Turin"]
+    assert not (lake_path(lake_root) / "curated" / "etc").exists()
+    assert not any("a=b" in str(p) for p in lake_path(lake_root).rglob("*"))
+
+
+def test_wrong_header_fails_the_file_and_writes_no_trips(spark, lake_root, tmp_path):
+    bad_header = tmp_path / "bad_header.csv"
+    bad_header.write_text(SAMPLE.read_text().replace("destination_coord", "dest", 1))
+
+    result = ingest.ingest_file(spark, bad_header.as_uri(), lake_root)
+
+    assert result.status == "FAILED"
+    assert result.error["kind"] == "invalid_file"
+    assert "missing: 'destination_coord'" in result.error["message"]
+    assert "unknown: 'dest'" in result.error["message"]
+    assert not (lake_path(lake_root) / "curated" / "trips").exists()
+    assert (lake_path(lake_root) / "raw" / result.ingestion_id / "bad_header.csv").read_bytes() == bad_header.read_bytes()
+    (record,) = read_table(lake_root, "curated/ingestions").to_pylist()
+    assert record["status"] == "FAILED" and "invalid_file" in record["error"]
+
+
+def test_empty_file_is_an_invalid_file(spark, lake_root, tmp_path):
+    empty = tmp_path / "empty.csv"
+    empty.write_bytes(b"")
+    result = ingest.ingest_file(spark, empty.as_uri(), lake_root)
+    assert result.status == "FAILED"
+    assert "the file is empty" in result.error["message"]
+
+
+def test_header_only_file_succeeds_with_nothing_to_write(spark, lake_root, tmp_path):
+    header_only = tmp_path / "header_only.csv"
+    header_only.write_text(SAMPLE.read_text().splitlines()[0] + "\n")
+    result = ingest.ingest_file(spark, header_only.as_uri(), lake_root)
+    assert result.status == "SUCCEEDED"
+    assert result.counts.rows_read == 0 and result.counts.rows_written == 0
+
+
+def test_missing_file_fails_with_a_clear_error(spark, lake_root, tmp_path):
+    result = ingest.ingest_file(spark, (tmp_path / "nope.csv").as_uri(), lake_root)
+    assert result.status == "FAILED"
+    assert "does not exist" in result.error["message"]
+
+
+def test_gzipped_file_gives_the_same_trips_as_the_plain_one(spark, lake_root, tmp_path):
+    gz = tmp_path / "trips_sample.csv.gz"
+    with SAMPLE.open("rb") as plain, gzip.open(gz, "wb") as packed:
+        shutil.copyfileobj(plain, packed)
+    result = ingest.ingest_file(spark, gz.as_uri(), lake_root)
+    assert result.counts.rows_written == 100
+    assert sorted(trips(lake_root)["trip_id"].to_pylist()) == sorted(
+        trips(_ingested_copy(spark, tmp_path))["trip_id"].to_pylist()
+    )
+
+
+def _ingested_copy(spark, tmp_path: Path) -> str:
+    root = (tmp_path / "plain-lake").as_uri()
+    ingest.ingest_file(spark, SAMPLE.as_uri(), root)
+    return root
+
+
+class _DiesAfterRenames(LakeFs):
+    """A filesystem whose process 'dies' after a number of renames, i.e. in the middle of publishing."""
+
+    def __init__(self, spark, renames_allowed: int) -> None:
+        super().__init__(spark)
+        self.renames_left = renames_allowed
+
+    def rename(self, source_uri: str, target_uri: str) -> None:
+        if self.renames_left == 0:
+            raise KeyboardInterrupt("killed mid-publish")
+        self.renames_left -= 1
+        super().rename(source_uri, target_uri)
+
+
+def test_a_run_killed_mid_publish_and_rerun_leaves_what_a_clean_run_leaves(spark, lake_root, tmp_path, monkeypatch):
+    clean_root = (tmp_path / "clean").as_uri()
+    ingest.ingest_file(spark, SAMPLE.as_uri(), clean_root)
+
+    monkeypatch.setattr(ingest, "LakeFs", lambda session: _DiesAfterRenames(session, renames_allowed=7))
+    with pytest.raises(KeyboardInterrupt):
+        ingest.ingest_file(spark, SAMPLE.as_uri(), lake_root)
+    assert 0 < trips(lake_root).num_rows < 100  # half published: readers would see a partial batch
+
+    monkeypatch.undo()
+    rerun = ingest.ingest_file(spark, SAMPLE.as_uri(), lake_root)
+
+    assert rerun.counts.rows_written == 100 and rerun.counts.already_present == 0
+    columns = ["trip_id", "region", "origin_lon", "origin_lat", "destination_lon", "destination_lat",
+               "started_at", "datasource", "week_start"]
+    assert trips(lake_root).select(columns).sort_by("trip_id").equals(
+        trips(clean_root).select(columns).sort_by("trip_id")
+    )
+    assert read_table(lake_root, "curated/ingestions").num_rows == 1  # the killed run never committed
