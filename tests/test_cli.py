@@ -1,0 +1,52 @@
+"""The `triplake` command line: what a user types and what they get back."""
+
+from __future__ import annotations
+
+import json
+
+from triplake.cli import main
+from tests.conftest import BAD_ROWS, SAMPLE
+
+
+def test_run_json_prints_one_object_with_reconciled_counts(spark, tmp_path, capsys):
+    lake = tmp_path / "lake"
+    code = main(["run", "--input", str(BAD_ROWS), str(SAMPLE), "--lake-root", str(lake), "--json"])
+
+    assert code == 0
+    output = json.loads(capsys.readouterr().out)  # exactly one JSON object on stdout
+    assert output["status"] == "SUCCEEDED"
+    assert output["lake_root"] == lake.as_uri()
+    bad, sample = output["ingestions"]
+    assert bad["rows_read"] == bad["rows_valid"] + bad["rows_rejected"] == 16
+    assert bad["rows_valid"] == bad["duplicates_in_batch"] + bad["already_present"] + bad["rows_written"] == 3
+    assert bad["rejected_by_reason"]["unsafe_region"] == 2
+    # lines 2 and 18 of the bad file are trips of the sample (line 18 spelled loosely): already in the lake
+    assert sample["rows_written"] == 98 and sample["already_present"] == 2
+    assert bad["ingestion_id"] != sample["ingestion_id"]
+
+
+def test_run_prints_a_summary_table(spark, tmp_path, capsys):
+    assert main(["run", "--input", str(SAMPLE), "--lake-root", str(tmp_path / "lake")]) == 0
+    out = capsys.readouterr().out
+    assert "trips_sample.csv" in out and "SUCCEEDED" in out and "100" in out
+
+
+def test_run_with_an_invalid_file_exits_non_zero_and_says_why(spark, tmp_path, capsys):
+    bad_header = tmp_path / "bad.csv"
+    bad_header.write_text("a,b,c\n1,2,3\n")
+    assert main(["run", "--input", str(bad_header), "--lake-root", str(tmp_path / "lake")]) == 1
+    err = capsys.readouterr().err
+    assert "the header does not match the trips format" in err
+
+
+def test_missing_input_is_a_usage_error_before_spark_starts(tmp_path, capsys):
+    assert main(["run", "--input", str(tmp_path / "nope.csv")]) == 2
+    assert "input file not found" in capsys.readouterr().err
+
+
+def test_generate_writes_the_file(tmp_path, capsys):
+    out = tmp_path / "g.csv"
+    assert main(["generate", "--rows", "1000", "--out", str(out), "--seed", "1"]) == 0
+    assert len(out.read_text().splitlines()) == 1001
+    assert main(["generate", "--rows", "10", "--out", str(out), "--duplicate-rate", "2"]) == 2
+    assert "duplicate rate" in capsys.readouterr().err

@@ -1,0 +1,35 @@
+"""The same ingest job against s3:// URIs on a moto server, through the S3A jars."""
+
+from __future__ import annotations
+
+import io
+
+import boto3
+import pyarrow.parquet as pq
+
+from spark_jobs import ingest
+from tests.conftest import MOTO_CREDENTIALS, SAMPLE
+
+
+def test_sample_ingested_from_s3_into_an_s3_lake(spark, moto_endpoint):
+    s3 = boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1", **MOTO_CREDENTIALS)
+    s3.create_bucket(Bucket="landing")
+    s3.create_bucket(Bucket="lake")
+    s3.upload_file(str(SAMPLE), "landing", "incoming/trips sample.csv")  # a space, as users name files
+
+    result = ingest.ingest_file(spark, "s3://landing/incoming/trips sample.csv", "s3://lake/triplake")
+
+    assert result.status == "SUCCEEDED", result.error
+    assert result.counts.rows_written == 100
+    keys = [item["Key"] for item in s3.list_objects_v2(Bucket="lake", Prefix="triplake/")["Contents"]]
+    trip_files = [key for key in keys if key.startswith("triplake/curated/trips/") and key.endswith(".parquet")]
+    assert len(trip_files) == 15  # 3 regions x 5 weeks
+    rows = 0
+    for key in trip_files:
+        table = pq.read_table(io.BytesIO(s3.get_object(Bucket="lake", Key=key)["Body"].read()))
+        rows += table.num_rows
+        assert "trip_id" in table.column_names
+    assert rows == 100
+    raw_key = f"triplake/raw/{result.ingestion_id}/trips sample.csv"
+    assert s3.get_object(Bucket="lake", Key=raw_key)["Body"].read() == SAMPLE.read_bytes()
+    assert f"triplake/curated/ingestions/{result.ingestion_id}.parquet" in keys
