@@ -41,7 +41,7 @@ def _generate(args: argparse.Namespace) -> int:
 
 def _summary_table(result) -> Table:
     table = Table(title=f"Ingestions into {result.lake_root}")
-    for column in ("file", "status", "read", "valid", "rejected", "dup. in file", "already in lake", "written"):
+    for column in ("file", "status", "read", "valid", "rejected", "duplicates", "already in lake", "written"):
         table.add_column(column, justify="left" if column in ("file", "status") else "right")
     for ingestion in result.ingestions:
         counts = ingestion.counts
@@ -77,7 +77,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result.to_dict()))
     else:
-        console = Console()
+        # Off a terminal (CI logs, pipes) rich assumes 80 columns; the summary needs more to stay readable.
+        console = Console(width=None if Console().is_terminal else 140)
         console.print(_summary_table(result))
         for ingestion in result.ingestions:
             if ingestion.counts.rejected_by_reason:
