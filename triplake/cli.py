@@ -13,7 +13,7 @@ from rich.table import Table
 
 from triplake.settings import get_settings
 
-stderr = Console(stderr=True)
+stderr = Console(stderr=True, soft_wrap=True)  # messages stay one line, whole, in logs too
 
 
 class UsageError(Exception):
