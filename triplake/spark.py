@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import os
 
+from pathlib import Path
+
 from pyspark.sql import SparkSession
 
 from spark_jobs.common import session as job_session
@@ -12,6 +14,8 @@ from triplake.jars import missing_jars, jar_paths
 from triplake.settings import Settings
 
 logger = logging.getLogger(__name__)
+
+LOG4J2_CONFIG = Path(__file__).with_name("log4j2.properties")
 
 
 def s3a_conf(settings: Settings) -> dict[str, str]:
@@ -44,6 +48,7 @@ def build_local_session(settings: Settings, app_name: str = "triplake") -> Spark
         SparkSession.builder.master(settings.spark_master)
         .appName(app_name)
         .config("spark.driver.memory", settings.spark_driver_memory)
+        .config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile={LOG4J2_CONFIG.as_uri()}")
         .config("spark.driver.bindAddress", "127.0.0.1")
         .config("spark.driver.host", "127.0.0.1")
         .config("spark.ui.enabled", "false")
