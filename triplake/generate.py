@@ -9,7 +9,6 @@ bytes. A side file can hold the planted route of every line ("noise" for noise r
 from __future__ import annotations
 
 import io
-import math
 import os
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor

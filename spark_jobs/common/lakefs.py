@@ -38,10 +38,6 @@ class LakeFs:
         path = self._path(uri)
         return bool(self._fs(path).exists(path))
 
-    def size(self, uri: str) -> int:
-        path = self._path(uri)
-        return int(self._fs(path).getFileStatus(path).getLen())
-
     def list(self, uri: str) -> list[FileInfo]:
         """Entries directly under uri, sorted by name; empty when uri does not exist."""
         path = self._path(uri)

@@ -6,7 +6,6 @@ import hashlib
 from datetime import datetime, timezone
 
 import pytest
-from pyspark.sql import functions as F
 
 from spark_jobs import ingest
 from spark_jobs.ingest import InvalidFileError, column_positions
