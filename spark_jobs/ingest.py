@@ -1,8 +1,11 @@
 """Ingest one CSV file of trips into the lake.
 
     raw copy -> header check -> parse and validate every line -> trip_id
-             -> deduplicate (inside the batch and against the lake, one shuffle) -> staged Parquet
+             -> deduplicate inside the batch and against the lake (one shuffle, one sort) -> staged Parquet
              -> publish (move the staged files into curated/trips) -> ingestions row (the commit)
+
+The file is parsed once: the counts come from observations on that pass. A second, cheap pass (region and
+week of every line) runs only when the lake already holds trips, to read just the partitions the file touches.
 
 Nothing a user sent is lost: the file is copied unchanged to raw/ first, every rejected line is kept in
 rejected_rows with its line number and reason, and the counts reconcile:
@@ -36,8 +39,12 @@ from spark_jobs.common.lakefs import LakeFs, join_uri
 logger = logging.getLogger(__name__)
 
 INPUT_COLUMNS = ("region", "origin_coord", "destination_coord", "datetime", "datasource")
-TRIP_KEY = ("region", "week_start", "trip_id")
 TRIP_ID_DECIMALS = 7
+# Coordinates enter trip_id as integers: degrees x 10^7 rounded half to even (Math.rint), exact and cheap.
+COORDINATE_SCALE = 10.0**TRIP_ID_DECIMALS
+# The rounded origin latitude leads the sort of every trips file (bbox pruning) and keys the dedupe, so
+# one sort serves both; it is a pure function of origin_lat, recomputed the same way for lake rows.
+ORIGIN_LAT_KEY = "origin_lat_e7"
 MAX_LONGITUDE = 180.0
 MAX_LATITUDE = 90.0
 # A region becomes a directory name (region=...): nothing that could leave or fake that directory.
@@ -131,14 +138,25 @@ def _point_inner(wkt_column: str) -> Column:
     return F.when((open_at > 0) & (keyword == "POINT") & wkt.endswith(")"), inner)
 
 
-def _point_numbers(inner_column: str) -> Column:
+def _strict_point_pair(wkt_column: str) -> Column:
+    """'lon lat' for any spelling of a 2D WKT point (case, blanks), null for anything else."""
     # Split on single blanks and drop the empty pieces: any run of blanks separates, without a regex.
-    return F.array_remove(F.split(F.col(inner_column), " "), "")
+    numbers = F.array_remove(F.split(_point_inner(wkt_column), " "), "")
+    return F.when(F.size(numbers) == 2, F.array_join(numbers, " "))
 
 
-def _number(numbers_column: str, index: int) -> Column:
-    numbers = F.col(numbers_column)
-    return F.when(F.size(numbers) == 2, F.try_element_at(numbers, F.lit(index)))
+def point_pair(wkt_column: str) -> Column:
+    """'lon lat' (two texts, one blank between) of a WKT point; null when the text is not a 2D point.
+
+    Nearly every line spells its points exactly 'POINT (lon lat)'. That spelling is recognised with a few
+    substring operations and a comparison; only other spellings pay for the strict parse (when() evaluates
+    its second branch for those lines alone).
+    """
+    wkt = F.col(wkt_column)
+    inner = F.substring_index(F.substring_index(wkt, "(", -1), ")", 1)
+    lon, lat = F.substring_index(inner, " ", 1), F.substring_index(inner, " ", -1)
+    canonical = wkt == F.concat(F.lit("POINT ("), lon, F.lit(" "), lat, F.lit(")"))
+    return F.when(canonical, F.concat(lon, F.lit(" "), lat)).otherwise(_strict_point_pair(wkt_column))
 
 
 def _try_cast(column: str, type_name: str) -> Column:
@@ -146,34 +164,28 @@ def _try_cast(column: str, type_name: str) -> Column:
     return F.expr(f"try_cast(`{column}` AS {type_name})")
 
 
+def _pair_number(pair_column: str, index: int) -> Column:
+    return F.expr(f"try_cast(substring_index(`{pair_column}`, ' ', {index}) AS DOUBLE)")
+
+
 def parse_fields(fields: DataFrame) -> DataFrame:
     """Typed trip columns from the text fields, without UDFs; unparseable values become null."""
-    kept = ["value", "field_count", "region", "datetime", "datasource"]
-    numbers = fields.select(
+    kept = ["value", "field_count", "region", "datasource"]
+    pairs = fields.select(
         *kept,
-        _point_inner("origin_coord").alias("origin_inner"),
-        _point_inner("destination_coord").alias("destination_inner"),
-    ).select(
-        *kept,
-        _point_numbers("origin_inner").alias("origin_numbers"),
-        _point_numbers("destination_inner").alias("destination_numbers"),
+        _try_cast("datetime", "TIMESTAMP").alias("started_at"),
+        point_pair("origin_coord").alias("origin_pair"),
+        point_pair("destination_coord").alias("destination_pair"),
     )
-    texts = numbers.select(
-        *kept,
-        _number("origin_numbers", 1).alias("origin_lon_text"),
-        _number("origin_numbers", 2).alias("origin_lat_text"),
-        _number("destination_numbers", 1).alias("destination_lon_text"),
-        _number("destination_numbers", 2).alias("destination_lat_text"),
-    )
-    return texts.select(
+    return pairs.select(
         "value",
         "field_count",
         "region",
-        _try_cast("origin_lon_text", "DOUBLE").alias("origin_lon"),
-        _try_cast("origin_lat_text", "DOUBLE").alias("origin_lat"),
-        _try_cast("destination_lon_text", "DOUBLE").alias("destination_lon"),
-        _try_cast("destination_lat_text", "DOUBLE").alias("destination_lat"),
-        _try_cast("datetime", "TIMESTAMP").alias("started_at"),
+        _pair_number("origin_pair", 1).alias("origin_lon"),
+        _pair_number("origin_pair", -1).alias("origin_lat"),
+        _pair_number("destination_pair", 1).alias("destination_lon"),
+        _pair_number("destination_pair", -1).alias("destination_lat"),
+        "started_at",
         "datasource",
     )
 
@@ -199,44 +211,71 @@ def with_reject_reason(parsed: DataFrame) -> DataFrame:
     return parsed.withColumn("reject_reason", reason)
 
 
-def _identity_text(column: str) -> Column:
-    # Adding 0.0 turns -0.0 into 0.0, so the two spellings of zero are one trip.
-    return (F.round(F.col(column), TRIP_ID_DECIMALS) + F.lit(0.0)).cast("string")
+def scaled_coordinate(column: str) -> Column:
+    """Degrees x 10^7 rounded half to even, as a long: the 7-decimal rounding of the trip identity.
+
+    Integer arithmetic instead of round(x, 7), which goes through BigDecimal and cost a third of the parse.
+    -0.0 and 0.0 become the same 0.
+    """
+    return F.rint(F.col(column) * F.lit(COORDINATE_SCALE)).cast("long")
+
+
+def week_start_of(timestamp: Column) -> Column:
+    """Monday of the ISO week (UTC session), as a date: the partition value week_start=YYYY-MM-DD."""
+    return F.date_trunc("week", timestamp).cast("date")
 
 
 def with_trip_identity(trips: DataFrame) -> DataFrame:
-    """Adds trip_id (md5 of region, rounded coordinates and time) and week_start (Monday, YYYY-MM-DD)."""
+    """Adds trip_id, week_start (Monday, a date) and the origin latitude key of the sort.
+
+    trip_id = md5 of 'region|origin lon|origin lat|destination lon|destination lat|start', coordinates as
+    degrees x 10^7 rounded to integers and the start in microseconds since the epoch (UTC): reproducible
+    in any SQL engine, and the datasource is not part of it.
+    """
     identity = F.concat_ws(
         "|",
         F.col("region"),
-        _identity_text("origin_lon"),
-        _identity_text("origin_lat"),
-        _identity_text("destination_lon"),
-        _identity_text("destination_lat"),
+        scaled_coordinate("origin_lon").cast("string"),
+        scaled_coordinate("origin_lat").cast("string"),
+        scaled_coordinate("destination_lon").cast("string"),
+        scaled_coordinate("destination_lat").cast("string"),
         F.expr("unix_micros(started_at)").cast("string"),
     )
-    return trips.withColumn("trip_id", F.md5(identity)).withColumn(
-        "week_start", F.date_trunc("week", F.col("started_at")).cast("date").cast("string")
+    return trips.select(
+        "*",
+        F.md5(identity).alias("trip_id"),
+        week_start_of(F.col("started_at")).alias("week_start"),
+        scaled_coordinate("origin_lat").alias(ORIGIN_LAT_KEY),
     )
+
+
+# A line's position inside its block fits in the low 33 bits of monotonically_increasing_id.
+_ROW_IN_PARTITION_MASK = (1 << 33) - 1
 
 
 def locate_lines(lines: DataFrame) -> DataFrame:
-    """Adds where each line sits in the file: the block Spark read it in and its order inside the block.
+    """Adds where each line sits in the file: the block Spark read it in and its order inside the block,
+    and line_order, one number that grows with the line's position in the file.
 
+    line_order = block start (a byte offset) + rank of the line in its block: a block of n bytes holds at
+    most n lines, so the next block's lines all order after. Used to let the earliest copy of a trip win.
     Must run before any filter, so that every physical line is counted. Being non-deterministic, this
     projection is also a barrier the optimizer does not push filters through: a filter on reject_reason
     placed after it stays a filter on a column instead of being inlined as a copy of the whole parse.
     """
-    return lines.select(
+    located = lines.select(
         "*",
         F.input_file_block_start().alias("block_start"),
         F.monotonically_increasing_id().alias("row_id"),
+    )
+    return located.withColumn(
+        "line_order", F.col("block_start") + F.col("row_id").bitwiseAND(F.lit(_ROW_IN_PARTITION_MASK))
     )
 
 
 def parse_lines(lines: DataFrame, positions: dict[str, int], header_line: str) -> DataFrame:
     """Every data line (not blank, not a repeat of the header), typed, with its locators, reject_reason
-    (null when valid), trip_id and week_start.
+    (null when valid), trip_id, week_start and the origin latitude key.
 
     Columns of rejected lines hold whatever could be parsed; only valid rows (reject_reason null) are trips.
     """
@@ -246,10 +285,25 @@ def parse_lines(lines: DataFrame, positions: dict[str, int], header_line: str) -
         F.col("value").alias("raw_line"),
         "block_start",
         "row_id",
+        "line_order",
         "reject_reason",
         *trip_payload_columns(),
         "trip_id",
         "week_start",
+        ORIGIN_LAT_KEY,
+    )
+
+
+def touched_partitions(lines: DataFrame, positions: dict[str, int]) -> DataFrame:
+    """Distinct (region, week_start) of the lines: a cheap pass (two fields of each line, no WKT).
+
+    Lines rejected later may add a partition or two; that only means reading a little more of the lake.
+    """
+    fields = split_fields(lines, positions)
+    return (
+        fields.select("region", week_start_of(_try_cast("datetime", "TIMESTAMP")).alias("week_start"))
+        .where(F.col("week_start").isNotNull() & (F.col("region") != ""))
+        .distinct()
     )
 
 
@@ -257,39 +311,37 @@ def trip_payload_columns() -> list[str]:
     return [name for name in tables.TRIPS_SCHEMA.fieldNames() if name not in ("trip_id", "week_start", "ingestion_id")]
 
 
-def select_new_trips(batch: DataFrame, lake_keys: DataFrame) -> DataFrame:
-    """One row per distinct trip of the batch, flagged in_lake when the lake holds it already.
+def classify_copies(batch: DataFrame, lake_keys: DataFrame) -> DataFrame:
+    """Every valid row of the batch, with whether it is the copy to write (first_copy) and whether the
+    lake already holds its trip (in_lake).
 
-    batch: valid parsed rows (trip columns, trip_id, week_start, block_start, row_id).
-    lake_keys: region, week_start, trip_id of the trips already in the touched partitions.
-    A trip's copies in the batch collapse to the earliest line of the file (ties resolve the same way on
-    every run). Batch and lake keys meet in one shuffle, partitioned the way the output is written, so the
-    dedupe, the lookup against the lake and the write need no second exchange.
-    Output: trip columns, week_start, copies (lines of the batch carrying this trip), in_lake.
+    batch: valid parsed rows (trip columns, trip_id, week_start, origin_lat_e7, line_order).
+    lake_keys: region, week_start, origin_lat_e7, trip_id of the trips in the partitions the batch touches.
+    One shuffle by (region, week_start), the way the output is written, and one sort whose first key is the
+    origin latitude: the same order then serves the dedupe and the bbox-friendly layout of the files. Among
+    a trip's rows the lake's sorts first, then the batch copies in file order, so the earliest line wins.
+    Every batch row is exactly one of: in_lake (already_present), first_copy (written), or a duplicate.
     """
-    payload = ["block_start", "row_id", *trip_payload_columns()]
-    candidate_type = T.StructType([batch.schema[name] for name in payload])
     from_batch = batch.select(
-        *TRIP_KEY, F.lit(False).alias("in_lake"), F.struct(*payload).alias("candidate")
+        "region", "week_start", ORIGIN_LAT_KEY, "trip_id", F.lit(False).alias("from_lake"), "line_order",
+        *[name for name in trip_payload_columns() if name != "region"],
     )
     from_lake = lake_keys.select(
-        *TRIP_KEY, F.lit(True).alias("in_lake"), F.lit(None).cast(candidate_type).alias("candidate")
+        "region", "week_start", ORIGIN_LAT_KEY, "trip_id", F.lit(True).alias("from_lake"),
     )
-    grouped = (
-        from_batch.unionByName(from_lake)
+    # The trip's identity leads: partitioning by it (region and week follow from trip_id) keeps the
+    # window's sort on a cheap integer prefix instead of region and week, which tie on every row.
+    trip = Window.partitionBy(ORIGIN_LAT_KEY, "trip_id", "region", "week_start").orderBy(
+        F.col("from_lake").desc(), "line_order"
+    ).rowsBetween(Window.unboundedPreceding, Window.currentRow)
+    ranked = (
+        from_batch.unionByName(from_lake, allowMissingColumns=True)
         .repartition(*tables.TRIPS_PARTITION_COLUMNS)
-        .groupBy(*TRIP_KEY)
-        .agg(
-            F.max("in_lake").alias("in_lake"),
-            F.count("candidate").alias("copies"),
-            F.min("candidate").alias("first"),  # struct order: earliest block, then earliest row
-        )
+        .select("*", F.row_number().over(trip).alias("copy_rank"), F.first("from_lake").over(trip).alias("in_lake"))
     )
-    return grouped.where(F.col("copies") > 0).select(
-        *[F.col(f"first.{name}").alias(name) for name in trip_payload_columns()],
-        "trip_id",
-        "week_start",
-        "copies",
+    return ranked.where(~F.col("from_lake")).select(
+        *[name for name in ranked.columns if name not in ("from_lake", "copy_rank", "in_lake")],
+        (F.col("copy_rank") == 1).alias("first_copy"),
         "in_lake",
     )
 
@@ -431,25 +483,45 @@ def _partition_dir(spark: SparkSession, name: str, value: str) -> str:
     return f"{name}={escape(value)}"
 
 
-def lake_keys_for(spark: SparkSession, fs: LakeFs, lake: Lake, partitions: list[tuple[str, str]]) -> DataFrame:
-    """Keys of the trips already in the given (region, week_start) partitions, reading nothing else."""
+def _lake_partition_dirs(fs: LakeFs, lake: Lake) -> dict[str, set[str]]:
+    """Directory names of the trips partitions in the lake: region dir -> its week dirs (a listing)."""
+    return {
+        region.name: {week.name for week in fs.list(region.uri) if week.is_dir}
+        for region in fs.list(lake.uri(tables.TRIPS))
+        if region.is_dir
+    }
+
+
+def lake_keys_for(spark: SparkSession, fs: LakeFs, lake: Lake, lines: DataFrame, positions: dict[str, int]) -> DataFrame:
+    """Keys of the trips already in the (region, week_start) partitions the lines touch, reading nothing else.
+
+    A lake without trips needs no look at the lines at all; otherwise one cheap pass finds the partitions.
+    """
+    key_columns = ("trip_id", "region", "week_start", "origin_lat")
     # Nullable as Parquet reads it back: the written files have one schema whether or not the lake had keys.
-    key_schema = T.StructType([T.StructField(name, T.StringType(), True) for name in ("trip_id", "region", "week_start")])
-    trips_root = lake.uri(tables.TRIPS)
-    by_region: dict[str, set[str]] = {}
-    for region, week in partitions:
-        by_region.setdefault(region, set()).add(week)
+    key_schema = T.StructType(
+        [T.StructField(name, T.DoubleType() if name == "origin_lat" else T.StringType(), True) for name in key_columns]
+    )
+    existing = _lake_partition_dirs(fs, lake)
     paths = []
-    for region, weeks in sorted(by_region.items()):
-        region_dir = join_uri(trips_root, _partition_dir(spark, "region", region))
-        existing_weeks = {entry.name for entry in fs.list(region_dir) if entry.is_dir}
-        for week in sorted(weeks):
-            week_dir = _partition_dir(spark, "week_start", week)
-            if week_dir in existing_weeks:
-                paths.append(join_uri(region_dir, week_dir))
-    if not paths:
-        return spark.createDataFrame([], key_schema)
-    return spark.read.schema(key_schema).option("basePath", trips_root).parquet(*paths)
+    if any(existing.values()):
+        trips_root = lake.uri(tables.TRIPS)
+        for row in touched_partitions(lines, positions).collect():
+            region_dir = _partition_dir(spark, "region", row["region"])
+            week_dir = _partition_dir(spark, "week_start", row["week_start"].isoformat())
+            if week_dir in existing.get(region_dir, ()):
+                paths.append(join_uri(trips_root, region_dir, week_dir))
+    keys = (
+        spark.read.schema(key_schema).option("basePath", lake.uri(tables.TRIPS)).parquet(*sorted(paths))
+        if paths
+        else spark.createDataFrame([], key_schema)
+    )
+    return keys.select(
+        "trip_id",
+        "region",
+        F.col("week_start").cast("date").alias("week_start"),
+        scaled_coordinate("origin_lat").alias(ORIGIN_LAT_KEY),
+    )
 
 
 def _write_single_parquet(df: DataFrame, staging_dir: str, target_uri: str, fs: LakeFs) -> None:
@@ -532,41 +604,42 @@ def _ingest_raw_copy(
     positions = column_positions(header_line)
     assert header_line is not None
 
-    # Parsing twice is cheaper than caching the parsed rows (measured: Spark's columnar cache costs ~2x a parse).
-    parsed = parse_lines(read_lines(spark, raw_uri), positions, header_line)
-    with _timed("count lines and find the partitions they touch"):
-        is_valid = F.col("reject_reason").isNull()
-        # One pass gives the counts, the partitions the batch touches and the rejects by reason.
-        groups = parsed.groupBy("reject_reason", "region", "week_start").count().collect()
-        rows_valid = sum(row["count"] for row in groups if row["reject_reason"] is None)
-        rejected_by_reason = {
-            reason: sum(row["count"] for row in groups if row["reject_reason"] == reason)
-            for reason in REJECT_REASONS
-            if any(row["reject_reason"] == reason for row in groups)
-        }
-        rows_rejected = sum(rejected_by_reason.values())
-        touched = sorted((row["region"], row["week_start"]) for row in groups if row["reject_reason"] is None)
+    lines = read_lines(spark, raw_uri)
+    with _timed("find the lake partitions the file touches"):
+        lake_keys = lake_keys_for(spark, fs, lake, lines, positions)
 
-    with _timed("deduplicate and stage new trips"):
-        outcome = Observation("dedupe")
+    with _timed("parse, deduplicate and stage new trips (one pass over the file)"):
+        parsed = parse_lines(lines, positions, header_line)
+        is_valid = F.col("reject_reason").isNull()
+        line_counts = Observation("lines")
+        copy_counts = Observation("copies")
+        observed_lines = parsed.observe(
+            line_counts,
+            F.count(F.lit(1)).alias("rows_read"),
+            *[F.count(F.when(F.col("reject_reason") == reason, 1)).alias(reason) for reason in REJECT_REASONS],
+        )
+        is_new = F.col("first_copy") & ~F.col("in_lake")
         trips = (
-            select_new_trips(parsed.where(is_valid), lake_keys_for(spark, fs, lake, touched))
+            classify_copies(observed_lines.where(is_valid), lake_keys)
             .observe(
-                outcome,
-                F.coalesce(F.sum(F.when(F.col("in_lake"), F.col("copies"))), F.lit(0)).alias("already_present"),
-                F.coalesce(F.sum(F.when(~F.col("in_lake"), F.col("copies") - 1)), F.lit(0)).alias("duplicates"),
-                F.count(F.when(~F.col("in_lake"), F.lit(1))).alias("written"),
+                copy_counts,
+                F.count(F.when(F.col("in_lake"), 1)).alias("already_present"),
+                F.count(F.when(~F.col("first_copy") & ~F.col("in_lake"), 1)).alias("duplicates"),
+                F.count(F.when(is_new, 1)).alias("written"),
             )
-            .where(~F.col("in_lake"))
+            .where(is_new)
             .withColumn("ingestion_id", F.lit(ingestion_id))
             .select(*tables.TRIPS_SCHEMA.fieldNames())
-            # Inside each partition file, rows ordered by origin latitude: bbox filters skip row groups.
-            .sortWithinPartitions(*tables.TRIPS_PARTITION_COLUMNS, "origin_lat", "origin_lon")
         )
+        # No sort here: rows arrive ordered by origin latitude from the dedupe, and the writer keeps one file
+        # open per partition (session.JOB_SQL_CONF), so each file is sorted for bbox pruning as it is written.
         staged_trips = lake.staging(ingestion_id, "trips")
         trips.write.mode("overwrite").partitionBy(*tables.TRIPS_PARTITION_COLUMNS).parquet(staged_trips)
-        observed = outcome.get
+        read, copies = line_counts.get, copy_counts.get
 
+    rejected_by_reason = {reason: int(read[reason]) for reason in REJECT_REASONS if read[reason]}
+    rows_rejected = sum(rejected_by_reason.values())
+    rows_valid = int(read["rows_read"]) - rows_rejected
     if rows_rejected:
         with _timed("stage rejected rows"):
             rejected = number_rejected_lines(parsed.where(~is_valid), locate_lines(read_lines(spark, raw_uri)))
@@ -580,13 +653,13 @@ def _ingest_raw_copy(
             )
 
     counts = Counts(
-        rows_read=rows_valid + rows_rejected,
+        rows_read=int(read["rows_read"]),
         rejected_by_reason=rejected_by_reason,
         rows_valid=rows_valid,
         rows_rejected=rows_rejected,
-        duplicates_in_batch=int(observed["duplicates"]),
-        already_present=int(observed["already_present"]),
-        rows_written=int(observed["written"]),
+        duplicates_in_batch=int(copies["duplicates"]),
+        already_present=int(copies["already_present"]),
+        rows_written=int(copies["written"]),
     )
     if not counts.reconciles():
         raise RuntimeError(f"counts do not reconcile, nothing was published: {counts}")

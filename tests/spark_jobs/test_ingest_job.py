@@ -7,11 +7,13 @@ import shutil
 from pathlib import Path
 
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 
 from spark_jobs import ingest
 from spark_jobs.common.lakefs import LakeFs
 from tests.conftest import BAD_ROWS, SAMPLE, read_table
+from triplake.generate import GenerateOptions, generate
 
 
 def lake_path(lake_root: str) -> Path:
@@ -181,3 +183,37 @@ def test_a_run_killed_mid_publish_and_rerun_leaves_what_a_clean_run_leaves(spark
         trips(clean_root).select(columns).sort_by("trip_id")
     )
     assert read_table(lake_root, "curated/ingestions").num_rows == 1  # the killed run never committed
+
+
+def test_each_trips_file_is_sorted_by_origin_latitude(spark, lake_root, tmp_path):
+    generated = tmp_path / "generated.csv"
+    generate(GenerateOptions(rows=20_000, seed=3, duplicate_rate=0.05), generated)
+    result = ingest.ingest_file(spark, generated.as_uri(), lake_root)
+
+    assert result.counts.reconciles() and result.counts.duplicates_in_batch > 0
+    files = sorted((lake_path(lake_root) / "curated" / "trips").rglob("*.parquet"))
+    assert len(files) == len(result.partitions_written)  # one file per (region, week): no small files
+    for file in files:
+        # sorted by origin latitude to 7 decimals (the dedupe key): min/max statistics then bound row groups
+        latitudes = [round(lat * 10**7) for lat in pq.read_table(file, columns=["origin_lat"])["origin_lat"].to_pylist()]
+        assert latitudes == sorted(latitudes), f"{file} is not sorted by origin_lat"
+
+
+def test_a_second_file_is_deduplicated_against_the_lake_partitions_it_touches(spark, lake_root, tmp_path):
+    sample_lines = SAMPLE.read_text().splitlines()
+    header, rows = sample_lines[0], sample_lines[1:]
+    first, second = tmp_path / "first.csv", tmp_path / "second.csv"
+    first.write_text("\n".join([header, *rows[:60]]) + "\n")
+    # 20 trips the lake holds (one of them twice) and 40 new ones, in another column order
+    reordered = [",".join([line.split(",")[4], *line.split(",")[:4]]) for line in rows[40:]]
+    second.write_text("\n".join(["datasource,region,origin_coord,destination_coord,datetime", reordered[0], *reordered]) + "\n")
+
+    ingest.ingest_file(spark, first.as_uri(), lake_root)
+    result = ingest.ingest_file(spark, second.as_uri(), lake_root)
+
+    counts = result.counts
+    assert (counts.rows_read, counts.rows_valid) == (61, 61)
+    assert (counts.already_present, counts.duplicates_in_batch, counts.rows_written) == (21, 0, 40)
+    table = trips(lake_root)
+    assert table.num_rows == 100
+    assert sorted(table["trip_id"].to_pylist()) == sorted(trips(_ingested_copy(spark, tmp_path))["trip_id"].to_pylist())

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 
 import pytest
 
@@ -57,7 +57,7 @@ def test_valid_line_is_parsed_into_typed_columns(spark):
     assert (row["origin_lon"], row["origin_lat"]) == (14.4973794438195, 50.00136875782316)
     assert (row["destination_lon"], row["destination_lat"]) == (14.43109483523328, 50.04052930943246)
     assert row["started_at"].replace(tzinfo=None) == datetime(2018, 5, 28, 9, 3, 40)
-    assert row["week_start"] == "2018-05-28"  # a Monday names its own week
+    assert row["week_start"] == date(2018, 5, 28)  # a Monday names its own week
     assert (row["region"], row["datasource"]) == ("Prague", "funny_car")
 
 
@@ -125,8 +125,9 @@ def test_blank_lines_and_repeated_headers_are_not_rows(spark):
 # --- trip identity -------------------------------------------------------------------------------
 
 def _expected_trip_id(region, olon, olat, dlon, dlat, started):
+    # The documented recipe, written independently: degrees x 10^7 rounded half to even (Python's round).
     micros = int(started.replace(tzinfo=timezone.utc).timestamp() * 1_000_000)
-    text = "|".join([region, *(repr(round(v, 7) + 0.0) for v in (olon, olat, dlon, dlat)), str(micros)])
+    text = "|".join([region, *(str(round(v * 10**7)) for v in (olon, olat, dlon, dlat)), str(micros)])
     return hashlib.md5(text.encode()).hexdigest()
 
 
@@ -164,34 +165,62 @@ def test_negative_zero_and_zero_are_one_trip(spark):
 
 def _batch(spark, rows):
     schema = (
-        "block_start long, row_id long, region string, origin_lon double, origin_lat double, "
-        "destination_lon double, destination_lat double, started_at timestamp, datasource string, "
-        "trip_id string, week_start string"
+        "line_order long, region string, origin_lon double, origin_lat double, destination_lon double, "
+        "destination_lat double, started_at timestamp, datasource string, trip_id string, week_start date, "
+        "origin_lat_e7 long"
     )
     return spark.createDataFrame(rows, schema)
 
 
 def test_dedupe_keeps_the_earliest_line_and_flags_trips_already_in_the_lake(spark):
-    at = datetime(2018, 5, 28, 9, 3, 40)
+    at, week = datetime(2018, 5, 28, 9, 3, 40), date(2018, 5, 28)
     rows = [
-        # copies of trip "a" in reverse file order: the one at block 0, row 1 must win
-        (0, 5, "Prague", 1.0, 2.0, 3.0, 4.0, at, "third", "a", "2018-05-28"),
-        (0, 1, "Prague", 1.0, 2.0, 3.0, 4.0, at, "first", "a", "2018-05-28"),
-        (0, 3, "Prague", 1.0, 2.0, 3.0, 4.0, at, "second", "a", "2018-05-28"),
-        (64, 0, "Prague", 1.0, 2.0, 3.0, 4.0, at, "later block", "b", "2018-05-28"),
-        (0, 9, "Prague", 1.0, 2.0, 3.0, 4.0, at, "earlier block", "b", "2018-05-28"),
-        (0, 2, "Turin", 1.0, 2.0, 3.0, 4.0, at, "in lake", "c", "2018-05-28"),
-        (0, 4, "Turin", 1.0, 2.0, 3.0, 4.0, at, "in lake too", "c", "2018-05-28"),
+        # copies of trip "a" in reverse file order: the line at order 1 must win
+        (5, "Prague", 1.0, 2.0, 3.0, 4.0, at, "third", "a", week, 20000000),
+        (1, "Prague", 1.0, 2.0, 3.0, 4.0, at, "first", "a", week, 20000000),
+        (3, "Prague", 1.0, 2.0, 3.0, 4.0, at, "second", "a", week, 20000000),
+        (64, "Prague", 1.0, 2.5, 3.0, 4.0, at, "later", "b", week, 25000000),
+        (9, "Prague", 1.0, 2.5, 3.0, 4.0, at, "earlier", "b", week, 25000000),
+        (2, "Turin", 1.0, 2.0, 3.0, 4.0, at, "in lake", "c", week, 20000000),
+        (4, "Turin", 1.0, 2.0, 3.0, 4.0, at, "in lake too", "c", week, 20000000),
+        (7, "Turin", 5.0, 6.0, 7.0, 8.0, at, "alone", "d", week, 60000000),
     ]
     lake = spark.createDataFrame(
-        [("c", "Turin", "2018-05-28"), ("z", "Turin", "2018-05-28"), (None, None, None)],
-        "trip_id string, region string, week_start string",
+        [("c", "Turin", week, 20000000), ("z", "Turin", week, 10000000), (None, None, None, None)],
+        "trip_id string, region string, week_start date, origin_lat_e7 long",
     )
-    result = {row["trip_id"]: row for row in ingest.select_new_trips(_batch(spark, rows), lake).collect()}
-    assert sorted(result) == ["a", "b", "c"]  # "z" is only in the lake, the null key is no trip of the batch
-    assert (result["a"]["datasource"], result["a"]["copies"], result["a"]["in_lake"]) == ("first", 3, False)
-    assert (result["b"]["datasource"], result["b"]["copies"]) == ("earlier block", 2)
-    assert (result["c"]["copies"], result["c"]["in_lake"]) == (2, True)
+    classified = ingest.classify_copies(_batch(spark, rows), lake).collect()
+    outcome = sorted((row["trip_id"], row["datasource"], row["first_copy"], row["in_lake"]) for row in classified)
+    assert outcome == [
+        ("a", "first", True, False),
+        ("a", "second", False, False),
+        ("a", "third", False, False),
+        ("b", "earlier", True, False),
+        ("b", "later", False, False),
+        ("c", "in lake", False, True),  # the lake's row ranks first: no batch copy is written
+        ("c", "in lake too", False, True),
+        ("d", "alone", True, False),
+    ]  # "z" and the null key are lake rows only: never batch rows
+
+
+def test_classified_rows_arrive_sorted_by_origin_latitude_within_each_partition(spark):
+    at, week = datetime(2018, 5, 28, 9, 3, 40), date(2018, 5, 28)
+    latitudes = [7, 3, 9, 1, 5, 3]
+    rows = [(i, "Prague", 1.0, lat / 10, 3.0, 4.0, at, "x", f"t{i}", week, lat * 1000000) for i, lat in enumerate(latitudes)]
+    classified = ingest.classify_copies(_batch(spark, rows), _batch(spark, []).select(
+        "trip_id", "region", "week_start", "origin_lat_e7")).coalesce(1).collect()
+    assert [row["origin_lat_e7"] // 1000000 for row in classified] == sorted(latitudes)
+
+
+def test_the_canonical_wkt_fast_path_agrees_with_the_strict_parser(spark):
+    wkts = ["POINT (14.4973794438195 50.00136875782316)", "POINT (-0.5 1e-3)", "POINT (1 2 3)", "POINT (1  2)",
+            "POINT (x 2)", "POINT ()", "POINT ( 1 2)", "POINT (1 2))", "POINT ((1 2)", "XPOINT (1 2)"]
+    frame = spark.createDataFrame([(w,) for w in wkts], "wkt string")
+    result = frame.select(
+        ingest.point_pair("wkt").alias("fast"), ingest._strict_point_pair("wkt").alias("strict")  # noqa: SLF001
+    ).collect()
+    assert [row["fast"] for row in result] == [row["strict"] for row in result]
+    assert [row["fast"] for row in result][:2] == ["14.4973794438195 50.00136875782316", "-0.5 1e-3"]
 
 
 def test_rejected_lines_are_numbered_across_blocks(spark):
