@@ -39,9 +39,12 @@ from spark_jobs.common.lakefs import LakeFs, join_uri
 logger = logging.getLogger(__name__)
 
 INPUT_COLUMNS = ("region", "origin_coord", "destination_coord", "datetime", "datasource")
+POINT_COLUMNS = ("origin_coord", "destination_coord")
+FIELD_PADDING = ' "'  # blanks and quotes around a field
 TRIP_ID_DECIMALS = 7
 # Coordinates enter trip_id as integers: degrees x 10^7 rounded half to even (Math.rint), exact and cheap.
 COORDINATE_SCALE = 10.0**TRIP_ID_DECIMALS
+MICROS_PER_DAY = 86_400_000_000
 # The rounded origin latitude leads the sort of every trips file (bbox pruning) and keys the dedupe, so
 # one sort serves both; it is a pure function of origin_lat, recomputed the same way for lake rows.
 ORIGIN_LAT_KEY = "origin_lat_e7"
@@ -118,45 +121,48 @@ def split_fields(lines: DataFrame, positions: dict[str, int]) -> DataFrame:
     Each step is its own select so that Spark computes the split once per line, not once per use.
     """
     split = lines.select("value", F.split("value", ",").alias("parts"))
-    return split.select(
-        "value",
-        F.size("parts").alias("field_count"),
-        *[
-            # Blanks and optional double quotes around a field are not part of its value.
-            F.btrim(F.try_element_at("parts", F.lit(positions[name] + 1)), F.lit(' "')).alias(name)
-            for name in INPUT_COLUMNS
-        ],
-    )
+
+    def field(name: str) -> Column:
+        text = F.try_element_at("parts", F.lit(positions[name] + 1))
+        # Blanks and optional double quotes around a field are not part of its value. Points are left as
+        # they are: their fast path needs the exact text, and the strict parser trims for itself.
+        return (text if name in POINT_COLUMNS else F.btrim(text, F.lit(FIELD_PADDING))).alias(name)
+
+    return split.select("value", F.size("parts").alias("field_count"), *[field(name) for name in INPUT_COLUMNS])
 
 
 def _point_inner(wkt_column: str) -> Column:
     """The text between the parentheses of a WKT 'POINT (lon lat)'; null when the text is not a point."""
-    wkt = F.col(wkt_column)
+    wkt = F.btrim(F.col(wkt_column), F.lit(FIELD_PADDING))
     open_at = F.instr(wkt, "(")
     keyword = F.upper(F.trim(wkt.substr(F.lit(1), open_at - 1)))
     inner = wkt.substr(open_at + 1, F.length(wkt) - open_at - 1)
     return F.when((open_at > 0) & (keyword == "POINT") & wkt.endswith(")"), inner)
 
 
-def _strict_point_pair(wkt_column: str) -> Column:
-    """'lon lat' for any spelling of a 2D WKT point (case, blanks), null for anything else."""
+def _strict_point_numbers(wkt_column: str) -> Column:
+    """[lon, lat] texts for any spelling of a 2D WKT point (case, blanks, quotes), null for anything else."""
     # Split on single blanks and drop the empty pieces: any run of blanks separates, without a regex.
     numbers = F.array_remove(F.split(_point_inner(wkt_column), " "), "")
-    return F.when(F.size(numbers) == 2, F.array_join(numbers, " "))
+    return F.when(F.size(numbers) == 2, numbers)
 
 
-def point_pair(wkt_column: str) -> Column:
-    """'lon lat' (two texts, one blank between) of a WKT point; null when the text is not a 2D point.
+def point_numbers(wkt_column: str) -> tuple[Column, Column]:
+    """(lon, lat) texts of a WKT point; null when the text is not a 2D point.
 
     Nearly every line spells its points exactly 'POINT (lon lat)'. That spelling is recognised with a few
-    substring operations and a comparison; only other spellings pay for the strict parse (when() evaluates
-    its second branch for those lines alone).
+    substring operations and one comparison; only other spellings pay for the strict parse (when()
+    evaluates its second branch for those lines alone).
     """
     wkt = F.col(wkt_column)
     inner = F.substring_index(F.substring_index(wkt, "(", -1), ")", 1)
     lon, lat = F.substring_index(inner, " ", 1), F.substring_index(inner, " ", -1)
     canonical = wkt == F.concat(F.lit("POINT ("), lon, F.lit(" "), lat, F.lit(")"))
-    return F.when(canonical, F.concat(lon, F.lit(" "), lat)).otherwise(_strict_point_pair(wkt_column))
+    strict = _strict_point_numbers(wkt_column)
+    return (
+        F.when(canonical, lon).otherwise(F.element_at(strict, 1)),
+        F.when(canonical, lat).otherwise(F.element_at(strict, 2)),
+    )
 
 
 def _try_cast(column: str, type_name: str) -> Column:
@@ -164,28 +170,30 @@ def _try_cast(column: str, type_name: str) -> Column:
     return F.expr(f"try_cast(`{column}` AS {type_name})")
 
 
-def _pair_number(pair_column: str, index: int) -> Column:
-    return F.expr(f"try_cast(substring_index(`{pair_column}`, ' ', {index}) AS DOUBLE)")
-
-
 def parse_fields(fields: DataFrame) -> DataFrame:
     """Typed trip columns from the text fields, without UDFs; unparseable values become null."""
-    kept = ["value", "field_count", "region", "datasource"]
-    pairs = fields.select(
-        *kept,
-        _try_cast("datetime", "TIMESTAMP").alias("started_at"),
-        point_pair("origin_coord").alias("origin_pair"),
-        point_pair("destination_coord").alias("destination_pair"),
-    )
-    return pairs.select(
+    origin_lon, origin_lat = point_numbers("origin_coord")
+    destination_lon, destination_lat = point_numbers("destination_coord")
+    texts = fields.select(
         "value",
         "field_count",
         "region",
-        _pair_number("origin_pair", 1).alias("origin_lon"),
-        _pair_number("origin_pair", -1).alias("origin_lat"),
-        _pair_number("destination_pair", 1).alias("destination_lon"),
-        _pair_number("destination_pair", -1).alias("destination_lat"),
-        "started_at",
+        origin_lon.alias("origin_lon_text"),
+        origin_lat.alias("origin_lat_text"),
+        destination_lon.alias("destination_lon_text"),
+        destination_lat.alias("destination_lat_text"),
+        "datetime",
+        "datasource",
+    )
+    return texts.select(
+        "value",
+        "field_count",
+        "region",
+        _try_cast("origin_lon_text", "DOUBLE").alias("origin_lon"),
+        _try_cast("origin_lat_text", "DOUBLE").alias("origin_lat"),
+        _try_cast("destination_lon_text", "DOUBLE").alias("destination_lon"),
+        _try_cast("destination_lat_text", "DOUBLE").alias("destination_lat"),
+        _try_cast("datetime", "TIMESTAMP").alias("started_at"),
         "datasource",
     )
 
@@ -221,8 +229,13 @@ def scaled_coordinate(column: str) -> Column:
 
 
 def week_start_of(timestamp: Column) -> Column:
-    """Monday of the ISO week (UTC session), as a date: the partition value week_start=YYYY-MM-DD."""
-    return F.date_trunc("week", timestamp).cast("date")
+    """Monday of the ISO week of a UTC timestamp, as a date: the partition value week_start=YYYY-MM-DD.
+
+    Integer arithmetic on the day number (1970-01-01 was a Thursday, so Mondays are the days d with
+    (d + 3) mod 7 = 0) instead of date_trunc('week'), which builds calendar objects for every row.
+    """
+    day = F.floor(F.unix_micros(timestamp) / F.lit(MICROS_PER_DAY))
+    return F.date_from_unix_date(day - F.pmod(day + F.lit(3), F.lit(7)))
 
 
 def with_trip_identity(trips: DataFrame) -> DataFrame:
@@ -281,7 +294,9 @@ def parse_lines(lines: DataFrame, positions: dict[str, int], header_line: str) -
     """
     checked = with_reject_reason(parse_fields(split_fields(lines, positions)))
     located = locate_lines(with_trip_identity(checked))
-    return located.where((F.trim("value") != "") & (F.col("value") != header_line)).select(
+    # A blank line has one field: only those pay for the trim (a trim of every line cost 10% of the CPU).
+    is_blank = (F.col("field_count") == 1) & (F.trim("value") == "")
+    return located.where(~is_blank & (F.col("value") != header_line)).select(
         F.col("value").alias("raw_line"),
         "block_start",
         "row_id",

@@ -48,7 +48,7 @@ def build_local_session(settings: Settings, app_name: str = "triplake") -> Spark
         SparkSession.builder.master(settings.spark_master)
         .appName(app_name)
         .config("spark.driver.memory", settings.spark_driver_memory)
-        .config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile={LOG4J2_CONFIG.as_uri()}")
+        .config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile={LOG4J2_CONFIG.as_uri()} -XX:-DontCompileHugeMethods")
         .config("spark.driver.bindAddress", "127.0.0.1")
         .config("spark.driver.host", "127.0.0.1")
         .config("spark.ui.enabled", "false")

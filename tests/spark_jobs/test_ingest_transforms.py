@@ -6,6 +6,7 @@ import hashlib
 from datetime import date, datetime, timezone
 
 import pytest
+from pyspark.sql import functions as F
 
 from spark_jobs import ingest
 from spark_jobs.ingest import InvalidFileError, column_positions
@@ -214,13 +215,21 @@ def test_classified_rows_arrive_sorted_by_origin_latitude_within_each_partition(
 
 def test_the_canonical_wkt_fast_path_agrees_with_the_strict_parser(spark):
     wkts = ["POINT (14.4973794438195 50.00136875782316)", "POINT (-0.5 1e-3)", "POINT (1 2 3)", "POINT (1  2)",
-            "POINT (x 2)", "POINT ()", "POINT ( 1 2)", "POINT (1 2))", "POINT ((1 2)", "XPOINT (1 2)"]
+            "POINT (x 2)", "POINT ()", "POINT ( 1 2)", "POINT (1 2))", "POINT ((1 2)", "XPOINT (1 2)",
+            "POINT (12(34)", "POINT (1 )"]
     frame = spark.createDataFrame([(w,) for w in wkts], "wkt string")
-    result = frame.select(
-        ingest.point_pair("wkt").alias("fast"), ingest._strict_point_pair("wkt").alias("strict")  # noqa: SLF001
-    ).collect()
-    assert [row["fast"] for row in result] == [row["strict"] for row in result]
-    assert [row["fast"] for row in result][:2] == ["14.4973794438195 50.00136875782316", "-0.5 1e-3"]
+    lon, lat = ingest.point_numbers("wkt")
+    strict = ingest._strict_point_numbers("wkt")  # noqa: SLF001
+    texts = frame.select(lon.alias("lon"), lat.alias("lat"), strict[0].alias("s_lon"), strict[1].alias("s_lat"))
+    numbers = texts.selectExpr(*[f"try_cast({name} AS DOUBLE) AS {name}" for name in texts.columns]).collect()
+
+    def point(x, y):
+        return None if x is None or y is None else (x, y)
+
+    fast = [point(row["lon"], row["lat"]) for row in numbers]
+    assert fast == [point(row["s_lon"], row["s_lat"]) for row in numbers]
+    assert fast == [(14.4973794438195, 50.00136875782316), (-0.5, 0.001), None, (1.0, 2.0), None, None,
+                    (1.0, 2.0), None, None, None, None, None]
 
 
 def test_rejected_lines_are_numbered_across_blocks(spark):
@@ -240,3 +249,15 @@ def test_counts_reconcile_only_when_they_add_up():
     assert ingest.Counts(10, 8, 2, 1, 3, 4).reconciles()
     assert not ingest.Counts(10, 8, 2, 1, 3, 3).reconciles()
     assert not ingest.Counts(10, 7, 2, 1, 3, 3).reconciles()
+
+
+def test_week_start_is_the_monday_of_the_iso_week_across_years_and_before_1970(spark):
+    from datetime import timedelta
+
+    instants = [datetime(2018, 5, 27, 23, 59, 59), datetime(2018, 5, 28, 0, 0, 0), datetime(2018, 12, 31, 12),
+                datetime(2019, 1, 6, 23, 59, 59, 999999), datetime(2020, 12, 31), datetime(2021, 1, 3, 8),
+                datetime(1970, 1, 1), datetime(1969, 12, 28, 23), datetime(1900, 3, 1)]
+    # aware datetimes: pyspark converts naive ones with the machine's zone, these must be UTC instants
+    frame = spark.createDataFrame([(at.replace(tzinfo=timezone.utc),) for at in instants], "started_at timestamp")
+    result = [row[0] for row in frame.select(ingest.week_start_of(F.col("started_at"))).collect()]
+    assert result == [at.date() - timedelta(days=at.weekday()) for at in instants]
