@@ -34,6 +34,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from spark_jobs.common import session, tables
+from spark_jobs.common.lake import Lake, partition_dir, partition_value
 from spark_jobs.common.lakefs import LakeFs, join_uri
 
 logger = logging.getLogger(__name__)
@@ -450,25 +451,6 @@ def _first_line(spark: SparkSession, uri: str) -> str | None:
     return first[0]["value"] if first else None
 
 
-class Lake:
-    """Locations inside one lake root."""
-
-    def __init__(self, root: str) -> None:
-        self.root = root.rstrip("/")
-
-    def uri(self, *parts: str) -> str:
-        return join_uri(self.root, *parts)
-
-    def staging(self, ingestion_id: str, *parts: str) -> str:
-        return self.uri(tables.STAGING, ingestion_id, *parts)
-
-    def ingestion_record(self, ingestion_id: str) -> str:
-        return self.uri(tables.INGESTIONS, f"{ingestion_id}.parquet")
-
-    def rejected_file(self, ingestion_id: str) -> str:
-        return self.uri(tables.REJECTED_ROWS, f"{ingestion_id}.parquet")
-
-
 PUBLISH_MARKER = "_PUBLISHING.json"
 
 
@@ -490,12 +472,6 @@ def recover_interrupted(fs: LakeFs, lake: Lake) -> list[str]:
             rolled_back.append(ingestion_id)
         fs.delete(entry.uri)
     return rolled_back
-
-
-def _partition_dir(spark: SparkSession, name: str, value: str) -> str:
-    # The exact directory name Spark writes for a partition value (it escapes unusual characters).
-    escape = spark.sparkContext._jvm.org.apache.spark.sql.catalyst.catalog.ExternalCatalogUtils.escapePathName  # noqa: SLF001
-    return f"{name}={escape(value)}"
 
 
 def _lake_partition_dirs(fs: LakeFs, lake: Lake) -> dict[str, set[str]]:
@@ -522,8 +498,8 @@ def lake_keys_for(spark: SparkSession, fs: LakeFs, lake: Lake, lines: DataFrame,
     if any(existing.values()):
         trips_root = lake.uri(tables.TRIPS)
         for row in touched_partitions(lines, positions).collect():
-            region_dir = _partition_dir(spark, "region", row["region"])
-            week_dir = _partition_dir(spark, "week_start", row["week_start"].isoformat())
+            region_dir = partition_dir(spark, "region", row["region"])
+            week_dir = partition_dir(spark, "week_start", row["week_start"].isoformat())
             if week_dir in existing.get(region_dir, ()):
                 paths.append(join_uri(trips_root, region_dir, week_dir))
     keys = (
@@ -689,9 +665,8 @@ def _ingest_raw_copy(
         fs.rename(uri, lake.uri(target))
     if rows_rejected:
         fs.rename(lake.staging(ingestion_id, "rejected.parquet"), lake.rejected_file(ingestion_id))
-    unescape = spark.sparkContext._jvm.org.apache.spark.sql.catalyst.catalog.ExternalCatalogUtils.unescapePathName  # noqa: SLF001
     partitions = sorted(
-        {tuple(str(unescape(part.split("=", 1)[1])) for part in relative.split("/")[:2]) for _, relative in staged}
+        {tuple(partition_value(spark, directory) for directory in relative.split("/")[:2]) for _, relative in staged}
     )
     return counts, partitions
 

@@ -63,6 +63,16 @@ class LakeFs:
                                   int(status.getLen())))
         return sorted(found, key=lambda entry: entry.uri)
 
+    def glob(self, pattern: str) -> list[FileInfo]:
+        """Entries matching a Hadoop glob pattern (*, ?, [abc], {a,b}), sorted by URI; empty when none."""
+        path = self._path(pattern)
+        statuses = self._fs(path).globStatus(path) or []
+        found = [
+            FileInfo(str(s.getPath().toString()), str(s.getPath().getName()), bool(s.isDirectory()), int(s.getLen()))
+            for s in statuses
+        ]
+        return sorted(found, key=lambda entry: entry.uri)
+
     def mkdirs(self, uri: str) -> None:
         path = self._path(uri)
         self._fs(path).mkdirs(path)

@@ -5,6 +5,9 @@ from __future__ import annotations
 from pyspark.sql import types as T
 
 TRIPS = "curated/trips"
+TRIP_ROUTES = "curated/trip_routes"
+ROUTES = "curated/routes"
+ROUTE_MODELS = "models/routes"
 REJECTED_ROWS = "curated/rejected_rows"
 INGESTIONS = "curated/ingestions"
 RAW = "raw"
@@ -24,6 +27,33 @@ TRIPS_SCHEMA = T.StructType(
         T.StructField("datasource", T.StringType(), False),
         T.StructField("week_start", T.StringType(), False),
         T.StructField("ingestion_id", T.StringType(), False),
+    ]
+)
+
+# Partitioned like trips (region, week_start), so an ingestion writes and a weekly rebuild reads only the
+# partitions it touches; week_start is a partition column on top of the contract's trip_id, region, route_id.
+TRIP_ROUTES_SCHEMA = T.StructType(
+    [
+        T.StructField("trip_id", T.StringType(), False),
+        T.StructField("region", T.StringType(), False),
+        T.StructField("route_id", T.StringType(), False),
+        T.StructField("week_start", T.StringType(), False),
+    ]
+)
+
+ROUTES_SCHEMA = T.StructType(
+    [
+        T.StructField("region", T.StringType(), False),
+        T.StructField("route_id", T.StringType(), False),
+        T.StructField("trips", T.LongType(), False),
+        T.StructField("origin_lon", T.DoubleType(), False),
+        T.StructField("origin_lat", T.DoubleType(), False),
+        T.StructField("destination_lon", T.DoubleType(), False),
+        T.StructField("destination_lat", T.DoubleType(), False),
+        T.StructField("typical_hour", T.DoubleType(), False),  # hour of day in [0, 24), UTC, e.g. 8.5 = 08:30
+        T.StructField("k", T.IntegerType(), False),
+        T.StructField("silhouette", T.DoubleType(), True),
+        T.StructField("trained_at", T.TimestampType(), False),
     ]
 )
 
