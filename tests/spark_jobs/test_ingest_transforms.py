@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from datetime import date, datetime, timezone
 
 import pytest
@@ -10,6 +9,7 @@ from pyspark.sql import functions as F
 
 from spark_jobs import ingest
 from spark_jobs.ingest import InvalidFileError, column_positions
+from tests.conftest import expected_trip_id
 
 HEADER = "region,origin_coord,destination_coord,datetime,datasource"
 POSITIONS = column_positions(HEADER)
@@ -125,16 +125,9 @@ def test_blank_lines_and_repeated_headers_are_not_rows(spark):
 
 # --- trip identity -------------------------------------------------------------------------------
 
-def _expected_trip_id(region, olon, olat, dlon, dlat, started):
-    # The documented recipe, written independently: degrees x 10^7 rounded half to even (Python's round).
-    micros = int(started.replace(tzinfo=timezone.utc).timestamp() * 1_000_000)
-    text = "|".join([region, *(str(round(v * 10**7)) for v in (olon, olat, dlon, dlat)), str(micros)])
-    return hashlib.md5(text.encode()).hexdigest()
-
-
 def test_trip_id_is_the_documented_hash_and_ignores_noise_beyond_7_decimals(spark):
     base = parse(spark, VALID)[0]["trip_id"]
-    assert base == _expected_trip_id(
+    assert base == expected_trip_id(
         "Prague", 14.4973794438195, 50.00136875782316, 14.43109483523328, 50.04052930943246,
         datetime(2018, 5, 28, 9, 3, 40),
     )

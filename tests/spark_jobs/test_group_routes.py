@@ -1,0 +1,167 @@
+"""Routes: features, k, quality against planted routes (ARI), determinism, model reuse, tiny regions."""
+
+from __future__ import annotations
+
+import csv
+import math
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from pyspark.sql import functions as F
+from sklearn.metrics import adjusted_rand_score
+
+from spark_jobs import group_routes, ingest
+from spark_jobs.group_routes import RouteOptions
+from tests.conftest import SAMPLE, read_table, trip_id_of_line
+from triplake.generate import NOISE_ROUTE, GenerateOptions, generate
+
+# Smaller than the defaults where the test is about behaviour, not quality: fewer Spark jobs per fit.
+QUICK = RouteOptions(max_k=6, silhouette_sample_rows=2_000)
+
+
+def ingest_and_route(spark, path: Path, lake_root: str, **kwargs):
+    ingestion = ingest.ingest_file(spark, path.as_uri(), lake_root)
+    assert ingestion.status == "SUCCEEDED"
+    return ingestion, group_routes.group_routes(spark, lake_root, ingestion.ingestion_id, **kwargs)
+
+
+def trip_routes(lake_root: str) -> dict[str, str]:
+    table = read_table(lake_root, "curated/trip_routes", partitioned=True)
+    return dict(zip(table["trip_id"].to_pylist(), table["route_id"].to_pylist()))
+
+
+def trip_ids(lake_root: str) -> list[str]:
+    return read_table(lake_root, "curated/trips", partitioned=True)["trip_id"].to_pylist()
+
+
+# --- pure transforms ---------------------------------------------------------------------------------
+
+def test_time_of_day_is_a_point_on_a_circle(spark):
+    at = [datetime(2018, 5, 28, 23, 50), datetime(2018, 5, 29, 0, 10), datetime(2018, 5, 29, 12, 0)]
+    frame = spark.createDataFrame([(t.replace(tzinfo=timezone.utc),) for t in at], "started_at timestamp")
+    points = [(row["hour_sin"], row["hour_cos"]) for row in group_routes.with_route_features(frame).collect()]
+
+    def distance(a, b):
+        return math.dist(a, b)
+
+    assert all(math.isclose(math.hypot(*point), 1.0) for point in points)
+    assert distance(points[0], points[1]) < 0.1  # 20 minutes apart across midnight
+    assert distance(points[0], points[2]) > 1.9  # almost opposite on the circle
+    assert distance(points[1], points[2]) > 1.9
+
+
+def test_typical_hour_reads_the_circle_back():
+    for hour in (0.0, 0.25, 8.5, 12.0, 23.75):
+        angle = hour / 24 * 2 * math.pi
+        assert math.isclose(group_routes.typical_hour(math.sin(angle), math.cos(angle)), hour, abs_tol=1e-9)
+
+
+def test_route_ids_are_numbered_by_size_then_centroid():
+    ids = group_routes.route_ids_by_size("Prague", {0: 5, 1: 9, 2: 5}, {0: [2.0], 1: [0.0], 2: [1.0]})
+    assert ids == {1: "Prague-01", 2: "Prague-02", 0: "Prague-03"}
+
+
+def test_k_candidates_grow_with_the_data_up_to_the_cap():
+    options = RouteOptions(min_k=2, max_k=12)
+    assert group_routes.k_candidates(3, options) == []
+    assert group_routes.k_candidates(40, options) == [2, 3, 4]
+    assert group_routes.k_candidates(1_000_000, options) == list(range(2, 13))
+
+
+# --- quality -----------------------------------------------------------------------------------------
+
+def test_planted_routes_are_found_with_an_adjusted_rand_index_of_at_least_0_9(spark, lake_root, tmp_path):
+    data, truth = tmp_path / "trips.csv", tmp_path / "truth.csv"
+    generate(GenerateOptions(rows=15_000, seed=11, noise_rate=0.1, routes_per_region=5), data, truth)
+    _, result = ingest_and_route(spark, data, lake_root)
+
+    with data.open() as lines, truth.open() as labels:
+        planted_by_line = {int(row["line_number"]): row["route"] for row in csv.DictReader(labels)}
+        planted = {trip_id_of_line(fields): planted_by_line[number]
+                   for number, fields in enumerate(csv.reader(lines), start=1) if number > 1}
+    found = trip_routes(lake_root)
+    assert set(found) == set(planted)  # every trip got a route
+    routed = [trip for trip, route in planted.items() if route != NOISE_ROUTE]
+    ari = adjusted_rand_score([planted[trip] for trip in routed], [found[trip] for trip in routed])
+    assert ari >= 0.9, f"ARI {ari:.3f}, k per region {[(r.region, r.k) for r in result.regions]}"
+    assert all(region.k >= 5 and region.silhouette > 0.5 for region in result.regions)
+
+
+# --- behaviour -----------------------------------------------------------------------------------------
+
+def test_the_sample_file_gives_every_trip_a_route(spark, lake_root):
+    _, result = ingest_and_route(spark, SAMPLE, lake_root, options=QUICK)
+
+    routes = trip_routes(lake_root)
+    assert sorted(routes) == sorted(trip_ids(lake_root)) and len(routes) == 100
+    assert result.trips_assigned == 100
+    assert {region.region for region in result.regions} == {"Prague", "Turin", "Hamburg"}
+    table = read_table(lake_root, "curated/routes").to_pylist()
+    assert sum(row["trips"] for row in table) == 100
+    assert {row["route_id"] for row in table} == set(routes.values())
+    assert all(row["route_id"].startswith(row["region"] + "-") and 0 <= row["typical_hour"] < 24 for row in table)
+
+
+def test_the_same_data_gives_the_same_route_ids_and_a_new_file_reuses_the_model(spark, tmp_path):
+    first, second = tmp_path / "first.csv", tmp_path / "second.csv"
+    generate(GenerateOptions(rows=3_000, seed=5), first)
+    generate(GenerateOptions(rows=1_000, seed=6), second)
+    lake_a, lake_b = (tmp_path / "a").as_uri(), (tmp_path / "b").as_uri()
+
+    ingest_and_route(spark, first, lake_a, options=QUICK)
+    ingest_and_route(spark, first, lake_b, options=QUICK)
+    assert trip_routes(lake_a) == trip_routes(lake_b)
+
+    models_before = read_table(lake_a, "curated/routes").to_pylist()
+    _, result = ingest_and_route(spark, second, lake_a, options=QUICK)
+    assert not any(region.refitted for region in result.regions)
+    routes = trip_routes(lake_a)
+    assert sorted(routes) == sorted(trip_ids(lake_a))  # the new trips too, each once
+    models_after = read_table(lake_a, "curated/routes").to_pylist()
+    assert [(r["route_id"], r["trained_at"]) for r in models_after] == [(r["route_id"], r["trained_at"]) for r in models_before]
+    assert sum(row["trips"] for row in models_after) == len(routes) == 4_000
+
+
+def test_refit_retrains_and_reassigns_every_trip_once(spark, lake_root, tmp_path):
+    data = tmp_path / "trips.csv"
+    generate(GenerateOptions(rows=2_000, seed=8), data)
+    ingestion, first = ingest_and_route(spark, data, lake_root, options=QUICK)
+    again = group_routes.group_routes(spark, lake_root, ingestion.ingestion_id, refit=True, options=QUICK)
+
+    assert all(region.refitted for region in again.regions)
+    trained = {row["trained_at"] for row in read_table(lake_root, "curated/routes").to_pylist()}
+    assert trained.isdisjoint({route["trained_at"] for region in first.regions for route in region.routes})
+    table = read_table(lake_root, "curated/trip_routes", partitioned=True)
+    assert sorted(table["trip_id"].to_pylist()) == sorted(trip_ids(lake_root))
+
+
+def test_a_region_with_fewer_trips_than_the_minimum_k_still_gets_routes(spark, lake_root, tmp_path):
+    tiny = tmp_path / "tiny.csv"
+    lines = SAMPLE.read_text().splitlines()
+    tiny.write_text("\n".join([lines[0], *[line for line in lines if line.startswith("Turin")][:3]]) + "\n")
+    _, result = ingest_and_route(spark, tiny, lake_root)
+
+    (region,) = result.regions
+    assert region.region == "Turin" and 1 <= region.k <= 2 and region.silhouette is None
+    assert len(trip_routes(lake_root)) == 3
+
+
+def test_rerunning_the_routes_step_of_an_ingestion_leaves_what_one_run_leaves(spark, lake_root):
+    ingestion, _ = ingest_and_route(spark, SAMPLE, lake_root, options=QUICK)
+    once = trip_routes(lake_root)
+    group_routes.group_routes(spark, lake_root, ingestion.ingestion_id, options=QUICK)
+    table = read_table(lake_root, "curated/trip_routes", partitioned=True)
+    assert table.num_rows == 100 and trip_routes(lake_root) == once
+
+
+@pytest.mark.parametrize("bad", [dict(min_k=1), dict(min_k=5, max_k=4), dict(silhouette_sample_rows=5)])
+def test_route_options_are_checked(bad):
+    with pytest.raises(ValueError):
+        RouteOptions(**bad)
+
+
+def test_assigning_uses_the_route_ids_of_the_model(spark):
+    frame = spark.createDataFrame([(0,), (2,), (1,)], "cluster int")
+    mapped = group_routes.assign_route_ids(frame, {0: "X-02", 1: "X-03", 2: "X-01"})
+    assert [row["route_id"] for row in mapped.orderBy(F.monotonically_increasing_id()).collect()] == ["X-02", "X-01", "X-03"]
