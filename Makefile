@@ -24,11 +24,11 @@ $(STAMP): requirements.txt pyproject.toml tools/check_prereqs.sh
 
 DEMO := .local/demo
 
-demo: $(STAMP)  ## run the pipeline on the sample, a generated file and a file of bad rows; print the summary
+demo: $(STAMP)  ## run the pipeline (ingest, routes) on a generated file, the sample and a file of bad rows
 	rm -rf $(DEMO)
 	$(BIN)/triplake generate --rows 200000 --seed 7 --duplicate-rate 0.02 --out $(DEMO)/generated.csv
 	$(BIN)/triplake run --lake-root $(DEMO)/lake \
-	  --input tests/fixtures/trips_sample.csv $(DEMO)/generated.csv tests/fixtures/trips_bad_rows.csv
+	  --input $(DEMO)/generated.csv tests/fixtures/trips_sample.csv tests/fixtures/trips_bad_rows.csv
 
 test: $(STAMP)  ## run the whole test suite
 	$(PY) -m pytest

@@ -22,6 +22,7 @@ import logging
 import math
 import sys
 import time
+from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
@@ -377,10 +378,13 @@ def group_routes(
     spark: SparkSession,
     lake_root: str,
     ingestion_id: str,
-    refit: bool = False,
+    refit: bool | Collection[str] = False,
     options: RouteOptions | None = None,
 ) -> RoutesResult:
-    """Assigns a route to every trip an ingestion wrote, fitting the models of regions that need one."""
+    """Assigns a route to every trip an ingestion wrote, fitting the models of regions that need one.
+
+    refit: True fits every region of the ingestion again; a collection of names fits those regions again.
+    """
     session.configure(spark)
     options = options or RouteOptions()
     fs, lake = LakeFs(spark), Lake(lake_root)
@@ -388,7 +392,8 @@ def group_routes(
 
     models: dict[str, RouteModel] = {}
     for region in sorted(batch_files):
-        model = None if refit else load_model(spark, fs, lake, region)
+        refit_region = refit is True or (not isinstance(refit, bool) and region in refit)
+        model = None if refit_region else load_model(spark, fs, lake, region)
         if model is not None:
             models[region] = model
     refitted = sorted(set(batch_files) - set(models))

@@ -54,6 +54,30 @@ def _summary_table(result) -> Table:
     return table
 
 
+def _hour_text(hour: float) -> str:
+    minutes = round(hour * 60) % (24 * 60)
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"
+
+
+def _routes_table(result) -> Table:
+    """The routes of every region the run touched, as the last routes step left them."""
+    latest = {region.region: region for routes in result.routes.values() for region in routes.regions}
+    fitted = {region.region for routes in result.routes.values() for region in routes.regions if region.refitted}
+    table = Table(title="Routes per region (trips in the whole lake)")
+    for column in ("region", "model", "routes", "silhouette", "busiest routes: trips, typical hour (UTC)"):
+        table.add_column(column, justify="right" if column in ("routes", "silhouette") else "left")
+    for name, region in sorted(latest.items()):
+        busiest = sorted(region.routes, key=lambda route: -route["trips"])[:3]
+        table.add_row(
+            name,
+            "fitted in this run" if name in fitted else "reused",
+            str(region.k),
+            "-" if region.silhouette is None else f"{region.silhouette:.2f}",
+            ", ".join(f"{route['route_id']} {route['trips']:,} @ {_hour_text(route['typical_hour'])}" for route in busiest),
+        )
+    return table
+
+
 def _run(args: argparse.Namespace) -> int:
     from triplake.pipeline import run_pipeline
     from triplake.spark import build_local_session
@@ -71,11 +95,11 @@ def _run(args: argparse.Namespace) -> int:
 
     with stderr.status("starting Spark (local mode)...", spinner="dots"):
         spark = build_local_session(settings)
-    with stderr.status(f"ingesting {len(inputs)} file(s)...", spinner="dots"):
-        result = run_pipeline(spark, inputs, lake_root)
+    with stderr.status(f"ingesting {len(inputs)} file(s) and grouping their trips into routes...", spinner="dots"):
+        result = run_pipeline(spark, inputs, lake_root, refit=args.refit)
 
     if args.json:
-        print(json.dumps(result.to_dict()))
+        print(json.dumps(result.to_dict(), default=str))
     else:
         # Off a terminal (CI logs, pipes) rich assumes 80 columns; the summary needs more to stay readable.
         console = Console(width=None if Console().is_terminal else 140)
@@ -86,7 +110,10 @@ def _run(args: argparse.Namespace) -> int:
                 console.print(f"  {ingestion.ingestion_id}: rejected rows by reason: {reasons}")
             if ingestion.error:
                 console.print(f"  [red]{ingestion.ingestion_id} FAILED[/red] ({ingestion.error['kind']}): {ingestion.error['message']}")
-        console.print(f"Raw copies under {lake_root}/raw, trips in {lake_root}/curated/trips.")
+        if result.routes:
+            console.print(_routes_table(result))
+        console.print(f"Raw copies under {lake_root}/raw, trips in {lake_root}/curated/trips, "
+                      f"routes in {lake_root}/curated/routes.")
     for ingestion in result.ingestions:
         if ingestion.error:
             stderr.print(f"[red]error:[/red] {ingestion.source_uri}: {ingestion.error['message']}")
@@ -113,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--input", nargs="+", required=True, metavar="PATH", help="CSV or CSV.gz files (paths or URIs)")
     run.add_argument("--lake-root", help="lake URI or path (default: TRIPLAKE_LAKE_ROOT or .local/lake)")
     run.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
+    run.add_argument("--refit", action="store_true", help="fit the route models of the files' regions again")
     run.set_defaults(handler=_run)
     return parser
 

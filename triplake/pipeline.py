@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pyspark.sql import SparkSession
 
+from spark_jobs.group_routes import RoutesResult, group_routes
 from spark_jobs.ingest import SUCCEEDED, IngestionResult, ingest_file
 
 logger = logging.getLogger(__name__)
@@ -16,6 +17,7 @@ logger = logging.getLogger(__name__)
 class PipelineResult:
     lake_root: str
     ingestions: list[IngestionResult]
+    routes: dict[str, RoutesResult] = field(default_factory=dict)  # by ingestion id
 
     @property
     def succeeded(self) -> bool:
@@ -25,14 +27,29 @@ class PipelineResult:
         return {
             "status": SUCCEEDED if self.succeeded else "FAILED",
             "lake_root": self.lake_root,
-            "ingestions": [ingestion.to_dict() for ingestion in self.ingestions],
+            "ingestions": [
+                {
+                    **ingestion.to_dict(),
+                    "routes": self.routes[ingestion.ingestion_id].to_dict() if ingestion.ingestion_id in self.routes else None,
+                }
+                for ingestion in self.ingestions
+            ],
         }
 
 
-def run_pipeline(spark: SparkSession, input_uris: list[str], lake_root: str) -> PipelineResult:
-    """Ingest each file in order, one ingestion each (later files dedupe against earlier ones)."""
-    ingestions = []
+def run_pipeline(spark: SparkSession, input_uris: list[str], lake_root: str, refit: bool = False) -> PipelineResult:
+    """Ingest each file in order, one ingestion each (later files dedupe against earlier ones), and give its
+    trips their routes. With refit, each region's model is fitted again once, by the first file that has it."""
+    result = PipelineResult(lake_root=lake_root, ingestions=[])
+    refitted: set[str] = set()
     for uri in input_uris:
         logger.info("ingesting %s into %s", uri, lake_root)
-        ingestions.append(ingest_file(spark, uri, lake_root))
-    return PipelineResult(lake_root=lake_root, ingestions=ingestions)
+        ingestion = ingest_file(spark, uri, lake_root)
+        result.ingestions.append(ingestion)
+        if ingestion.status != SUCCEEDED:
+            continue
+        regions = {region for region, _ in ingestion.partitions_written}
+        routes = group_routes(spark, lake_root, ingestion.ingestion_id, refit=(regions - refitted) if refit else False)
+        refitted |= {region.region for region in routes.regions if region.refitted}
+        result.routes[ingestion.ingestion_id] = routes
+    return result
