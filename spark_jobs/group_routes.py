@@ -196,6 +196,7 @@ def choose_k(features: DataFrame, rows: int, options: RouteOptions) -> tuple[int
 
 
 FIT_ROWS_PER_PARTITION = 50_000
+SMALL_REGION_ROWS = 10_000
 
 
 def spark_cores(frame: DataFrame) -> int:
@@ -214,11 +215,16 @@ def fit_region(region: str, trips: DataFrame, options: RouteOptions) -> RouteMod
     fit_sample = _sample(features, total, options.fit_sample_rows, options.seed).coalesce(partitions).cache()
     try:
         fit_rows = fit_sample.count()
+        # Spark's KMeans fails when a sample has fewer distinct points than k: a small region is checked.
+        distinct_points = fit_sample.distinct().count() if fit_rows < SMALL_REGION_ROWS else fit_rows
         k_sample = _sample(fit_sample, fit_rows, options.silhouette_sample_rows, options.seed + 1)
         k, silhouette, k_scores = choose_k(k_sample, min(fit_rows, options.silhouette_sample_rows), options)
-        # Spark's KMeans needs k >= 2; one or two trips simply give fewer clusters than asked for.
-        pipeline = route_pipeline(max(k, 2), options.seed).fit(fit_sample)
-        clustered = pipeline.transform(fit_sample)
+        k = min(k, distinct_points)
+        if k >= 2:
+            pipeline = route_pipeline(k, options.seed).fit(fit_sample)
+            clustered = pipeline.transform(fit_sample)
+        else:  # one distinct point: one route, nothing to learn
+            pipeline, clustered = None, fit_sample.withColumn("cluster", F.lit(0))
         sizes = {row["cluster"]: row["count"] for row in clustered.groupBy("cluster").count().collect()}
         means = {
             row["cluster"]: row
@@ -252,8 +258,10 @@ def fit_region(region: str, trips: DataFrame, options: RouteOptions) -> RouteMod
 
 def assign(trips: DataFrame, model: RouteModel) -> DataFrame:
     """trip_routes rows (trip_id, region, route_id, week_start) for trips of the model's region."""
-    assert model.pipeline is not None
-    clustered = model.pipeline.transform(with_route_features(trips))
+    if model.pipeline is None:  # a single route
+        clustered = trips.withColumn("cluster", F.lit(0))
+    else:
+        clustered = model.pipeline.transform(with_route_features(trips))
     return assign_route_ids(clustered, model.route_ids).select(*tables.TRIP_ROUTES_SCHEMA.fieldNames())
 
 
@@ -293,14 +301,17 @@ def load_model(spark: SparkSession, fs: LakeFs, lake: Lake, region: str) -> Rout
     metadata_uri = f"{directory}/{MODEL_METADATA}"
     if not fs.exists(metadata_uri):
         return None
-    return RouteModel.from_metadata(json.loads(fs.read_text(metadata_uri)), PipelineModel.load(f"{directory}/{PIPELINE_DIR}"))
+    pipeline_uri = f"{directory}/{PIPELINE_DIR}"
+    pipeline = PipelineModel.load(pipeline_uri) if fs.exists(pipeline_uri) else None  # None: a single route
+    return RouteModel.from_metadata(json.loads(fs.read_text(metadata_uri)), pipeline)
 
 
 def save_model(spark: SparkSession, fs: LakeFs, lake: Lake, model: RouteModel) -> None:
     directory = _model_dir(spark, lake, model.region)
     fs.delete(f"{directory}/{MODEL_METADATA}")  # a half-saved model must not look complete
-    assert model.pipeline is not None
-    model.pipeline.write().overwrite().save(f"{directory}/{PIPELINE_DIR}")
+    fs.delete(f"{directory}/{PIPELINE_DIR}")
+    if model.pipeline is not None:
+        model.pipeline.write().overwrite().save(f"{directory}/{PIPELINE_DIR}")
     fs.write_text(f"{directory}/{MODEL_METADATA}", json.dumps(model.metadata(), indent=2))
 
 

@@ -136,15 +136,21 @@ def test_refit_retrains_and_reassigns_every_trip_once(spark, lake_root, tmp_path
     assert sorted(table["trip_id"].to_pylist()) == sorted(trip_ids(lake_root))
 
 
-def test_a_region_with_fewer_trips_than_the_minimum_k_still_gets_routes(spark, lake_root, tmp_path):
+@pytest.mark.parametrize("trips", [1, 3])
+def test_a_region_with_fewer_trips_than_the_minimum_k_still_gets_routes(spark, lake_root, tmp_path, trips):
     tiny = tmp_path / "tiny.csv"
     lines = SAMPLE.read_text().splitlines()
-    tiny.write_text("\n".join([lines[0], *[line for line in lines if line.startswith("Turin")][:3]]) + "\n")
+    tiny.write_text("\n".join([lines[0], *[line for line in lines if line.startswith("Turin")][:trips]]) + "\n")
     _, result = ingest_and_route(spark, tiny, lake_root)
 
     (region,) = result.regions
-    assert region.region == "Turin" and 1 <= region.k <= 2 and region.silhouette is None
-    assert len(trip_routes(lake_root)) == 3
+    assert region.region == "Turin" and region.k == min(trips, 2) and region.silhouette is None
+    assert len(trip_routes(lake_root)) == trips
+    # the saved model assigns the next file's trips too
+    more = tmp_path / "more.csv"
+    more.write_text("\n".join([lines[0], *[line for line in lines if line.startswith("Turin")][3:6]]) + "\n")
+    _, again = ingest_and_route(spark, more, lake_root)
+    assert not again.regions[0].refitted and len(trip_routes(lake_root)) == trips + 3
 
 
 def test_rerunning_the_routes_step_of_an_ingestion_leaves_what_one_run_leaves(spark, lake_root):
