@@ -50,3 +50,13 @@ def test_generate_writes_the_file(tmp_path, capsys):
     assert len(out.read_text().splitlines()) == 1001
     assert main(["generate", "--rows", "10", "--out", str(out), "--duplicate-rate", "2"]) == 2
     assert "duplicate rate" in capsys.readouterr().err
+
+
+def test_routes_map_draws_a_png_of_the_regions_routes(spark, tmp_path, capsys):
+    lake = tmp_path / "lake"
+    assert main(["run", "--input", str(SAMPLE), "--lake-root", str(lake)]) == 0
+    out = tmp_path / "prague.png"
+    assert main(["routes-map", "--region", "Prague", "--out", str(out), "--lake-root", str(lake)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
+    assert main(["routes-map", "--region", "Atlantis", "--out", str(out), "--lake-root", str(lake)]) == 2
+    assert "no routes for region 'Atlantis'" in capsys.readouterr().err

@@ -54,13 +54,10 @@ def _summary_table(result) -> Table:
     return table
 
 
-def _hour_text(hour: float) -> str:
-    minutes = round(hour * 60) % (24 * 60)
-    return f"{minutes // 60:02d}:{minutes % 60:02d}"
-
-
 def _routes_table(result) -> Table:
     """The routes of every region the run touched, as the last routes step left them."""
+    from triplake.routes_map import hour_text
+
     latest = {region.region: region for routes in result.routes.values() for region in routes.regions}
     fitted = {region.region for routes in result.routes.values() for region in routes.regions if region.refitted}
     table = Table(title="Routes per region (trips in the whole lake)")
@@ -73,7 +70,7 @@ def _routes_table(result) -> Table:
             "fitted in this run" if name in fitted else "reused",
             str(region.k),
             "-" if region.silhouette is None else f"{region.silhouette:.2f}",
-            ", ".join(f"{route['route_id']} {route['trips']:,} @ {_hour_text(route['typical_hour'])}" for route in busiest),
+            ", ".join(f"{route['route_id']} {route['trips']:,} @ {hour_text(route['typical_hour'])}" for route in busiest),
         )
     return table
 
@@ -120,6 +117,21 @@ def _run(args: argparse.Namespace) -> int:
     return 0 if result.succeeded else 1
 
 
+def _routes_map(args: argparse.Namespace) -> int:
+    from triplake.routes_map import NoRoutesError, draw, load_region
+    from triplake.uris import to_uri
+
+    settings = get_settings()
+    try:
+        lake_root = to_uri(args.lake_root or settings.lake_root)
+        picture = load_region(lake_root, args.region, settings)
+    except (ValueError, NoRoutesError) as problem:
+        raise UsageError(str(problem)) from problem
+    out = draw(picture, args.out)
+    stderr.print(f"wrote {out}: {len(picture.routes)} routes of {args.region}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="triplake", description="Event-driven data lake for vehicle trips.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
@@ -142,6 +154,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
     run.add_argument("--refit", action="store_true", help="fit the route models of the files' regions again")
     run.set_defaults(handler=_run)
+
+    routes_map = commands.add_parser("routes-map", help="draw a region's routes to a PNG file")
+    routes_map.add_argument("--region", required=True)
+    routes_map.add_argument("--out", type=Path, required=True, help="PNG file to write")
+    routes_map.add_argument("--lake-root", help="lake URI or path (default: TRIPLAKE_LAKE_ROOT or .local/lake)")
+    routes_map.set_defaults(handler=_routes_map)
     return parser
 
 

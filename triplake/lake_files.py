@@ -1,0 +1,38 @@
+"""Reading lake tables from Python (pyarrow), for file:// lakes and s3:// lakes (AWS, moto or LocalStack)."""
+
+from __future__ import annotations
+
+from urllib.parse import urlparse
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+from pyarrow import fs as pafs
+
+from triplake.settings import Settings
+
+HIVE_PARTITIONS = ds.partitioning(pa.schema([("region", pa.string()), ("week_start", pa.string())]), flavor="hive")
+
+
+def filesystem(lake_root: str, settings: Settings) -> tuple[pafs.FileSystem, str]:
+    """The filesystem of a lake root and the root's path on it."""
+    parsed = urlparse(lake_root)
+    if parsed.scheme in ("s3", "s3a"):
+        options = {"region": settings.aws_region}
+        if settings.aws_endpoint_url:
+            endpoint = urlparse(settings.aws_endpoint_url)
+            options |= {"endpoint_override": endpoint.netloc, "scheme": endpoint.scheme or "http"}
+        if settings.aws_access_key_id and settings.aws_secret_access_key:
+            options |= {"access_key": settings.aws_access_key_id, "secret_key": settings.aws_secret_access_key}
+        return pafs.S3FileSystem(**options), f"{parsed.netloc}{parsed.path}".rstrip("/")
+    if parsed.scheme in ("file", ""):
+        return pafs.LocalFileSystem(), parsed.path.rstrip("/")
+    raise ValueError(f"unsupported lake root {lake_root!r}: use file:// or s3://")
+
+
+def table_dataset(lake_root: str, relative: str, settings: Settings, partitioned: bool = True) -> ds.Dataset | None:
+    """A lake table as a pyarrow dataset (partition columns included), or None when it has no files yet."""
+    fs, root = filesystem(lake_root, settings)
+    path = f"{root}/{relative}"
+    if fs.get_file_info(path).type == pafs.FileType.NotFound:
+        return None
+    return ds.dataset(path, filesystem=fs, format="parquet", partitioning=HIVE_PARTITIONS if partitioned else None)
