@@ -8,6 +8,7 @@ writes them to .local/bench/ingest.json. This is a benchmark, not a test: nothin
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import platform
@@ -19,13 +20,16 @@ from datetime import datetime
 from pathlib import Path
 
 import psutil
+import pyarrow.dataset as ds
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from triplake.generate import GenerateOptions, generate
+from triplake.generate import NOISE_ROUTE, GenerateOptions, generate
+from triplake.identity import trip_id_of_line
 from triplake.settings import LOCAL_DIR
 
 BENCH_DIR = LOCAL_DIR / "bench"
+ARI_MAX_ROWS = 1_000_000  # the planted routes are joined line by line in Python: fine for 1M, slow for 10M
 console = Console(stderr=True)
 
 
@@ -66,6 +70,7 @@ def measure_ingest(data: Path, lake: Path, driver_memory: str) -> dict:
     # The ingestion's own time (its started_at..finished_at): what each file costs once Spark runs, as in
     # the DAG; the wall time adds starting Python and the JVM.
     job = (datetime.fromisoformat(ingestion["finished_at"]) - datetime.fromisoformat(ingestion["started_at"])).total_seconds()
+    routes = ingestion["routes"]
     parquet_bytes = sum(path.stat().st_size for path in (lake / "curated" / "trips").rglob("*.parquet"))
     return {
         "rows": ingestion["rows_read"],
@@ -75,9 +80,30 @@ def measure_ingest(data: Path, lake: Path, driver_memory: str) -> dict:
         "job_s": round(job, 1),
         "job_rows_per_s": round(ingestion["rows_read"] / job),
         "peak_rss_gib": round(peak / 2**30, 2),
+        "routes_s": routes["seconds"],
+        "routes_fit_s": max(region["fit_seconds"] or 0 for region in routes["regions"]),
+        "routes_assign_s": routes["assign_seconds"],
+        "k": {region["region"]: region["k"] for region in routes["regions"]},
+        "silhouette": {region["region"]: round(region["silhouette"], 3) for region in routes["regions"]},
         "csv_mib": round(data.stat().st_size / 2**20),
         "parquet_mib": round(parquet_bytes / 2**20),
     }
+
+
+def adjusted_rand_index(data: Path, truth: Path, lake: Path) -> float:
+    """ARI between the planted routes of the generated lines and the routes the pipeline found (noise excluded)."""
+    from sklearn.metrics import adjusted_rand_score
+
+    with truth.open() as labels:
+        planted_by_line = {int(row["line_number"]): row["route"] for row in csv.DictReader(labels)}
+    with data.open() as lines:
+        planted = {trip_id_of_line(fields): planted_by_line[number]
+                   for number, fields in enumerate(csv.reader(lines), start=1) if number > 1}
+    found = ds.dataset(lake / "curated" / "trip_routes", format="parquet", partitioning="hive").to_table(
+        columns=["trip_id", "route_id"])
+    routes = dict(zip(found["trip_id"].to_pylist(), found["route_id"].to_pylist()))
+    routed = [trip for trip, route in planted.items() if route != NOISE_ROUTE]
+    return adjusted_rand_score([planted[trip] for trip in routed], [routes[trip] for trip in routed])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -88,13 +114,16 @@ def main(argv: list[str] | None = None) -> int:
     BENCH_DIR.mkdir(parents=True, exist_ok=True)
     results = []
     for rows in args.rows:
-        data = BENCH_DIR / f"trips_{rows}.csv"
-        if not data.exists():
+        data, truth = BENCH_DIR / f"trips_{rows}.csv", BENCH_DIR / f"trips_{rows}.truth.csv"
+        with_truth = rows <= ARI_MAX_ROWS
+        if not data.exists() or (with_truth and not truth.exists()):
             started = time.perf_counter()
-            generate(GenerateOptions(rows=rows, seed=42, duplicate_rate=0.01), data, progress=True)
+            generate(GenerateOptions(rows=rows, seed=42, duplicate_rate=0.01), data, truth if with_truth else None, progress=True)
             elapsed = time.perf_counter() - started
             console.print(f"generated {rows:,} rows in {elapsed:.1f} s ({rows / elapsed:,.0f} rows/s)")
         result = measure_ingest(data, BENCH_DIR / f"lake_{rows}", args.driver_memory)
+        if with_truth:
+            result["ari"] = round(adjusted_rand_index(data, truth, BENCH_DIR / f"lake_{rows}"), 4)
         results.append(result)
         console.print(result)
     report = {"machine": machine(), "command": "make bench", "driver_memory": args.driver_memory, "ingest": results}
@@ -104,6 +133,11 @@ def main(argv: list[str] | None = None) -> int:
     for r in results:
         print(f"| {r['rows']:,} | {r['job_s']} | {r['job_rows_per_s']:,} | {r['wall_s']} | {r['rows_per_s']:,} "
               f"| {r['peak_rss_gib']} | {r['csv_mib']} | {r['parquet_mib']} |")
+    print("\n| rows | routes step (s) | of which fit, slowest region (s) | assign + publish (s) | k per region | silhouette | ARI |")
+    print("|---:|---:|---:|---:|---|---|---:|")
+    for r in results:
+        print(f"| {r['rows']:,} | {r['routes_s']} | {r['routes_fit_s']} | {r['routes_assign_s']} | {r['k']} "
+              f"| {r['silhouette']} | {r.get('ari', 'not computed')} |")
     print(f"\nMachine: {report['machine']}")
     return 0
 

@@ -284,6 +284,7 @@ class RegionRoutes:
 class RoutesResult:
     ingestion_id: str
     trips_assigned: int
+    seconds: float  # the whole step: fits (regions side by side), assignment, publishing
     assign_seconds: float
     regions: list[RegionRoutes]
 
@@ -397,6 +398,7 @@ def group_routes(
     refit: True fits every region of the ingestion again; a collection of names fits those regions again.
     """
     session.configure(spark)
+    step_started = time.perf_counter()
     options = options or RouteOptions()
     fs, lake = LakeFs(spark), Lake(lake_root)
     batch_files = ingestion_trip_files(spark, fs, lake, ingestion_id)
@@ -449,6 +451,7 @@ def group_routes(
     return RoutesResult(
         ingestion_id=ingestion_id,
         trips_assigned=assigned,
+        seconds=round(time.perf_counter() - step_started, 2),
         assign_seconds=assign_seconds,
         regions=[
             RegionRoutes(

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
-from datetime import datetime, timezone
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pytest
 
+from triplake.identity import expected_trip_id, trip_id_of_line  # noqa: F401 (shared with the tests)
 from triplake.local.moto_server import running_moto_server
 from triplake.settings import Settings
 
@@ -64,16 +63,3 @@ def read_table(lake_uri: str, relative: str, partitioned: bool = False) -> pa.Ta
     dataset = ds.dataset(path, format="parquet", partitioning=partitioning)
     return dataset.to_table()
 
-
-def expected_trip_id(region: str, olon: float, olat: float, dlon: float, dlat: float, started: datetime) -> str:
-    """The documented trip_id recipe, written independently of the job: degrees x 10^7 rounded half to even."""
-    micros = int(started.replace(tzinfo=timezone.utc).timestamp() * 1_000_000)
-    text = "|".join([region, *(str(round(v * 10**7)) for v in (olon, olat, dlon, dlat)), str(micros)])
-    return hashlib.md5(text.encode()).hexdigest()
-
-
-def trip_id_of_line(fields: list[str]) -> str:
-    """trip_id of a line in the exact input format (region, 'POINT (lon lat)' twice, datetime, ...)."""
-    region, origin, destination, started = fields[:4]
-    (olon, olat), (dlon, dlat) = [tuple(float(v) for v in point[len("POINT ("):-1].split(" ")) for point in (origin, destination)]
-    return expected_trip_id(region, olon, olat, dlon, dlat, datetime.fromisoformat(started))

@@ -1,0 +1,27 @@
+"""The documented trip_id recipe (README, DESIGN.md §4) in plain Python, independent of the Spark job.
+
+Used to check the job (tests) and to join generated ground truth to the lake (benchmarks).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timezone
+
+POINT_PREFIX = "POINT ("
+
+
+def expected_trip_id(region: str, olon: float, olat: float, dlon: float, dlat: float, started: datetime) -> str:
+    """md5 of 'region|olon|olat|dlon|dlat|start': degrees x 10^7 rounded half to even, start in UTC microseconds."""
+    micros = int(started.replace(tzinfo=timezone.utc).timestamp() * 1_000_000)
+    text = "|".join([region, *(str(round(v * 10**7)) for v in (olon, olat, dlon, dlat)), str(micros)])
+    return hashlib.md5(text.encode()).hexdigest()
+
+
+def trip_id_of_line(fields: list[str]) -> str:
+    """trip_id of a line in the exact input format (region, 'POINT (lon lat)' twice, datetime, ...)."""
+    region, origin, destination, started = fields[:4]
+    (olon, olat), (dlon, dlat) = [
+        tuple(float(v) for v in point[len(POINT_PREFIX):-1].split(" ")) for point in (origin, destination)
+    ]
+    return expected_trip_id(region, olon, olat, dlon, dlat, datetime.fromisoformat(started))
