@@ -23,6 +23,9 @@ def test_run_json_prints_one_object_with_reconciled_counts(spark, tmp_path, caps
     # lines 2 and 18 of the bad file are trips of the sample (line 18 spelled loosely): already in the lake
     assert sample["rows_written"] == 98 and sample["already_present"] == 2
     assert bad["ingestion_id"] != sample["ingestion_id"]
+    # each ingestion went on through routes and the weekly table
+    assert sample["routes"]["trips_assigned"] == 98
+    assert {week for _, week in sample["weekly"]["partitions_rebuilt"]} >= {"2018-05-28"}
 
 
 def test_run_prints_a_summary_table(spark, tmp_path, capsys):

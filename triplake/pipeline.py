@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from pyspark.sql import SparkSession
 
+from spark_jobs.build_weekly import WeeklyResult, build_weekly
 from spark_jobs.group_routes import RoutesResult, group_routes
 from spark_jobs.ingest import SUCCEEDED, IngestionResult, ingest_file
 
@@ -18,6 +19,7 @@ class PipelineResult:
     lake_root: str
     ingestions: list[IngestionResult]
     routes: dict[str, RoutesResult] = field(default_factory=dict)  # by ingestion id
+    weekly: dict[str, WeeklyResult] = field(default_factory=dict)  # by ingestion id
 
     @property
     def succeeded(self) -> bool:
@@ -31,6 +33,7 @@ class PipelineResult:
                 {
                     **ingestion.to_dict(),
                     "routes": self.routes[ingestion.ingestion_id].to_dict() if ingestion.ingestion_id in self.routes else None,
+                    "weekly": self.weekly[ingestion.ingestion_id].to_dict() if ingestion.ingestion_id in self.weekly else None,
                 }
                 for ingestion in self.ingestions
             ],
@@ -38,8 +41,9 @@ class PipelineResult:
 
 
 def run_pipeline(spark: SparkSession, input_uris: list[str], lake_root: str, refit: bool = False) -> PipelineResult:
-    """Ingest each file in order, one ingestion each (later files dedupe against earlier ones), and give its
-    trips their routes. With refit, each region's model is fitted again once, by the first file that has it."""
+    """Ingest each file in order, one ingestion each (later files dedupe against earlier ones), give its trips
+    their routes and rebuild the weeks it changed. With refit, each region's model is fitted again once, by the
+    first file that has it."""
     result = PipelineResult(lake_root=lake_root, ingestions=[])
     refitted: set[str] = set()
     for uri in input_uris:
@@ -52,4 +56,5 @@ def run_pipeline(spark: SparkSession, input_uris: list[str], lake_root: str, ref
         routes = group_routes(spark, lake_root, ingestion.ingestion_id, refit=(regions - refitted) if refit else False)
         refitted |= {region.region for region in routes.regions if region.refitted}
         result.routes[ingestion.ingestion_id] = routes
+        result.weekly[ingestion.ingestion_id] = build_weekly(spark, lake_root, ingestion.ingestion_id)
     return result

@@ -8,6 +8,7 @@ TRIPS = "curated/trips"
 TRIP_ROUTES = "curated/trip_routes"
 ROUTES = "curated/routes"
 ROUTE_MODELS = "models/routes"
+WEEKLY_TRIPS = "marts/weekly_trips"
 REJECTED_ROWS = "curated/rejected_rows"
 INGESTIONS = "curated/ingestions"
 RAW = "raw"
@@ -54,6 +55,16 @@ ROUTES_SCHEMA = T.StructType(
         T.StructField("k", T.IntegerType(), False),
         T.StructField("silhouette", T.DoubleType(), True),
         T.StructField("trained_at", T.TimestampType(), False),
+    ]
+)
+
+# Hive-partitioned by region and week_start (region, week_start are partition columns in the files' paths).
+WEEKLY_TRIPS_SCHEMA = T.StructType(
+    [
+        T.StructField("region", T.StringType(), False),
+        T.StructField("route_id", T.StringType(), False),
+        T.StructField("week_start", T.StringType(), False),
+        T.StructField("trips", T.LongType(), False),
     ]
 )
 

@@ -1,0 +1,70 @@
+"""The weekly table: counts per region, route and ISO week, rebuilt only where an ingestion changed routes."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from spark_jobs import build_weekly, group_routes, ingest
+from tests.conftest import SAMPLE, read_table
+from spark_jobs.group_routes import RouteOptions
+
+QUICK = RouteOptions(max_k=4, silhouette_sample_rows=2_000)
+
+
+def run(spark, path, lake_root):
+    ingestion = ingest.ingest_file(spark, path.as_uri(), lake_root)
+    group_routes.group_routes(spark, lake_root, ingestion.ingestion_id, options=QUICK)
+    return build_weekly.build_weekly(spark, lake_root, ingestion.ingestion_id)
+
+
+def weekly(lake_root) -> dict[tuple[str, str, str], int]:
+    rows = read_table(lake_root, "marts/weekly_trips", partitioned=True).to_pylist()
+    return {(row["region"], row["route_id"], row["week_start"]): row["trips"] for row in rows}
+
+
+def expected_from_lake(lake_root) -> Counter:
+    """The weekly counts computed independently from trip_routes, with pyarrow."""
+    rows = read_table(lake_root, "curated/trip_routes", partitioned=True).to_pylist()
+    return Counter((row["region"], row["route_id"], row["week_start"]) for row in rows)
+
+
+def test_weekly_counts_on_inline_rows_with_a_null_route_and_a_duplicate(spark):
+    frame = spark.createDataFrame(
+        [("a", "Prague", "Prague-01", "2018-05-28"), ("a", "Prague", "Prague-01", "2018-05-28"),
+         ("b", "Prague", "Prague-02", "2018-05-28"), ("c", "Prague", "Prague-01", "2018-06-04"),
+         ("d", "Turin", None, "2018-05-28")],
+        "trip_id string, region string, route_id string, week_start string",
+    )
+    result = {tuple(row[:3]): row["trips"] for row in build_weekly.weekly_counts(frame).collect()}
+    assert result == {("Prague", "Prague-01", "2018-05-28"): 2, ("Prague", "Prague-02", "2018-05-28"): 1,
+                      ("Prague", "Prague-01", "2018-06-04"): 1, ("Turin", None, "2018-05-28"): 1}
+
+
+def test_the_sample_gives_weekly_counts_that_add_up_to_its_trips(spark, lake_root):
+    result = run(spark, SAMPLE, lake_root)
+    table = weekly(lake_root)
+    assert sum(table.values()) == 100
+    assert table == dict(expected_from_lake(lake_root))
+    assert len(result.partitions_rebuilt) == 15  # 3 regions x 5 ISO weeks
+    assert {week for _, _, week in table} == {"2018-04-30", "2018-05-07", "2018-05-14", "2018-05-21", "2018-05-28"}
+
+
+def test_a_second_file_rebuilds_only_its_weeks_and_a_rerun_changes_nothing(spark, lake_root, tmp_path):
+    lines = SAMPLE.read_text().splitlines()
+    header, rows = lines[0], lines[1:]
+    may_28 = [row for row in rows if "2018-05-28" <= row.split(",")[3][:10] <= "2018-06-03"]
+    others = [row for row in rows if row not in may_28]
+    first, second = tmp_path / "first.csv", tmp_path / "second.csv"
+    first.write_text("\n".join([header, *others]) + "\n")
+    second.write_text("\n".join([header, *may_28]) + "\n")
+
+    run(spark, first, lake_root)
+    before = weekly(lake_root)
+    result = run(spark, second, lake_root)
+
+    assert {week for _, week in result.partitions_rebuilt} == {"2018-05-28"}
+    after = weekly(lake_root)
+    assert {key: value for key, value in after.items() if key[2] != "2018-05-28"} == before
+    assert after == dict(expected_from_lake(lake_root)) and sum(after.values()) == 100
+    build_weekly.build_weekly(spark, lake_root, result.ingestion_id)
+    assert weekly(lake_root) == after
