@@ -8,7 +8,6 @@ writes them to .local/bench/ingest.json. This is a benchmark, not a test: nothin
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import platform
@@ -25,7 +24,7 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from triplake.generate import NOISE_ROUTE, GenerateOptions, generate
-from triplake.identity import trip_id_of_line
+from triplake.identity import planted_routes
 from triplake.settings import LOCAL_DIR
 
 BENCH_DIR = LOCAL_DIR / "bench"
@@ -94,11 +93,7 @@ def adjusted_rand_index(data: Path, truth: Path, lake: Path) -> float:
     """ARI between the planted routes of the generated lines and the routes the pipeline found (noise excluded)."""
     from sklearn.metrics import adjusted_rand_score
 
-    with truth.open() as labels:
-        planted_by_line = {int(row["line_number"]): row["route"] for row in csv.DictReader(labels)}
-    with data.open() as lines:
-        planted = {trip_id_of_line(fields): planted_by_line[number]
-                   for number, fields in enumerate(csv.reader(lines), start=1) if number > 1}
+    planted = planted_routes(data, truth)
     found = ds.dataset(lake / "curated" / "trip_routes", format="parquet", partitioning="hive").to_table(
         columns=["trip_id", "route_id"])
     routes = dict(zip(found["trip_id"].to_pylist(), found["route_id"].to_pylist()))

@@ -49,8 +49,8 @@ class WeeklyResult:
 
 def changed_partitions(spark: SparkSession, fs: LakeFs, lake: Lake, ingestion_id: str) -> list[str]:
     """Directories (region=../week_start=..) of trip_routes that hold files written for this ingestion."""
-    pattern = lake.uri(tables.TRIP_ROUTES, "region=*", "week_start=*", f"{ingestion_id}-*.parquet")
-    return sorted({"/".join(entry.uri.rsplit("/", 3)[1:3]) for entry in fs.glob(pattern)})
+    files = fs.glob(lake.ingestion_files(tables.TRIP_ROUTES, ingestion_id))
+    return sorted({"/".join(entry.uri.rsplit("/", 3)[1:3]) for entry in files})
 
 
 def build_weekly(spark: SparkSession, lake_root: str, ingestion_id: str) -> WeeklyResult:

@@ -31,16 +31,16 @@ from pyspark.ml import Pipeline, PipelineModel
 from pyspark.ml.clustering import KMeans
 from pyspark.ml.evaluation import ClusteringEvaluator
 from pyspark.ml.feature import StandardScaler, VectorAssembler
-from pyspark.sql import Column, DataFrame, Observation, SparkSession
+from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
 from spark_jobs.common import session, tables
-from spark_jobs.common.lake import Lake, partition_dir, partition_value
+from spark_jobs.common.lake import Lake, partition_dir, partition_value, write_single_parquet
 from spark_jobs.common.lakefs import LakeFs
+from spark_jobs.common.times import day_fraction
 
 logger = logging.getLogger(__name__)
 
-MICROS_PER_DAY = 86_400_000_000
 HOURS_PER_DAY = 24.0
 SPATIAL_FEATURES = ("origin_lon", "origin_lat", "destination_lon", "destination_lat")
 FEATURES = (*SPATIAL_FEATURES, "hour_sin", "hour_cos")
@@ -73,26 +73,23 @@ class RouteOptions:
 # --------------------------------------------------------------------------------------------------
 
 
-def day_fraction(started_at: Column) -> Column:
-    """Time of day of a UTC timestamp as a fraction of the day in [0, 1)."""
-    return F.pmod(F.unix_micros(started_at), F.lit(MICROS_PER_DAY)) / F.lit(MICROS_PER_DAY)
-
-
 def with_route_features(trips: DataFrame) -> DataFrame:
     """Adds hour_sin and hour_cos: the time of day as a point on the unit circle (midnight wraps around)."""
     angle = day_fraction(F.col("started_at")) * F.lit(2 * math.pi)
     return trips.withColumn("hour_sin", F.sin(angle)).withColumn("hour_cos", F.cos(angle))
 
 
+def feature_stages() -> list:
+    """Features -> one vector, standardized (zero mean, unit variance per feature)."""
+    return [
+        VectorAssembler(inputCols=list(FEATURES), outputCol="raw_features"),
+        StandardScaler(inputCol="raw_features", outputCol="features", withMean=True, withStd=True),
+    ]
+
+
 def route_pipeline(k: int, seed: int) -> Pipeline:
-    """Features -> standardized (zero mean, unit variance per feature) -> KMeans with k clusters."""
-    return Pipeline(
-        stages=[
-            VectorAssembler(inputCols=list(FEATURES), outputCol="raw_features"),
-            StandardScaler(inputCol="raw_features", outputCol="features", withMean=True, withStd=True),
-            KMeans(k=k, seed=seed, featuresCol="features", predictionCol="cluster"),
-        ]
-    )
+    """Standardized features -> KMeans with k clusters."""
+    return Pipeline(stages=[*feature_stages(), KMeans(k=k, seed=seed, featuresCol="features", predictionCol="cluster")])
 
 
 def typical_hour(hour_sin: float, hour_cos: float) -> float:
@@ -178,9 +175,8 @@ def choose_k(features: DataFrame, rows: int, options: RouteOptions) -> tuple[int
     candidates = k_candidates(rows, options)
     if not candidates:
         return options.min_k, None, {}
-    scaler = route_pipeline(options.min_k, options.seed).getStages()[:2]
     # One partition: every KMeans iteration is a Spark job, and on a sample this small the cost is the job.
-    scaled = Pipeline(stages=scaler).fit(features).transform(features).select("features").coalesce(1).cache()
+    scaled = Pipeline(stages=feature_stages()).fit(features).transform(features).select("features").coalesce(1).cache()
     try:
         evaluator = ClusteringEvaluator(featuresCol="features", predictionCol="cluster", metricName="silhouette")
         scores = {}
@@ -228,11 +224,11 @@ def fit_region(region: str, trips: DataFrame, options: RouteOptions) -> RouteMod
             clustered = pipeline.transform(fit_sample)
         else:  # one distinct point: one route, nothing to learn
             pipeline, clustered = None, fit_sample.withColumn("cluster", F.lit(0))
-        sizes = {row["cluster"]: row["count"] for row in clustered.groupBy("cluster").count().collect()}
-        means = {
-            row["cluster"]: row
-            for row in clustered.groupBy("cluster").agg(*[F.avg(name).alias(name) for name in FEATURES]).collect()
-        }
+        clusters = clustered.groupBy("cluster").agg(
+            F.count(F.lit(1)).alias("size"), *[F.avg(name).alias(name) for name in FEATURES]
+        ).collect()
+        sizes = {row["cluster"]: row["size"] for row in clusters}
+        means = {row["cluster"]: row for row in clusters}
     finally:
         fit_sample.unpersist()
     centers = {cluster: [means[cluster][name] for name in FEATURES] for cluster in sizes}
@@ -326,7 +322,7 @@ def _read_trips(spark: SparkSession, lake: Lake, paths: list[str]) -> DataFrame:
 def ingestion_trip_files(spark: SparkSession, fs: LakeFs, lake: Lake, ingestion_id: str) -> dict[str, list[str]]:
     """The trips files an ingestion published, by region (found by their name: '<ingestion_id>-part-...')."""
     by_region: dict[str, list[str]] = {}
-    for entry in fs.glob(lake.uri(tables.TRIPS, "region=*", "week_start=*", f"{ingestion_id}-*.parquet")):
+    for entry in fs.glob(lake.ingestion_files(tables.TRIPS, ingestion_id)):
         region_dir = entry.uri.rsplit("/", 3)[1]
         by_region.setdefault(partition_value(spark, region_dir), []).append(entry.uri)
     return by_region
@@ -343,7 +339,7 @@ def _publish_trip_routes(
     root = lake.uri(tables.TRIP_ROUTES)
     for region in refitted:
         fs.delete(f"{root}/{partition_dir(spark, 'region', region)}")
-    for stale in fs.glob(f"{root}/region=*/week_start=*/{ingestion_id}-*.parquet"):
+    for stale in fs.glob(lake.ingestion_files(tables.TRIP_ROUTES, ingestion_id)):
         fs.delete(stale.uri)
     for staged in fs.glob(f"{staging}/region=*/week_start=*/*.parquet"):
         region_dir, week_dir, name = staged.uri.rsplit("/", 3)[1:]
@@ -379,13 +375,12 @@ def _publish_routes(spark: SparkSession, fs: LakeFs, lake: Lake, ingestion_id: s
         model = RouteModel.from_metadata(json.loads(fs.read_text(entry.uri)), pipeline=None)
         rows_by_region[region] = _route_rows(model, counts)
     rows = [row for region in sorted(rows_by_region) for row in rows_by_region[region]]
-    staging = lake.staging(f"{ingestion_id}.routes-table")
-    spark.createDataFrame(rows, tables.ROUTES_SCHEMA).coalesce(1).write.mode("overwrite").parquet(staging)
-    (part,) = [entry for entry in fs.list(staging) if entry.name.endswith(".parquet")]
-    target = lake.uri(tables.ROUTES, "routes.parquet")
-    fs.delete(target)
-    fs.rename(part.uri, target)
-    fs.delete(staging)
+    write_single_parquet(
+        spark.createDataFrame(rows, tables.ROUTES_SCHEMA),
+        lake.staging(f"{ingestion_id}.routes-table"),
+        lake.uri(tables.ROUTES, "routes.parquet"),
+        fs,
+    )
     return rows_by_region
 
 

@@ -34,8 +34,9 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from spark_jobs.common import session, tables
-from spark_jobs.common.lake import Lake, partition_dir, partition_value
+from spark_jobs.common.lake import Lake, partition_dir, partition_value, write_single_parquet
 from spark_jobs.common.lakefs import LakeFs, join_uri
+from spark_jobs.common.times import week_start_of
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +46,6 @@ FIELD_PADDING = ' "'  # blanks and quotes around a field
 TRIP_ID_DECIMALS = 7
 # Coordinates enter trip_id as integers: degrees x 10^7 rounded half to even (Math.rint), exact and cheap.
 COORDINATE_SCALE = 10.0**TRIP_ID_DECIMALS
-MICROS_PER_DAY = 86_400_000_000
 # The rounded origin latitude leads the sort of every trips file (bbox pruning) and keys the dedupe, so
 # one sort serves both; it is a pure function of origin_lat, recomputed the same way for lake rows.
 ORIGIN_LAT_KEY = "origin_lat_e7"
@@ -227,16 +227,6 @@ def scaled_coordinate(column: str) -> Column:
     -0.0 and 0.0 become the same 0.
     """
     return F.rint(F.col(column) * F.lit(COORDINATE_SCALE)).cast("long")
-
-
-def week_start_of(timestamp: Column) -> Column:
-    """Monday of the ISO week of a UTC timestamp, as a date: the partition value week_start=YYYY-MM-DD.
-
-    Integer arithmetic on the day number (1970-01-01 was a Thursday, so Mondays are the days d with
-    (d + 3) mod 7 = 0) instead of date_trunc('week'), which builds calendar objects for every row.
-    """
-    day = F.floor(F.unix_micros(timestamp) / F.lit(MICROS_PER_DAY))
-    return F.date_from_unix_date(day - F.pmod(day + F.lit(3), F.lit(7)))
 
 
 def with_trip_identity(trips: DataFrame) -> DataFrame:
@@ -515,12 +505,6 @@ def lake_keys_for(spark: SparkSession, fs: LakeFs, lake: Lake, lines: DataFrame,
     )
 
 
-def _write_single_parquet(df: DataFrame, staging_dir: str, target_uri: str, fs: LakeFs) -> None:
-    df.coalesce(1).write.mode("overwrite").parquet(staging_dir)
-    (part,) = [entry for entry in fs.list(staging_dir) if entry.name.endswith(".parquet")]
-    fs.rename(part.uri, target_uri)
-
-
 def _staged_files(fs: LakeFs, staging_dir: str) -> list[tuple[str, str]]:
     """(uri, path relative to staging_dir) of every Parquet file written under staging_dir."""
     staged = []
@@ -543,7 +527,7 @@ def _record_ingestion(spark: SparkSession, fs: LakeFs, lake: Lake, result: Inges
         "error": json.dumps(result.error) if result.error else None,
     }
     record = spark.createDataFrame([row], tables.INGESTIONS_SCHEMA)
-    _write_single_parquet(
+    write_single_parquet(
         record, lake.staging(result.ingestion_id, "ingestion"), lake.ingestion_record(result.ingestion_id), fs
     )
 
@@ -634,7 +618,7 @@ def _ingest_raw_copy(
     if rows_rejected:
         with _timed("stage rejected rows"):
             rejected = number_rejected_lines(parsed.where(~is_valid), locate_lines(read_lines(spark, raw_uri)))
-            _write_single_parquet(
+            write_single_parquet(
                 rejected.withColumn("ingestion_id", F.lit(ingestion_id))
                 .select(*tables.REJECTED_ROWS_SCHEMA.fieldNames())
                 .orderBy("line_number"),

@@ -8,7 +8,6 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pytest
 
-from triplake.identity import expected_trip_id, trip_id_of_line  # noqa: F401 (shared with the tests)
 from triplake.local.moto_server import running_moto_server
 from triplake.settings import Settings
 

@@ -5,8 +5,10 @@ Used to check the job (tests) and to join generated ground truth to the lake (be
 
 from __future__ import annotations
 
+import csv
 import hashlib
 from datetime import datetime, timezone
+from pathlib import Path
 
 POINT_PREFIX = "POINT ("
 
@@ -25,3 +27,15 @@ def trip_id_of_line(fields: list[str]) -> str:
         tuple(float(v) for v in point[len(POINT_PREFIX):-1].split(" ")) for point in (origin, destination)
     ]
     return expected_trip_id(region, olon, olat, dlon, dlat, datetime.fromisoformat(started))
+
+
+def planted_routes(data: Path, truth: Path) -> dict[str, str]:
+    """trip_id -> planted route of every line of a generated file (`triplake generate --truth-out`)."""
+    with truth.open() as labels:
+        planted_by_line = {int(row["line_number"]): row["route"] for row in csv.DictReader(labels)}
+    with data.open() as lines:
+        return {
+            trip_id_of_line(fields): planted_by_line[number]
+            for number, fields in enumerate(csv.reader(lines), start=1)
+            if number > 1
+        }

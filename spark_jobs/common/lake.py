@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 
 from spark_jobs.common import tables
-from spark_jobs.common.lakefs import join_uri
+from spark_jobs.common.lakefs import LakeFs, join_uri
 
 
 class Lake:
@@ -25,6 +25,19 @@ class Lake:
 
     def rejected_file(self, ingestion_id: str) -> str:
         return self.uri(tables.REJECTED_ROWS, f"{ingestion_id}.parquet")
+
+    def ingestion_files(self, table: str, ingestion_id: str) -> str:
+        """Glob of the files an ingestion wrote into a table partitioned by region and week_start."""
+        return self.uri(table, "region=*", "week_start=*", f"{ingestion_id}-*.parquet")
+
+
+def write_single_parquet(df: DataFrame, staging_dir: str, target_uri: str, fs: LakeFs) -> None:
+    """Writes df as one Parquet file at target_uri (replacing it), through a staging directory."""
+    df.coalesce(1).write.mode("overwrite").parquet(staging_dir)
+    (part,) = [entry for entry in fs.list(staging_dir) if entry.name.endswith(".parquet")]
+    fs.delete(target_uri)
+    fs.rename(part.uri, target_uri)
+    fs.delete(staging_dir)
 
 
 def _catalog_utils(spark: SparkSession):

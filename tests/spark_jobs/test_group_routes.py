@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import math
 from datetime import datetime, timezone
 from pathlib import Path
@@ -13,8 +12,9 @@ from sklearn.metrics import adjusted_rand_score
 
 from spark_jobs import group_routes, ingest
 from spark_jobs.group_routes import RouteOptions
-from tests.conftest import SAMPLE, read_table, trip_id_of_line
+from tests.conftest import SAMPLE, read_table
 from triplake.generate import NOISE_ROUTE, GenerateOptions, generate
+from triplake.identity import planted_routes
 
 # Smaller than the defaults where the test is about behaviour, not quality: fewer Spark jobs per fit.
 QUICK = RouteOptions(max_k=6, silhouette_sample_rows=2_000)
@@ -76,10 +76,7 @@ def test_planted_routes_are_found_with_an_adjusted_rand_index_of_at_least_0_9(sp
     generate(GenerateOptions(rows=15_000, seed=11, noise_rate=0.1, routes_per_region=5), data, truth)
     _, result = ingest_and_route(spark, data, lake_root)
 
-    with data.open() as lines, truth.open() as labels:
-        planted_by_line = {int(row["line_number"]): row["route"] for row in csv.DictReader(labels)}
-        planted = {trip_id_of_line(fields): planted_by_line[number]
-                   for number, fields in enumerate(csv.reader(lines), start=1) if number > 1}
+    planted = planted_routes(data, truth)
     found = trip_routes(lake_root)
     assert set(found) == set(planted)  # every trip got a route
     routed = [trip for trip, route in planted.items() if route != NOISE_ROUTE]

@@ -9,7 +9,7 @@ from pyspark.sql import functions as F
 
 from spark_jobs import ingest
 from spark_jobs.ingest import InvalidFileError, column_positions
-from tests.conftest import expected_trip_id
+from triplake.identity import expected_trip_id
 
 HEADER = "region,origin_coord,destination_coord,datetime,datasource"
 POSITIONS = column_positions(HEADER)
