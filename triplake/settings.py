@@ -34,6 +34,10 @@ class Settings(BaseSettings):
     spark_driver_memory: str = "4g"
     spark_shuffle_partitions: int = Field(default=8, ge=1)
 
+    glue_database: str = Field(default="triplake", description="Glue catalog database of the lake's tables")
+    athena_workgroup: str = Field(default="triplake", description="Athena workgroup (holds the result location)")
+    athena_query_timeout_seconds: float = Field(default=300.0, gt=0)
+
     aws_region: str = Field(
         default="us-east-1",
         validation_alias=AliasChoices("TRIPLAKE_AWS_REGION", "AWS_DEFAULT_REGION", "AWS_REGION"),

@@ -1,0 +1,10 @@
+-- grain: one row per rejected input line (ingestion_id, line_number): the line as sent and why it was rejected.
+create external table if not exists rejected_rows (
+    ingestion_id string,
+    line_number bigint,
+    raw_line string,
+    reason string
+)
+stored as parquet
+location '${lake_root}/curated/rejected_rows/'
+tblproperties ('parquet.compression' = 'ZSTD')

@@ -1,0 +1,17 @@
+-- grain: one row per distinct trip (trip_id), Hive-partitioned by region and ISO week (week_start = its Monday).
+-- Files are sorted by origin latitude inside each partition, so bounding-box filters skip row groups.
+-- ${lake_root} is the lake URI (s3://bucket/prefix), filled in from the deployment's settings.
+create external table if not exists trips (
+    trip_id string,
+    origin_lon double,
+    origin_lat double,
+    destination_lon double,
+    destination_lat double,
+    started_at timestamp,
+    datasource string,
+    ingestion_id string
+)
+partitioned by (region string, week_start date)
+stored as parquet
+location '${lake_root}/curated/trips/'
+tblproperties ('parquet.compression' = 'ZSTD')
