@@ -62,3 +62,13 @@ def read_table(lake_uri: str, relative: str, partitioned: bool = False) -> pa.Ta
     dataset = ds.dataset(path, format="parquet", partitioning=partitioning)
     return dataset.to_table()
 
+
+
+@pytest.fixture(scope="session")
+def sample_lake(spark, tmp_path_factory) -> str:
+    """A lake holding the 100-row sample after the whole batch pipeline (trips, routes, weekly tables)."""
+    from triplake.pipeline import run_pipeline
+
+    root = (tmp_path_factory.mktemp("sample") / "lake").as_uri()
+    assert run_pipeline(spark, [SAMPLE.as_uri()], root).succeeded
+    return root

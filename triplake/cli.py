@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import logging
 import sys
@@ -132,6 +133,85 @@ def _routes_map(args: argparse.Namespace) -> int:
     return 0
 
 
+def _engine(args: argparse.Namespace):
+    from triplake.sql_engine import engine_for
+    from triplake.uris import to_uri
+
+    settings = get_settings()
+    try:
+        lake_root = to_uri(args.lake_root or settings.lake_root)
+    except ValueError as problem:
+        raise UsageError(str(problem)) from problem
+    return engine_for(args.engine, lake_root, settings)
+
+
+def _weekly_average(args: argparse.Namespace) -> int:
+    from triplake.sql_engine import SqlError
+    from triplake.weekly_average import Area, AreaError, BoundingBox, weekly_average
+
+    try:
+        area = Area(
+            region=args.region,
+            route_id=args.route,
+            bbox=BoundingBox.parse(args.bbox) if args.bbox is not None else None,
+            match=args.match,
+        )
+        answer = weekly_average(_engine(args), area, args.from_date, args.to_date)
+    except (AreaError, SqlError) as problem:
+        raise UsageError(str(problem)) from problem
+    if args.json:
+        print(json.dumps(answer))
+    else:
+        print(f"{area.label()}: {answer['weekly_average']:,.2f} trips per week "
+              f"({answer['trips']:,} trips over {answer['weeks']} weeks, "
+              f"weeks of {answer['first_week']} to {answer['last_week']})")
+    return 0
+
+
+def _sql(args: argparse.Namespace) -> int:
+    from triplake.sql_engine import SqlError, Statement, result_value
+
+    try:
+        statement = Statement.from_file(args.file) if args.file else Statement(args.query)
+        values = dict(_parameter(text) for text in args.param)
+        result = _engine(args).run(statement, values)
+    except OSError as problem:
+        raise UsageError(f"cannot read {args.file}: {problem.strerror}") from problem
+    except SqlError as problem:
+        raise UsageError(str(problem)) from problem
+    rows = [[result_value(value) for value in row] for row in result.rows]
+    if args.format == "json":
+        print(json.dumps({"columns": list(result.columns), "rows": [dict(zip(result.columns, row)) for row in rows]}))
+    elif args.format == "csv":
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(result.columns)
+        writer.writerows(rows)
+    else:
+        table = Table(title=statement.name if args.file else None)
+        for column in result.columns:
+            table.add_column(column)
+        for row in rows:
+            table.add_row(*("" if value is None else str(value) for value in row))
+        Console(width=None if Console().is_terminal else 160).print(table)
+    return 0
+
+
+def _parameter(text: str) -> tuple[str, str]:
+    name, separator, value = text.partition("=")
+    if not separator or not name:
+        raise UsageError(f"--param {text!r}: expected name=value, e.g. --param region=Prague")
+    return name, value
+
+
+def _date(text: str):
+    from datetime import date
+
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date: expected YYYY-MM-DD") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="triplake", description="Event-driven data lake for vehicle trips.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
@@ -160,6 +240,34 @@ def build_parser() -> argparse.ArgumentParser:
     routes_map.add_argument("--out", type=Path, required=True, help="PNG file to write")
     routes_map.add_argument("--lake-root", help="lake URI or path (default: TRIPLAKE_LAKE_ROOT or .local/lake)")
     routes_map.set_defaults(handler=_routes_map)
+
+    lake_options = argparse.ArgumentParser(add_help=False)
+    lake_options.add_argument("--lake-root", help="lake URI or path (default: TRIPLAKE_LAKE_ROOT or .local/lake)")
+    lake_options.add_argument("--engine", choices=("local", "athena"), default="local",
+                              help="local: DuckDB over the lake's files; athena: the Glue catalog through Athena")
+
+    average = commands.add_parser("weekly-average", parents=[lake_options],
+                                  help="weekly average number of trips in a region or a bounding box")
+    area = average.add_mutually_exclusive_group(required=True)
+    area.add_argument("--region", help="region name, as in the data (e.g. Prague)")
+    area.add_argument("--bbox", metavar="MIN_LON,MIN_LAT,MAX_LON,MAX_LAT", help="bounding box, bounds inclusive")
+    average.add_argument("--match", choices=("origin", "destination", "both", "any"), default="both",
+                         help="with --bbox: which end of a trip must lie in the box (default: both)")
+    average.add_argument("--route", help="with --region: only this route (e.g. Prague-03)")
+    average.add_argument("--from", dest="from_date", type=_date, metavar="YYYY-MM-DD",
+                         help="first day of the window (default: week of the earliest trip in the lake)")
+    average.add_argument("--to", dest="to_date", type=_date, metavar="YYYY-MM-DD",
+                         help="last day of the window (default: week of the latest trip in the lake)")
+    average.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
+    average.set_defaults(handler=_weekly_average)
+
+    sql = commands.add_parser("sql", parents=[lake_options], help="run an SQL statement (Athena dialect) on the lake")
+    source = sql.add_mutually_exclusive_group(required=True)
+    source.add_argument("query", nargs="?", help="the statement, e.g. \"select region, count(*) from trips group by region\"")
+    source.add_argument("--file", type=Path, help="a file holding one statement, e.g. sql/queries/regions_of_datasource.sql")
+    sql.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="value of a :NAME parameter")
+    sql.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    sql.set_defaults(handler=_sql)
     return parser
 
 

@@ -27,6 +27,7 @@ from sqlglot import exp
 from sqlglot.tokens import TokenType
 
 from triplake.settings import REPO_ROOT, Settings
+from triplake.uris import local_path
 
 logger = logging.getLogger(__name__)
 
@@ -190,8 +191,12 @@ class LocalEngine:
         import duckdb
 
         self.lake_root = lake_root.rstrip("/")
+        local = local_path(self.lake_root)
+        if local is not None and not local.is_dir():
+            raise SqlError(f"no lake at {local}: build one with `triplake run --input FILE --lake-root {local}`, "
+                           "or point --lake-root (TRIPLAKE_LAKE_ROOT) at an existing lake")
         self.connection = duckdb.connect()
-        if not self.lake_root.startswith("file:"):
+        if local is None:
             self.connection.register_filesystem(_lake_filesystem(self.lake_root, settings))
         for table in table_definitions():
             self._register_table(table)
@@ -199,7 +204,8 @@ class LocalEngine:
             self.connection.execute(view.duckdb_sql())
 
     def _files_glob(self, table: TableDefinition) -> str:
-        root = self.lake_root.removeprefix("file://")
+        local = local_path(self.lake_root)
+        root = str(local) if local is not None else self.lake_root
         return "/".join([root, table.location, *("*" for _ in table.partition_columns), "*.parquet"])
 
     def _register_table(self, table: TableDefinition) -> None:

@@ -1,0 +1,117 @@
+"""The sql/ files: each is one valid Athena statement, the DDL matches the Spark jobs' tables, and every
+query and view runs on DuckDB (the local engine) against a lake the pipeline built."""
+
+from __future__ import annotations
+
+import pytest
+from pyspark.sql import types as T
+
+from spark_jobs.common import tables
+from triplake.settings import Settings
+from triplake.sql_engine import (
+    SQL_DIR,
+    LocalEngine,
+    SqlError,
+    Statement,
+    statement,
+    statements,
+    table_definitions,
+)
+
+ALL_FILES = sorted(SQL_DIR.glob("*/*.sql"))
+SPARK_TO_ATHENA = {T.StringType(): "string", T.DoubleType(): "double", T.LongType(): "bigint",
+                   T.IntegerType(): "int", T.TimestampType(): "timestamp"}
+# The table each DDL file declares, with the Spark schema and location its writer uses.
+WRITTEN_BY_SPARK = {
+    "trips": (tables.TRIPS, tables.TRIPS_SCHEMA),
+    "trip_routes": (tables.TRIP_ROUTES, tables.TRIP_ROUTES_SCHEMA),
+    "routes": (tables.ROUTES, tables.ROUTES_SCHEMA),
+    "weekly_trips": (tables.WEEKLY_TRIPS, tables.WEEKLY_TRIPS_SCHEMA),
+    "ingestions": (tables.INGESTIONS, tables.INGESTIONS_SCHEMA),
+    "rejected_rows": (tables.REJECTED_ROWS, tables.REJECTED_ROWS_SCHEMA),
+}
+# A value for every parameter any query takes, valid for the sample.
+SAMPLE_PARAMETERS = {
+    "region": "Prague", "route_id": "Prague-01", "datasource": "cheap_mobile",
+    "from_date": "2018-05-01", "to_date": "2018-05-31",
+    "min_lon": "14.4", "min_lat": "50.0", "max_lon": "14.5", "max_lat": "50.1",
+}
+
+
+@pytest.mark.parametrize("path", ALL_FILES, ids=lambda path: f"{path.parent.name}/{path.name}")
+def test_every_file_is_one_athena_statement_with_a_grain_header(path):
+    text = path.read_text()
+    assert text.startswith("-- grain: "), "each file starts by stating its grain"
+    parsed = Statement.from_file(path).expression  # raises on invalid SQL or several statements
+    assert parsed.sql("athena")
+
+
+def test_the_ddl_declares_every_table_the_spark_jobs_write_with_the_same_columns_and_location():
+    declared = {table.name: table for table in table_definitions()}
+    assert set(declared) == set(WRITTEN_BY_SPARK)
+    for name, (location, schema) in WRITTEN_BY_SPARK.items():
+        table = declared[name]
+        assert table.location == location
+        columns = {column: kind.sql("hive").lower() for column, kind in table.all_columns}
+        # Spark writes week_start as its yyyy-MM-dd partition directory; the catalog reads it as a date.
+        expected = {field.name: SPARK_TO_ATHENA[field.dataType] for field in schema.fields}
+        expected |= {"week_start": "date"} if "week_start" in columns else {}
+        assert columns == expected, name
+    assert [name for name, _ in declared["trips"].partition_columns] == ["region", "week_start"]
+
+
+def test_a_lake_root_fills_in_the_ddl_location():
+    ddl = statement("ddl/trips").with_lake_root("s3://lake-bucket/prefix/")
+    assert "LOCATION 's3://lake-bucket/prefix/curated/trips/'" in ddl.expression.sql("athena")
+    with pytest.raises(SqlError, match="quote"):
+        statement("ddl/trips").with_lake_root("s3://x' --")
+
+
+def test_named_parameters_become_duckdb_parameters_and_athena_positional_ones_in_text_order():
+    query = Statement("select :b as b, :a as a from trips where region = :b -- not :c\nand x = ':d'")
+    assert query.parameters == ("b", "a")
+    assert "$b" in query.duckdb_sql() and "$a" in query.duckdb_sql()
+    text, values = query.athena_query({"a": "1", "b": "it's"})
+    assert ":" not in text.replace("':d'", "") and text.count("?") == 3
+    assert values == ["'it''s'", "'1'", "'it''s'"]
+
+
+def test_missing_or_unknown_parameters_are_named_in_the_error():
+    with pytest.raises(SqlError, match=r"missing --param datasource=\.\.\..*takes: datasource"):
+        statement("queries/regions_of_datasource").check_parameters({})
+    with pytest.raises(SqlError, match="unknown parameter"):
+        statement("queries/regions_of_datasource").check_parameters({"datasource": "x", "regoin": "y"})
+
+
+@pytest.mark.parametrize("query", statements("queries"), ids=lambda query: query.name)
+def test_every_query_runs_on_duckdb_against_the_sample_lake(sample_lake, query):
+    engine = LocalEngine(sample_lake, Settings())
+    result = engine.run(query, {name: SAMPLE_PARAMETERS[name] for name in query.parameters})
+    assert result.columns and result.rows
+
+
+def test_the_views_join_routes_to_trips_and_reconcile_the_ingestion(sample_lake):
+    connection = LocalEngine(sample_lake, Settings()).connection
+    [(trips, with_route)] = connection.execute("select count(*), count(route_id) from trips_with_routes").fetchall()
+    assert trips == with_route == 100
+    assert connection.execute("select rows_read, rows_written, reconciles from ingestion_reconciliation").fetchall() == [
+        (100, 100, True)
+    ]
+
+
+def test_tables_nothing_was_written_to_are_empty_with_their_declared_columns(sample_lake):
+    connection = LocalEngine(sample_lake, Settings()).connection
+    assert connection.execute("select count(*) from rejected_rows").fetchall() == [(0,)]
+    assert connection.sql("select * from rejected_rows").columns == [
+        "ingestion_id", "line_number", "raw_line", "reason"
+    ]
+
+
+def test_ddl_does_not_run_locally_and_bad_sql_is_a_clear_error(sample_lake):
+    engine = LocalEngine(sample_lake, Settings())
+    with pytest.raises(SqlError, match="runs in Athena"):
+        engine.run(statement("ddl/trips"), {})
+    with pytest.raises(SqlError, match="nonsense"):
+        engine.run(Statement("select nonsense from trips"), {})
+    with pytest.raises(SqlError, match="exactly one"):
+        Statement("select 1; select 2").expression
