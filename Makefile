@@ -33,8 +33,9 @@ demo: $(STAMP)  ## run the pipeline (ingest, routes) on a generated file, the sa
 test: $(STAMP)  ## run the whole test suite
 	$(PY) -m pytest
 
-bench: $(STAMP)  ## ingest 1M and 10M generated trips into a fresh lake, print rows/s and peak memory
+bench: $(STAMP)  ## ingest 1M and 10M generated trips into fresh lakes, then time weekly-average queries on them
 	$(PY) -m bench.bench_ingest --rows 1000000 10000000
+	$(PY) -m bench.bench_queries .local/bench/lake_1000000 .local/bench/lake_10000000
 
 clean:  ## remove the generated lake and benchmark data (keeps .venv and the jar cache)
 	rm -rf .local

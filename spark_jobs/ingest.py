@@ -49,6 +49,9 @@ COORDINATE_SCALE = 10.0**TRIP_ID_DECIMALS
 # The rounded origin latitude leads the sort of every trips file (bbox pruning) and keys the dedupe, so
 # one sort serves both; it is a pure function of origin_lat, recomputed the same way for lake rows.
 ORIGIN_LAT_KEY = "origin_lat_e7"
+# Row groups of ~16 MiB (~200k trips) instead of Parquet's 128 MiB: files are sorted by origin latitude, so a
+# bounding-box query skips the row groups whose min/max statistics lie outside the box (docs/benchmarks.md).
+TRIPS_ROW_GROUP_BYTES = 16 * 2**20
 MAX_LONGITUDE = 180.0
 MAX_LATITUDE = 90.0
 # A region becomes a directory name (region=...): nothing that could leave or fake that directory.
@@ -609,7 +612,12 @@ def _ingest_raw_copy(
         # No sort here: rows arrive ordered by origin latitude from the dedupe, and the writer keeps one file
         # open per partition (session.JOB_SQL_CONF), so each file is sorted for bbox pruning as it is written.
         staged_trips = lake.staging(ingestion_id, "trips")
-        trips.write.mode("overwrite").partitionBy(*tables.TRIPS_PARTITION_COLUMNS).parquet(staged_trips)
+        (
+            trips.write.mode("overwrite")
+            .option("parquet.block.size", TRIPS_ROW_GROUP_BYTES)
+            .partitionBy(*tables.TRIPS_PARTITION_COLUMNS)
+            .parquet(staged_trips)
+        )
         read, copies = line_counts.get, copy_counts.get
 
     rejected_by_reason = {reason: int(read[reason]) for reason in REJECT_REASONS if read[reason]}
