@@ -24,11 +24,22 @@ $(STAMP): requirements.txt pyproject.toml tools/check_prereqs.sh
 
 DEMO := .local/demo
 
-demo: $(STAMP)  ## run the pipeline (ingest, routes) on a generated file, the sample and a file of bad rows
+DEMO_LAKE := --lake-root $(DEMO)/lake
+
+demo: $(STAMP)  ## run the pipeline on a generated file, the sample and bad rows; print weekly averages and SQL answers
 	rm -rf $(DEMO)
 	$(BIN)/triplake generate --rows 200000 --seed 7 --duplicate-rate 0.02 --out $(DEMO)/generated.csv
-	$(BIN)/triplake run --lake-root $(DEMO)/lake \
+	$(BIN)/triplake run $(DEMO_LAKE) \
 	  --input $(DEMO)/generated.csv tests/fixtures/trips_sample.csv tests/fixtures/trips_bad_rows.csv
+	@echo; echo "Weekly average number of trips (ISO weeks, weeks without trips count as zero):"
+	@for region in Prague Turin Hamburg; do $(BIN)/triplake weekly-average $(DEMO_LAKE) --region $$region || exit 1; done
+	@$(BIN)/triplake weekly-average $(DEMO_LAKE) --bbox 14.40,50.03,14.48,50.10 --match both
+	@$(BIN)/triplake weekly-average $(DEMO_LAKE) --bbox 14.40,50.03,14.48,50.10 --match any
+	@echo; echo "From the two most commonly appearing regions, which is the latest datasource? (per region, then overall)"
+	@$(BIN)/triplake sql $(DEMO_LAKE) --file sql/queries/latest_datasource_per_top_region.sql
+	@$(BIN)/triplake sql $(DEMO_LAKE) --file sql/queries/latest_datasource_of_top_regions.sql
+	@echo; echo "What regions has the cheap_mobile datasource appeared in?"
+	@$(BIN)/triplake sql $(DEMO_LAKE) --file sql/queries/regions_of_datasource.sql --param datasource=cheap_mobile
 
 test: $(STAMP)  ## run the whole test suite
 	$(PY) -m pytest

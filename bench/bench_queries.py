@@ -40,7 +40,7 @@ def cli_latency(lake: Path, area: list[str], runs: int = RUNS) -> dict:
 
 def bbox_scan(lake: Path, match: str) -> dict:
     """DuckDB's profile of the bbox query: the row groups and bytes it read."""
-    engine = LocalEngine(lake.as_uri(), Settings())
+    engine = LocalEngine(lake.resolve().as_uri(), Settings())
     profile = lake.parent / f"profile_{lake.name}_{match}.json"
     engine.connection.execute("pragma enable_profiling = 'json'")
     engine.connection.execute("set profiling_mode = 'detailed'")

@@ -133,16 +133,19 @@ def _routes_map(args: argparse.Namespace) -> int:
     return 0
 
 
-def _engine(args: argparse.Namespace):
-    from triplake.sql_engine import engine_for
+def _lake_root(args: argparse.Namespace) -> str:
     from triplake.uris import to_uri
 
-    settings = get_settings()
     try:
-        lake_root = to_uri(args.lake_root or settings.lake_root)
+        return to_uri(args.lake_root or get_settings().lake_root)
     except ValueError as problem:
         raise UsageError(str(problem)) from problem
-    return engine_for(args.engine, lake_root, settings)
+
+
+def _engine(args: argparse.Namespace):
+    from triplake.sql_engine import engine_for
+
+    return engine_for(args.engine, _lake_root(args), get_settings())
 
 
 def _weekly_average(args: argparse.Namespace) -> int:
@@ -173,6 +176,8 @@ def _sql(args: argparse.Namespace) -> int:
 
     try:
         statement = Statement.from_file(args.file) if args.file else Statement(args.query)
+        if statement.is_ddl:
+            statement = statement.with_lake_root(_lake_root(args))
         values = dict(_parameter(text) for text in args.param)
         result = _engine(args).run(statement, values)
     except OSError as problem:
@@ -187,7 +192,7 @@ def _sql(args: argparse.Namespace) -> int:
         writer.writerow(result.columns)
         writer.writerows(rows)
     else:
-        table = Table(title=statement.name if args.file else None)
+        table = Table()
         for column in result.columns:
             table.add_column(column)
         for row in rows:
