@@ -193,8 +193,9 @@ def _sql(args: argparse.Namespace) -> int:
         writer.writerows(rows)
     else:
         table = Table()
-        for column in result.columns:
-            table.add_column(column)
+        for index, column in enumerate(result.columns):
+            numeric = all(isinstance(row[index], (int, float)) for row in result.rows if row[index] is not None)
+            table.add_column(column, justify="right" if numeric and result.rows else "left")
         for row in rows:
             table.add_row(*("" if value is None else str(value) for value in row))
         Console(width=None if Console().is_terminal else 160).print(table)
