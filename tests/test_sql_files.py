@@ -90,12 +90,15 @@ def test_every_query_runs_on_duckdb_against_the_sample_lake(sample_lake, query):
     assert result.columns and result.rows
 
 
-def test_the_views_join_routes_to_trips_and_reconcile_the_ingestion(sample_lake):
+def test_the_views_join_routes_to_trips_reconcile_the_ingestion_and_rank_the_regions(sample_lake):
     connection = LocalEngine(sample_lake, Settings()).connection
     [(trips, with_route)] = connection.execute("select count(*), count(route_id) from trips_with_routes").fetchall()
     assert trips == with_route == 100
     assert connection.execute("select rows_read, rows_written, reconciles from ingestion_reconciliation").fetchall() == [
         (100, 100, True)
+    ]
+    assert connection.execute("select region, trips, region_rank from region_ranking order by region_rank").fetchall() == [
+        ("Turin", 38, 1), ("Prague", 34, 2), ("Hamburg", 28, 3)
     ]
 
 

@@ -1,21 +1,13 @@
 -- grain: one row: the datasource of the single latest trip across the two regions with the most trips.
 -- Answers "From the two most commonly appearing regions, which is the latest datasource?" read as one answer.
--- Ties resolve deterministically: regions with equal counts by name, trips at the same instant by datasource.
+-- Ties resolve deterministically: regions by the view region_ranking, trips at the same instant by datasource.
 with trips as (
     select region, started_at, datasource from trips
 ),
 
-region_sizes as (
-    select region, count(*) as trips
-    from trips
-    group by region
-),
-
 top_regions as (
-    select
-        region,
-        row_number() over (order by trips desc, region asc) as region_rank
-    from region_sizes
+    select region, trips, region_rank from region_ranking
+    where region_rank <= 2
 ),
 
 top_region_trips as (
@@ -26,7 +18,6 @@ top_region_trips as (
         row_number() over (order by trips.started_at desc, trips.datasource desc) as recency_rank
     from trips
     inner join top_regions on trips.region = top_regions.region
-    where top_regions.region_rank <= 2
 )
 
 select

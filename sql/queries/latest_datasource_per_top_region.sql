@@ -1,22 +1,13 @@
 -- grain: one row per region among the two with the most trips: the datasource of its latest trip.
 -- Answers "From the two most commonly appearing regions, which is the latest datasource?" read per region.
--- Ties resolve deterministically: regions with equal counts by name, trips at the same instant by datasource.
+-- Ties resolve deterministically: regions by the view region_ranking, trips at the same instant by datasource.
 with trips as (
     select region, started_at, datasource from trips
 ),
 
-region_sizes as (
-    select region, count(*) as trips
-    from trips
-    group by region
-),
-
 top_regions as (
-    select
-        region,
-        trips,
-        row_number() over (order by trips desc, region asc) as region_rank
-    from region_sizes
+    select region, trips, region_rank from region_ranking
+    where region_rank <= 2
 ),
 
 latest_trips as (
@@ -29,7 +20,6 @@ latest_trips as (
         ) as recency_rank
     from trips
     inner join top_regions on trips.region = top_regions.region
-    where top_regions.region_rank <= 2
 )
 
 select
