@@ -1,0 +1,134 @@
+"""S3 upload notifications in, ingestion status events out (DESIGN.md §2, §7); pure functions, no AWS calls.
+
+An SQS message from an S3 bucket notification holds a JSON body with `Records`; the first message after the
+notification is configured is an `s3:TestEvent` without records, object keys arrive URL-encoded, and one
+message may carry several records. Anything that is not a new `.csv`/`.csv.gz` object under the landing
+prefix is skipped with a reason, never failing the run for the files that are fine.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping
+from urllib.parse import unquote_plus
+
+logger = logging.getLogger(__name__)
+
+STATUS_SCHEMA = "triplake.ingestion-status/1"
+RECEIVED, SUCCEEDED, FAILED = "RECEIVED", "SUCCEEDED", "FAILED"
+STATUSES = (RECEIVED, SUCCEEDED, FAILED)
+INPUT_SUFFIXES = (".csv", ".csv.gz")
+
+
+@dataclass(frozen=True)
+class UploadedFile:
+    bucket: str
+    key: str
+
+    @property
+    def uri(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+
+@dataclass(frozen=True)
+class Skipped:
+    what: str
+    reason: str
+
+
+def uploaded_files(bodies: Iterable[str | Mapping[str, Any]], landing_prefix: str) -> tuple[list[UploadedFile], list[Skipped]]:
+    """The new input files named by S3 notification bodies (in order, each once), and what was skipped and why."""
+    files: dict[UploadedFile, None] = {}
+    skipped: list[Skipped] = []
+    for body in bodies:
+        try:
+            notification = json.loads(body) if isinstance(body, (str, bytes)) else dict(body)
+        except (TypeError, ValueError):
+            skipped.append(Skipped(_preview(body), "not an S3 notification (the message body is not JSON)"))
+            continue
+        if not isinstance(notification, dict):
+            skipped.append(Skipped(_preview(body), "not an S3 notification (the message body is not a JSON object)"))
+            continue
+        if notification.get("Event") == "s3:TestEvent":
+            skipped.append(Skipped(str(notification.get("Bucket", "?")), "s3:TestEvent sent when the notification was configured"))
+            continue
+        records = notification.get("Records")
+        if not isinstance(records, list):
+            skipped.append(Skipped(_preview(body), "not an S3 notification (no Records)"))
+            continue
+        for record in records:
+            uploaded, reason = _uploaded_file(record, landing_prefix)
+            if uploaded is not None:
+                files.setdefault(uploaded)
+            else:
+                skipped.append(Skipped(_describe(record), reason))
+    for skip in skipped:
+        logger.info("skipped %s: %s", skip.what, skip.reason)
+    return list(files), skipped
+
+
+def _uploaded_file(record: Any, landing_prefix: str) -> tuple[UploadedFile | None, str]:
+    try:
+        event_name = str(record["eventName"])
+        bucket = str(record["s3"]["bucket"]["name"])
+        key = unquote_plus(str(record["s3"]["object"]["key"]))
+    except (KeyError, TypeError):
+        return None, "not an S3 record (no eventName, bucket or key)"
+    if not event_name.startswith("ObjectCreated:"):
+        return None, f"{event_name} is not a new object"
+    if not key.startswith(landing_prefix):
+        return None, f"outside the landing prefix {landing_prefix!r}"
+    if not key.lower().endswith(INPUT_SUFFIXES) or key.endswith("/"):
+        return None, "not a .csv or .csv.gz file"
+    return UploadedFile(bucket, key), ""
+
+
+def _describe(record: Any) -> str:
+    try:
+        return f"s3://{record['s3']['bucket']['name']}/{unquote_plus(record['s3']['object']['key'])}"
+    except (KeyError, TypeError):
+        return _preview(record)
+
+
+def _preview(value: Any, length: int = 80) -> str:
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= length else text[: length - 1] + "…"
+
+
+def status_event(
+    *,
+    ingestion_id: str,
+    status: str,
+    source_uri: str,
+    counts: Mapping[str, int] | None = None,
+    started_at: str | None = None,
+    finished_at: str | None = None,
+    error: Mapping[str, str] | None = None,
+    dag_run_id: str | None = None,
+) -> dict[str, Any]:
+    """The status message of DESIGN.md §7."""
+    if status not in STATUSES:
+        raise ValueError(f"unknown status {status!r}: use one of {', '.join(STATUSES)}")
+    if (status == FAILED) != (error is not None):
+        raise ValueError("a FAILED event carries an error {kind, message}; the others carry none")
+    return {
+        "schema": STATUS_SCHEMA,
+        "ingestion_id": ingestion_id,
+        "status": status,
+        "source_uri": source_uri,
+        "counts": dict(counts or {}),
+        "started_at": started_at,
+        "finished_at": finished_at,
+        "error": None if error is None else {"kind": error["kind"], "message": error["message"]},
+        "dag_run_id": dag_run_id,
+    }
+
+
+def message_attributes(event: Mapping[str, Any]) -> dict[str, dict[str, str]]:
+    """SNS message attributes for subscription filter policies (status, ingestion_id)."""
+    return {
+        "status": {"DataType": "String", "StringValue": event["status"]},
+        "ingestion_id": {"DataType": "String", "StringValue": event["ingestion_id"]},
+    }
