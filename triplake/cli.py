@@ -202,6 +202,28 @@ def _sql(args: argparse.Namespace) -> int:
     return 0
 
 
+def _upload(args: argparse.Namespace) -> int:
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from triplake.aws.s3 import landing_key, upload_file
+
+    settings = get_settings()
+    if not args.file.is_file():
+        raise UsageError(f"no such file: {args.file}")
+    if not args.file.name.lower().endswith((".csv", ".csv.gz")):
+        raise UsageError(f"{args.file.name}: only .csv and .csv.gz files start an ingestion")
+    s3 = boto3.client("s3", region_name=settings.aws_region, endpoint_url=settings.aws_endpoint_url)
+    key = landing_key(args.file, settings.landing_prefix)
+    try:
+        uri = upload_file(s3, args.file, settings.landing_bucket, key, emulator=settings.aws_endpoint_url is not None)
+    except (BotoCoreError, ClientError) as problem:
+        raise UsageError(f"could not upload {args.file} to s3://{settings.landing_bucket}/{key}: {problem} "
+                         "(is the stack up? `triplake stack status`)") from problem
+    print(uri)
+    return 0
+
+
 def _parameter(text: str) -> tuple[str, str]:
     name, separator, value = text.partition("=")
     if not separator or not name:
@@ -274,6 +296,10 @@ def build_parser() -> argparse.ArgumentParser:
     sql.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="value of a :NAME parameter")
     sql.add_argument("--format", choices=("table", "json", "csv"), default="table")
     sql.set_defaults(handler=_sql)
+
+    upload = commands.add_parser("upload", help="put a file into the landing bucket (its upload starts an ingestion)")
+    upload.add_argument("file", type=Path, help="a .csv or .csv.gz file of trips")
+    upload.set_defaults(handler=_upload)
     return parser
 
 

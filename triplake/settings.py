@@ -34,6 +34,10 @@ class Settings(BaseSettings):
     spark_driver_memory: str = "4g"
     spark_shuffle_partitions: int = Field(default=8, ge=1)
 
+    landing_bucket: str = Field(default="triplake-landing", description="Bucket users upload their CSV files to")
+    landing_prefix: str = Field(default="landing/", description="Key prefix whose new objects start an ingestion")
+    status_topic_name: str = Field(default="triplake-ingestion-status", description="SNS topic of status events")
+
     glue_database: str = Field(default="triplake", description="Glue catalog database of the lake's tables")
     athena_workgroup: str = Field(default="triplake", description="Athena workgroup (holds the result location)")
     athena_query_timeout_seconds: float = Field(default=300.0, gt=0)
