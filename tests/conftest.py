@@ -35,6 +35,22 @@ def test_settings(moto_endpoint: str) -> Settings:
     )
 
 
+@pytest.fixture
+def moto_cli_settings(moto_endpoint, test_settings, monkeypatch):
+    """Points the CLI's get_settings() at the moto server; call it with any extra TRIPLAKE_* variables."""
+    from triplake.settings import get_settings
+
+    def point_at_moto(**extra: str):
+        for name, value in {"TRIPLAKE_AWS_ENDPOINT_URL": moto_endpoint, "TRIPLAKE_AWS_REGION": test_settings.aws_region,
+                            "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", **extra}.items():
+            monkeypatch.setenv(name, value)
+        get_settings.cache_clear()
+        return get_settings()
+
+    yield point_at_moto
+    get_settings.cache_clear()
+
+
 @pytest.fixture(scope="session")
 def spark(test_settings: Settings):
     from triplake.spark import build_local_session

@@ -103,25 +103,18 @@ def test_a_failed_query_is_an_error_naming_athenas_reason(test_settings):
 
 
 def test_cli_creates_a_table_in_athena_under_the_lake_root_and_answers_through_athena(
-        athena, moto_endpoint, test_settings, monkeypatch, capsys):
+        athena, moto_endpoint, test_settings, moto_cli_settings, capsys):
     from triplake import cli
-    from triplake.settings import get_settings
 
-    for name, value in {"TRIPLAKE_AWS_ENDPOINT_URL": moto_endpoint, "TRIPLAKE_AWS_REGION": test_settings.aws_region,
-                        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
-        monkeypatch.setenv(name, value)
-    get_settings.cache_clear()
-    try:
-        assert cli.main(["sql", "--engine", "athena", "--lake-root", "s3://lake-bucket/lake",
-                         "--file", "sql/ddl/weekly_trips.sql"]) == 0
-        [execution] = last_executions(athena, 1)
-        assert "LOCATION 's3://lake-bucket/lake/marts/weekly_trips/'" in execution["Query"]
+    moto_cli_settings()
+    assert cli.main(["sql", "--engine", "athena", "--lake-root", "s3://lake-bucket/lake",
+                     "--file", "sql/ddl/weekly_trips.sql"]) == 0
+    [execution] = last_executions(athena, 1)
+    assert "LOCATION 's3://lake-bucket/lake/marts/weekly_trips/'" in execution["Query"]
 
-        queue_results(moto_endpoint, test_settings.aws_region, (ANSWER, [["6.8", "34", "5", "2018-04-30", "2018-05-28"]]))
-        assert cli.main(["weekly-average", "--engine", "athena", "--region", "Prague", "--from", "2018-04-30",
-                         "--to", "2018-05-28", "--json"]) == 0
-        assert json.loads(capsys.readouterr().out.splitlines()[-1])["weekly_average"] == 6.8
-        [execution] = last_executions(athena, 1)
-        assert execution["ExecutionParameters"] == ["'2018-04-30'", "'2018-05-28'", "'Prague'"]
-    finally:
-        get_settings.cache_clear()
+    queue_results(moto_endpoint, test_settings.aws_region, (ANSWER, [["6.8", "34", "5", "2018-04-30", "2018-05-28"]]))
+    assert cli.main(["weekly-average", "--engine", "athena", "--region", "Prague", "--from", "2018-04-30",
+                     "--to", "2018-05-28", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["weekly_average"] == 6.8
+    [execution] = last_executions(athena, 1)
+    assert execution["ExecutionParameters"] == ["'2018-04-30'", "'2018-05-28'", "'Prague'"]

@@ -11,17 +11,11 @@ import pytest
 from tests.conftest import MOTO_CREDENTIALS, SAMPLE
 from triplake import cli
 from triplake.events import uploaded_files
-from triplake.settings import get_settings
 
 
 @pytest.fixture
-def landing(moto_endpoint, test_settings, monkeypatch):
-    for name, value in {"TRIPLAKE_AWS_ENDPOINT_URL": moto_endpoint, "TRIPLAKE_AWS_REGION": test_settings.aws_region,
-                        "TRIPLAKE_LANDING_BUCKET": "upload-test-landing", "AWS_ACCESS_KEY_ID": "testing",
-                        "AWS_SECRET_ACCESS_KEY": "testing"}.items():
-        monkeypatch.setenv(name, value)
-    get_settings.cache_clear()
-    settings = get_settings()
+def landing(moto_endpoint, moto_cli_settings):
+    settings = moto_cli_settings(TRIPLAKE_LANDING_BUCKET="upload-test-landing")
     clients = {"endpoint_url": moto_endpoint, "region_name": settings.aws_region, **MOTO_CREDENTIALS}
     s3, sqs = boto3.client("s3", **clients), boto3.client("sqs", **clients)
     s3.create_bucket(Bucket=settings.landing_bucket)
@@ -30,8 +24,7 @@ def landing(moto_endpoint, test_settings, monkeypatch):
     s3.put_bucket_notification_configuration(Bucket=settings.landing_bucket, NotificationConfiguration={
         "QueueConfigurations": [{"QueueArn": queue_arn, "Events": ["s3:ObjectCreated:*"], "Filter": {"Key": {
             "FilterRules": [{"Name": "prefix", "Value": settings.landing_prefix}, {"Name": "suffix", "Value": ".csv"}]}}}]})
-    yield settings, s3, sqs, queue_url
-    get_settings.cache_clear()
+    return settings, s3, sqs, queue_url
 
 
 def test_an_uploaded_file_is_announced_on_the_landing_queue(landing, tmp_path, capsys):
