@@ -14,10 +14,10 @@ help:  ## list the targets
 
 setup: $(STAMP)  ## create .venv, install the pinned requirements and the S3A jars
 
-$(STAMP): requirements.txt pyproject.toml tools/check_prereqs.sh
+$(STAMP): requirements.txt constraints.txt pyproject.toml tools/check_prereqs.sh
 	@python=$$(tools/check_prereqs.sh) && \
 	  { [ -x $(PY) ] || $$python -m venv $(VENV); }
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt -c constraints.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	$(PY) -m triplake.jars
 	@touch $@

@@ -35,8 +35,26 @@ class Settings(BaseSettings):
     spark_shuffle_partitions: int = Field(default=8, ge=1)
 
     landing_bucket: str = Field(default="triplake-landing", description="Bucket users upload their CSV files to")
-    landing_prefix: str = Field(default="landing/", description="Key prefix whose new objects start an ingestion")
+    landing_prefix: str = Field(default="incoming/", description="Key prefix whose new objects start an ingestion")
+    landing_queue_name: str = Field(default="triplake-landing", description="SQS queue of the landing bucket's events")
+    landing_queue_url: str | None = Field(
+        default=None, description="URL of that queue, which the DAG's asset watcher reads (terraform output)"
+    )
     status_topic_name: str = Field(default="triplake-ingestion-status", description="SNS topic of status events")
+    status_topic_arn: str | None = Field(
+        default=None, description="ARN of that topic; None looks it up from the account at run time"
+    )
+
+    airflow_aws_conn_id: str = Field(default="aws_default", description="Airflow connection the DAG's AWS calls use")
+    lake_writers_pool: str = Field(
+        default="triplake_lake_writers", description="Airflow pool of one slot: the Spark steps that write the lake"
+    )
+
+    emr_application_id: str | None = Field(default=None, description="EMR Serverless application (emr-serverless runner)")
+    emr_execution_role_arn: str | None = Field(default=None, description="Job role of the EMR Serverless job runs")
+    emr_package_uri: str | None = Field(
+        default=None, description="s3:// prefix holding the `make package` zip and entry points for EMR Serverless"
+    )
 
     glue_database: str = Field(default="triplake", description="Glue catalog database of the lake's tables")
     athena_workgroup: str = Field(default="triplake", description="Athena workgroup (holds the result location)")
