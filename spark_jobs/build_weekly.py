@@ -22,7 +22,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from spark_jobs.common import session, tables
-from spark_jobs.common.lake import Lake, partition_value
+from spark_jobs.common.lake import Lake, partition_path, partition_value, write_report
 from spark_jobs.common.lakefs import LakeFs, join_uri
 
 logger = logging.getLogger(__name__)
@@ -84,7 +84,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ingestion-id", required=True, help="the ingestion whose weeks are rebuilt")
     args = parser.parse_args(argv)
     spark = session.get_or_create("triplake-build-weekly")
-    print(json.dumps(build_weekly(spark, args.lake_root, args.ingestion_id).to_dict()))
+    result = build_weekly(spark, args.lake_root, args.ingestion_id)
+    report = result.to_dict() | {
+        "partition_paths": [partition_path(spark, *partition) for partition in result.partitions_rebuilt]
+    }
+    write_report(spark, args.lake_root, args.ingestion_id, "build_weekly", report)
+    print(json.dumps(report))
     return 0
 
 

@@ -35,7 +35,7 @@ from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
 from spark_jobs.common import session, tables
-from spark_jobs.common.lake import Lake, partition_dir, partition_value, write_single_parquet
+from spark_jobs.common.lake import Lake, partition_dir, partition_value, write_report, write_single_parquet
 from spark_jobs.common.lakefs import LakeFs
 from spark_jobs.common.times import day_fraction
 
@@ -473,6 +473,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     spark = session.get_or_create("triplake-group-routes")
     result = group_routes(spark, args.lake_root, args.ingestion_id, refit=args.refit)
+    write_report(spark, args.lake_root, args.ingestion_id, "group_routes", result.to_dict())
     print(json.dumps(result.to_dict(), default=str))
     return 0
 

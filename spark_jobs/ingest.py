@@ -21,10 +21,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import re
 import time
 import sys
-import uuid
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -34,7 +32,8 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from spark_jobs.common import session, tables
-from spark_jobs.common.lake import Lake, partition_dir, partition_value, write_single_parquet
+from spark_jobs.common.ingestion_ids import INGESTION_ID_PATTERN, new_ingestion_id
+from spark_jobs.common.lake import Lake, partition_path, partition_value, write_report, write_single_parquet
 from spark_jobs.common.lakefs import LakeFs, join_uri
 from spark_jobs.common.times import week_start_of
 
@@ -56,7 +55,6 @@ MAX_LONGITUDE = 180.0
 MAX_LATITUDE = 90.0
 # A region becomes a directory name (region=...): nothing that could leave or fake that directory.
 UNSAFE_REGION_PATTERN = r"[/\\=\x00-\x1f\x7f]|\.\."
-INGESTION_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 # Reject reasons, checked in this order: a line gets the first that applies.
 WRONG_FIELD_COUNT = "wrong_field_count"
@@ -429,11 +427,6 @@ def _timed(step: str):
     logger.info("%s: %.1f s", step, time.perf_counter() - started)
 
 
-def new_ingestion_id(now: datetime | None = None) -> str:
-    now = now or datetime.now(timezone.utc)
-    return f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
-
-
 def read_lines(spark: SparkSession, uri: str) -> DataFrame:
     """Every physical line of the file, as the column `value`."""
     return spark.read.text(uri)
@@ -671,7 +664,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     spark = session.get_or_create("triplake-ingest")
     result = ingest_file(spark, args.input, args.lake_root, args.ingestion_id)
-    print(json.dumps(result.to_dict()))
+    report = result.to_dict() | {
+        "partition_paths": [partition_path(spark, *partition) for partition in result.partitions_written]
+    }
+    write_report(spark, args.lake_root, result.ingestion_id, "ingest", report)
+    print(json.dumps(report))
     return 0 if result.status == SUCCEEDED else 1
 
 

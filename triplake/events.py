@@ -121,7 +121,8 @@ def status_event(
         "counts": dict(counts or {}),
         "started_at": started_at,
         "finished_at": finished_at,
-        "error": None if error is None else {"kind": error["kind"], "message": error["message"]},
+        # `task` (which step failed) is added when the orchestrator knows it; kind and message are always there.
+        "error": None if error is None else {key: error[key] for key in ("kind", "message", "task") if key in error},
         "dag_run_id": dag_run_id,
     }
 

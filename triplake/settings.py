@@ -52,6 +52,7 @@ class Settings(BaseSettings):
 
     emr_application_id: str | None = Field(default=None, description="EMR Serverless application (emr-serverless runner)")
     emr_execution_role_arn: str | None = Field(default=None, description="Job role of the EMR Serverless job runs")
+    emr_poll_seconds: int = Field(default=30, ge=1, description="How often the deferred EMR job runs are checked")
     emr_package_uri: str | None = Field(
         default=None, description="s3:// prefix holding the `make package` zip and entry points for EMR Serverless"
     )

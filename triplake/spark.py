@@ -18,8 +18,11 @@ logger = logging.getLogger(__name__)
 LOG4J2_CONFIG = Path(__file__).with_name("log4j2.properties")
 
 
-def s3a_conf(settings: Settings) -> dict[str, str]:
-    """Hadoop settings that make s3:// and s3a:// URIs go through S3A to AWS, moto or LocalStack."""
+def s3a_conf(settings: Settings, with_credentials: bool = True) -> dict[str, str]:
+    """Hadoop settings that make s3:// and s3a:// URIs go through S3A to AWS, moto or LocalStack.
+
+    Without credentials, S3A finds them itself (AWS_* environment variables, then the instance role): what a
+    spark-submit command line uses, since its arguments are visible to every user of the machine."""
     conf = {
         # s3:// is what users and AWS write; locally S3A serves it (on EMR, EMRFS does).
         "spark.hadoop.fs.s3.impl": "org.apache.hadoop.fs.s3a.S3AFileSystem",
@@ -31,7 +34,7 @@ def s3a_conf(settings: Settings) -> dict[str, str]:
             "spark.hadoop.fs.s3a.path.style.access": "true",
             "spark.hadoop.fs.s3a.connection.ssl.enabled": str(settings.aws_endpoint_url.startswith("https")).lower(),
         }
-    if settings.aws_access_key_id and settings.aws_secret_access_key:
+    if with_credentials and settings.aws_access_key_id and settings.aws_secret_access_key:
         conf |= {
             "spark.hadoop.fs.s3a.aws.credentials.provider": "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider",
             "spark.hadoop.fs.s3a.access.key": settings.aws_access_key_id,
@@ -40,30 +43,37 @@ def s3a_conf(settings: Settings) -> dict[str, str]:
     return conf
 
 
-def build_local_session(settings: Settings, app_name: str = "triplake") -> SparkSession:
-    """One SparkSession per process (a JVM start costs ~7 s): callers share it."""
-    # Spark binds its driver to this address; loopback keeps it off every network.
-    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    builder = (
-        SparkSession.builder.master(settings.spark_master)
-        .appName(app_name)
-        .config("spark.driver.memory", settings.spark_driver_memory)
-        .config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile={LOG4J2_CONFIG.as_uri()} -XX:-DontCompileHugeMethods")
-        .config("spark.driver.bindAddress", "127.0.0.1")
-        .config("spark.driver.host", "127.0.0.1")
-        .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.sql.shuffle.partitions", str(settings.spark_shuffle_partitions))
-        .config("spark.sql.adaptive.enabled", "true")
-    )
-    for key, value in job_session.JOB_SQL_CONF.items():
-        builder = builder.config(key, value)
+def local_spark_conf(settings: Settings, with_credentials: bool = True) -> dict[str, str]:
+    """Everything a local-mode Spark of triplake is configured with, in-process or through spark-submit."""
+    conf = {
+        "spark.master": settings.spark_master,
+        "spark.driver.memory": settings.spark_driver_memory,
+        # -XX:-DontCompileHugeMethods: Spark's generated parse code exceeds the JIT's 8 kB method limit and would
+        # otherwise run interpreted.
+        "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile={LOG4J2_CONFIG.as_uri()} -XX:-DontCompileHugeMethods",
+        # Spark binds its driver to this address; loopback keeps it off every network.
+        "spark.driver.bindAddress": "127.0.0.1",
+        "spark.driver.host": "127.0.0.1",
+        "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": "false",
+        "spark.sql.shuffle.partitions": str(settings.spark_shuffle_partitions),
+        "spark.sql.adaptive.enabled": "true",
+        **job_session.JOB_SQL_CONF,
+    }
     if missing_jars(settings.jars_dir):
         logger.warning("S3A jars missing in %s: s3:// URIs will not work (run `make setup`)", settings.jars_dir)
     else:
-        builder = builder.config("spark.jars", ",".join(str(path) for path in jar_paths(settings.jars_dir)))
-        for key, value in s3a_conf(settings).items():
-            builder = builder.config(key, value)
+        conf["spark.jars"] = ",".join(str(path) for path in jar_paths(settings.jars_dir))
+        conf |= s3a_conf(settings, with_credentials)
+    return conf
+
+
+def build_local_session(settings: Settings, app_name: str = "triplake") -> SparkSession:
+    """One SparkSession per process (a JVM start costs ~7 s): callers share it."""
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    builder = SparkSession.builder.appName(app_name)
+    for key, value in local_spark_conf(settings).items():
+        builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
     return spark

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from pyspark.sql import DataFrame, SparkSession
 
 from spark_jobs.common import tables
@@ -19,6 +21,9 @@ class Lake:
 
     def staging(self, ingestion_id: str, *parts: str) -> str:
         return self.uri(tables.STAGING, ingestion_id, *parts)
+
+    def report(self, ingestion_id: str, step: str) -> str:
+        return self.uri(tables.REPORTS, ingestion_id, f"{step}.json")
 
     def ingestion_record(self, ingestion_id: str) -> str:
         return self.uri(tables.INGESTIONS, f"{ingestion_id}.parquet")
@@ -38,6 +43,18 @@ def write_single_parquet(df: DataFrame, staging_dir: str, target_uri: str, fs: L
     fs.delete(target_uri)
     fs.rename(part.uri, target_uri)
     fs.delete(staging_dir)
+
+
+def write_report(spark: SparkSession, lake_root: str, ingestion_id: str, step: str, report: dict) -> str:
+    """Leaves the job's result in the lake, where the DAG reads it whether the job ran locally or on EMR."""
+    uri = Lake(lake_root).report(ingestion_id, step)
+    LakeFs(spark).write_text(uri, json.dumps(report, default=str))
+    return uri
+
+
+def partition_path(spark: SparkSession, region: str, week_start: str) -> str:
+    """Relative directory of a (region, week_start) partition, as Spark writes it."""
+    return f"{partition_dir(spark, 'region', region)}/{partition_dir(spark, 'week_start', week_start)}"
 
 
 def _catalog_utils(spark: SparkSession):

@@ -13,6 +13,7 @@ REJECTED_ROWS = "curated/rejected_rows"
 INGESTIONS = "curated/ingestions"
 RAW = "raw"
 STAGING = "_staging"
+REPORTS = "_reports"  # one JSON per job and ingestion: what the orchestrator reads back (any runner)
 
 TRIPS_PARTITION_COLUMNS = ("region", "week_start")
 

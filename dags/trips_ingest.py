@@ -1,0 +1,158 @@
+"""
+### trips_ingest — an upload to the landing bucket becomes trips in the lake, announced on SNS
+
+An S3 `ObjectCreated` notification lands on the landing queue; the asset watcher turns it into an asset event and
+this DAG runs (DESIGN.md §2). For each new `.csv`/`.csv.gz` under the landing prefix — or each `source_uris` entry
+of a run started by hand with conf `{"source_uris": ["s3://bucket/key.csv"]}`:
+
+RECEIVED → **ingest** → **group_routes** → **build_weekly** → Glue partitions → SUCCEEDED, or FAILED naming the
+task that failed. The three Spark jobs share one pool slot, so uploads arriving together are written one at a time.
+
+Wiring only: what each task does lives in `triplake.orchestration` (tested without Airflow). Nothing here calls AWS
+when the file is parsed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+from airflow.providers.amazon.aws.operators.emr import EmrServerlessStartJobOperator
+from airflow.providers.common.messaging.triggers.msg_queue import MessageQueueTrigger
+from airflow.sdk import Asset, AssetWatcher, chain, dag, task, task_group
+
+from triplake import orchestration
+from triplake.aws import glue
+from triplake.aws.sns import publish_status
+from triplake.settings import get_settings
+
+settings = get_settings()
+
+if not settings.landing_queue_url:
+    raise RuntimeError(
+        "TRIPLAKE_LANDING_QUEUE_URL is not set: give the DAG the URL of the landing bucket's SQS queue "
+        "(`triplake stack up` sets it locally; in AWS it is in `terraform output triplake_settings`)."
+    )
+
+landing_uploads = Asset(
+    name="triplake_landing_uploads",
+    uri=f"s3://{settings.landing_bucket}/{settings.landing_prefix.strip('/')}",
+    watchers=[
+        AssetWatcher(
+            name="triplake_landing_queue",
+            trigger=MessageQueueTrigger(
+                scheme="sqs",
+                sqs_queue=settings.landing_queue_url,
+                aws_conn_id=settings.airflow_aws_conn_id,
+                max_messages=10,
+                waiter_delay=1,
+            ),
+        )
+    ],
+)
+
+
+def aws_client(service: str) -> Any:
+    return AwsBaseHook(aws_conn_id=settings.airflow_aws_conn_id, client_type=service).get_conn()
+
+
+def publish(event: dict) -> None:
+    publish_status(aws_client("sns"), orchestration.topic_arn(settings, aws_client("sts")), event)
+
+
+def announce_failure(context: Any) -> None:
+    """on_failure_callback of every step: FAILED, naming the task and what went wrong."""
+    task_instance = context["ti"]
+    ingestion = orchestration.Ingestion.from_dict(
+        task_instance.xcom_pull(task_ids="plan_ingestions")[task_instance.map_index]
+    )
+    ingest_report = orchestration.read_report(aws_client("s3"), settings.lake_root, ingestion.ingestion_id, "ingest")
+    task_name = task_instance.task_id.rsplit(".", 1)[-1]
+    publish(orchestration.failed_event(ingestion, task_name, context.get("exception"), ingest_report,
+                                       context["dag_run"].run_id))
+
+
+@dag(
+    dag_id=Path(__file__).stem,
+    schedule=[landing_uploads],
+    catchup=False,
+    tags=["triplake"],
+    doc_md=__doc__,
+    default_args={"retries": 0, "on_failure_callback": announce_failure},
+)
+def trips_ingest():
+    @task(on_failure_callback=None)
+    def plan_ingestions(**context) -> list[dict[str, str]]:
+        """One ingestion per new file of the triggering asset events (or of the run's conf); RECEIVED for each."""
+        extras = [event.extra for events in context["triggering_asset_events"].values() for event in events]
+        ingestions, skipped = orchestration.planned_ingestions(extras, context["dag_run"].conf, settings.landing_prefix)
+        for item in skipped:
+            print(f"skipped {item.what}: {item.reason}")
+        for ingestion in ingestions:
+            publish(orchestration.received_event(ingestion, context["dag_run"].run_id))
+        return [ingestion.to_dict() for ingestion in ingestions]
+
+    @task
+    def register_partitions(ingestion: dict[str, str]) -> dict[str, int]:
+        """Adds the partitions the jobs wrote to the Glue catalog, so Athena sees them (no MSCK REPAIR)."""
+        s3, catalog, ingestion_id = aws_client("s3"), aws_client("glue"), ingestion["ingestion_id"]
+        trips_paths = orchestration.read_report(s3, settings.lake_root, ingestion_id, "ingest")["partition_paths"]
+        weekly_paths = orchestration.read_report(s3, settings.lake_root, ingestion_id, "build_weekly")["partition_paths"]
+        paths = {"trips": trips_paths, "trip_routes": trips_paths, "weekly_trips": weekly_paths}
+        return {
+            table.name: glue.register_partitions(catalog, settings.glue_database, table, settings.lake_root,
+                                                 paths[table.name])
+            for table in glue.partitioned_tables()
+        }
+
+    @task
+    def announce_succeeded(ingestion: dict[str, str], **context) -> dict[str, Any]:
+        report = orchestration.read_report(aws_client("s3"), settings.lake_root, ingestion["ingestion_id"], "ingest")
+        event = orchestration.succeeded_event(orchestration.Ingestion.from_dict(ingestion), report,
+                                              context["dag_run"].run_id)
+        publish(event)
+        return event["counts"]
+
+    def spark_job(job: str, ingestion):
+        """A Spark job of spark_jobs/ on the configured runner; all of them share the lake writers' pool slot."""
+        if settings.spark_runner == "local":
+            @task(task_id=job, pool=settings.lake_writers_pool)
+            def run_locally(ingestion: dict[str, str]) -> None:
+                from triplake.local.spark_submit import run_spark_job
+
+                arguments = orchestration.job_arguments(job, orchestration.Ingestion.from_dict(ingestion),
+                                                        settings.lake_root)
+                run_spark_job(job, arguments, settings)
+
+            return run_locally(ingestion)
+
+        @task(task_id=f"{job}_job_driver")
+        def job_driver(ingestion: dict[str, str]) -> dict[str, Any]:
+            return orchestration.emr_job_driver(job, orchestration.Ingestion.from_dict(ingestion), settings)
+
+        driver = job_driver(ingestion)
+        run_on_emr = EmrServerlessStartJobOperator(
+            task_id=job,
+            application_id=settings.emr_application_id,
+            execution_role_arn=settings.emr_execution_role_arn,
+            job_driver=driver,
+            configuration_overrides={},
+            name=f"triplake-{job}",
+            aws_conn_id=settings.airflow_aws_conn_id,
+            deferrable=True,
+            waiter_delay=settings.emr_poll_seconds,
+            pool=settings.lake_writers_pool,
+        )
+        driver >> run_on_emr
+        return run_on_emr
+
+    @task_group(group_id="ingestion")
+    def one_file(ingestion):
+        chain(*[spark_job(job, ingestion) for job in orchestration.SPARK_JOBS],
+              register_partitions(ingestion), announce_succeeded(ingestion))
+
+    one_file.expand(ingestion=plan_ingestions())
+
+
+trips_ingest()

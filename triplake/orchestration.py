@@ -1,0 +1,163 @@
+"""What the trips_ingest DAG does, as plain functions of Settings and injected AWS clients: the DAG only wires them.
+
+One DAG run takes every file named by its triggering asset events (each event holds a batch of SQS messages, each
+message a batch of S3 records) or, for a run started by hand, by `source_uris` in its conf. Each file becomes one
+ingestion: RECEIVED -> ingest -> group_routes -> build_weekly -> Glue partitions -> SUCCEEDED, or FAILED at the
+step that failed. The Spark jobs leave their results as JSON reports in the lake (`_reports/<ingestion>/<job>.json`),
+so the DAG reads the same thing whether a job ran in a local spark-submit or on EMR Serverless.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from typing import Any, Iterable, Mapping
+from urllib.parse import urlparse
+
+from spark_jobs.common.ingestion_ids import new_ingestion_id
+from triplake.events import FAILED, RECEIVED, SUCCEEDED, Skipped, status_event, uploaded_files
+from triplake.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+SPARK_JOBS = ("ingest", "group_routes", "build_weekly")
+PACKAGE_ZIP = "spark_jobs.zip"
+COUNT_FIELDS = ("rows_read", "rows_valid", "rows_rejected", "duplicates_in_batch", "already_present", "rows_written")
+# The JIT refuses to compile methods over 8 kB, and Spark's generated code for the parse is bigger (DESIGN.md §8).
+JIT_OPTIONS = "-XX:-DontCompileHugeMethods"
+
+
+class UsageError(ValueError):
+    """A run was started with a conf that cannot work; the message says what to send instead."""
+
+
+@dataclass(frozen=True)
+class Ingestion:
+    """One file on its way into the lake; a plain dict in XCom."""
+
+    ingestion_id: str
+    source_uri: str
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, str]) -> Ingestion:
+        return cls(ingestion_id=data["ingestion_id"], source_uri=data["source_uri"])
+
+    def to_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+def sqs_bodies(asset_event_extras: Iterable[Mapping[str, Any] | None]) -> list[Any]:
+    """The SQS message bodies inside asset events made by MessageQueueTrigger(scheme="sqs"): the trigger's payload
+    is {"status": "success", "message_batch": [<SQS message>, ...]} and Airflow keeps it under extra["payload"]."""
+    bodies = []
+    for extra in asset_event_extras:
+        payload = (extra or {}).get("payload") or {}
+        for message in payload.get("message_batch") or []:
+            bodies.append(message.get("Body") if isinstance(message, Mapping) else message)
+    return bodies
+
+
+def planned_ingestions(
+    asset_event_extras: Iterable[Mapping[str, Any] | None], run_conf: Mapping[str, Any] | None, landing_prefix: str
+) -> tuple[list[Ingestion], list[Skipped]]:
+    """Every file of this run, each once and in order, with a new ingestion id; and what was skipped and why."""
+    files, skipped = uploaded_files(sqs_bodies(asset_event_extras), landing_prefix)
+    uris = [file.uri for file in files]
+    for uri in (run_conf or {}).get("source_uris") or []:
+        if not isinstance(uri, str) or urlparse(uri).scheme != "s3" or not urlparse(uri).path.strip("/"):
+            raise UsageError(f"source_uris must be s3://bucket/key strings; got {uri!r}")
+        if uri not in uris:
+            uris.append(uri)
+    return [Ingestion(new_ingestion_id(), uri) for uri in uris], skipped
+
+
+def job_arguments(job: str, ingestion: Ingestion, lake_root: str) -> list[str]:
+    """The command line of a job of spark_jobs/ (the same for spark-submit and EMR Serverless)."""
+    if job not in SPARK_JOBS:
+        raise ValueError(f"unknown Spark job {job!r}: one of {', '.join(SPARK_JOBS)}")
+    arguments = ["--lake-root", lake_root, "--ingestion-id", ingestion.ingestion_id]
+    return (["--input", ingestion.source_uri] if job == "ingest" else []) + arguments
+
+
+def emr_job_driver(job: str, ingestion: Ingestion, settings: Settings) -> dict[str, Any]:
+    """The jobDriver of an EMR Serverless job run: the job's file as entry point, spark_jobs/ as a zip beside it."""
+    package = _package_uri(settings)
+    java_options = f"spark.driver.extraJavaOptions={JIT_OPTIONS} --conf spark.executor.extraJavaOptions={JIT_OPTIONS}"
+    return {
+        "sparkSubmit": {
+            "entryPoint": f"{package}/{job}.py",
+            "entryPointArguments": job_arguments(job, ingestion, settings.lake_root),
+            "sparkSubmitParameters": f"--py-files {package}/{PACKAGE_ZIP} --conf {java_options}",
+        }
+    }
+
+
+def _package_uri(settings: Settings) -> str:
+    if not settings.emr_package_uri:
+        raise UsageError("TRIPLAKE_EMR_PACKAGE_URI is not set: upload the `make package` output to S3 and set it "
+                         "to that s3:// prefix (terraform output triplake_settings)")
+    return settings.emr_package_uri.rstrip("/")
+
+
+def report_key(lake_root: str, ingestion_id: str, job: str) -> tuple[str, str]:
+    """Bucket and key of a job's report in an s3:// lake."""
+    parsed = urlparse(lake_root)
+    if parsed.scheme not in ("s3", "s3a"):
+        raise UsageError(f"the DAG needs an s3:// lake root (TRIPLAKE_LAKE_ROOT), not {lake_root!r}")
+    return parsed.netloc, "/".join(part for part in (parsed.path.strip("/"), "_reports", ingestion_id, f"{job}.json") if part)
+
+
+def read_report(s3_client: Any, lake_root: str, ingestion_id: str, job: str) -> dict[str, Any] | None:
+    """A job's report, or None when the job never got far enough to write one."""
+    bucket, key = report_key(lake_root, ingestion_id, job)
+    try:
+        return json.loads(s3_client.get_object(Bucket=bucket, Key=key)["Body"].read())
+    except s3_client.exceptions.NoSuchKey:
+        return None
+
+
+def counts_of(ingest_report: Mapping[str, Any]) -> dict[str, Any]:
+    return {field: int(ingest_report[field]) for field in COUNT_FIELDS} | {
+        "rejected_by_reason": dict(ingest_report.get("rejected_by_reason") or {})
+    }
+
+
+def received_event(ingestion: Ingestion, dag_run_id: str | None) -> dict[str, Any]:
+    return status_event(ingestion_id=ingestion.ingestion_id, status=RECEIVED, source_uri=ingestion.source_uri,
+                        started_at=_now(), dag_run_id=dag_run_id)
+
+
+def succeeded_event(ingestion: Ingestion, ingest_report: Mapping[str, Any], dag_run_id: str | None) -> dict[str, Any]:
+    return status_event(ingestion_id=ingestion.ingestion_id, status=SUCCEEDED, source_uri=ingestion.source_uri,
+                        counts=counts_of(ingest_report), started_at=ingest_report.get("started_at"),
+                        finished_at=_now(), dag_run_id=dag_run_id)
+
+
+def failed_event(ingestion: Ingestion, task: str, failure: BaseException | str | None,
+                 ingest_report: Mapping[str, Any] | None, dag_run_id: str | None) -> dict[str, Any]:
+    """FAILED at `task`. A file the ingest refused (bad header, unreadable) is `invalid_file` with the ingest's own
+    words; anything else is `task_failed` with the exception, and the Airflow log holds the rest."""
+    report_error = (ingest_report or {}).get("error")
+    if task == "ingest" and report_error:
+        error = {"kind": report_error["kind"], "message": report_error["message"]}
+    else:
+        detail = str(failure).strip().splitlines()[-1] if failure and str(failure).strip() else "see the task log"
+        error = {"kind": "task_failed",
+                 "message": f"{task} failed: {detail}. Fix the cause, then rerun the failed task in the Airflow UI."}
+    counts = counts_of(ingest_report) if ingest_report and ingest_report.get("status") == SUCCEEDED else {}
+    return status_event(ingestion_id=ingestion.ingestion_id, status=FAILED, source_uri=ingestion.source_uri,
+                        counts=counts, started_at=(ingest_report or {}).get("started_at"), finished_at=_now(),
+                        error=error | {"task": task}, dag_run_id=dag_run_id)
+
+
+def topic_arn(settings: Settings, sts_client: Any) -> str:
+    if settings.status_topic_arn:
+        return settings.status_topic_arn
+    account = sts_client.get_caller_identity()["Account"]
+    return f"arn:aws:sns:{settings.aws_region}:{account}:{settings.status_topic_name}"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat()
