@@ -1,0 +1,181 @@
+"""The trips_ingest DAG, in-process with dag.test() against the moto server, with both Spark runners.
+
+The local runner really runs the three Spark jobs (spark-submit subprocesses against the s3:// lake in moto); the
+status events are read from an SQS subscription of the status topic, the way a user's queue would get them.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import boto3
+import pytest
+
+from tests.conftest import MOTO_CREDENTIALS, SAMPLE
+from triplake.aws import glue
+from triplake.events import FAILED, RECEIVED, SUCCEEDED
+from triplake.local.airflow_env import DAGS_FOLDER, airflow_env
+from triplake.local.bootstrap import bootstrap
+from triplake.settings import Settings, get_settings
+
+DAG_ID = "trips_ingest"
+
+
+class DagStack:
+    def __init__(self, settings: Settings, resources, monkeypatch) -> None:
+        self.settings, self.resources, self.monkeypatch = settings, resources, monkeypatch
+        clients = {"endpoint_url": settings.aws_endpoint_url, "region_name": settings.aws_region, **MOTO_CREDENTIALS}
+        self.s3, self.sqs, self.sns, self.glue = (boto3.client(name, **clients) for name in ("s3", "sqs", "sns", "glue"))
+        self.emr = boto3.client("emr-serverless", **clients)
+        self.status_queue = self.sqs.create_queue(QueueName="dag-test-statuses")["QueueUrl"]
+        queue_arn = self.sqs.get_queue_attributes(QueueUrl=self.status_queue, AttributeNames=["QueueArn"])
+        self.sns.subscribe(TopicArn=resources.status_topic_arn, Protocol="sqs",
+                           Endpoint=queue_arn["Attributes"]["QueueArn"], Attributes={"RawMessageDelivery": "true"})
+
+    def put(self, name: str, body: bytes) -> str:
+        key = f"{self.settings.landing_prefix}{name}"
+        self.s3.put_object(Bucket=self.settings.landing_bucket, Key=key, Body=body)
+        return f"s3://{self.settings.landing_bucket}/{key}"
+
+    def run(self, conf: dict, **test_options):
+        from airflow.utils.cli import get_bagged_dag
+
+        get_settings.cache_clear()  # the DAG file reads the settings of the current environment when parsed
+        return get_bagged_dag(None, DAG_ID).test(run_conf=conf, **test_options)
+
+    def statuses(self) -> list[dict]:
+        events = []
+        while messages := self.sqs.receive_message(QueueUrl=self.status_queue, MaxNumberOfMessages=10,
+                                                   WaitTimeSeconds=1).get("Messages"):
+            events += [json.loads(message["Body"]) for message in messages]
+            self.sqs.delete_message_batch(QueueUrl=self.status_queue, Entries=[
+                {"Id": message["MessageId"], "ReceiptHandle": message["ReceiptHandle"]} for message in messages])
+        return events
+
+    def lake_keys(self, prefix: str) -> list[str]:
+        bucket, _, root = self.settings.lake_root.removeprefix("s3://").partition("/")
+        listing = self.s3.list_objects_v2(Bucket=bucket, Prefix=f"{root}/{prefix}")
+        return [item["Key"] for item in listing.get("Contents", [])]
+
+
+@pytest.fixture(scope="module")
+def dag_stack(moto_endpoint, test_settings, tmp_path_factory):
+    """Airflow (its own SQLite under a temporary AIRFLOW_HOME) and the resources of the stack, in moto."""
+    settings = test_settings.model_copy(update={
+        "landing_bucket": "dag-test-landing", "landing_queue_name": "dag-test-landing",
+        "status_topic_name": "dag-test-status", "lake_root": "s3://dag-test-lake/lake", "glue_database": "dag_test",
+        "spark_driver_memory": "1g",
+    })
+    resources = bootstrap(settings)
+    settings = settings.model_copy(update={"landing_queue_url": resources.landing_queue_url,
+                                           "status_topic_arn": resources.status_topic_arn})
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        for name, value in airflow_env(settings, tmp_path_factory.mktemp("airflow_home")).items():
+            monkeypatch.setenv(name, value)
+        from airflow.utils import db
+
+        db.resetdb()
+        yield DagStack(settings, resources, monkeypatch)
+    get_settings.cache_clear()
+
+
+def test_the_dag_parses_without_calling_aws(dag_stack, monkeypatch):
+    import botocore.client
+    from airflow.dag_processing.dagbag import DagBag
+
+    def no_aws(*args, **kwargs):
+        raise AssertionError("the DAG file called AWS while being parsed")
+
+    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", no_aws)
+    get_settings.cache_clear()
+    bag = DagBag(dag_folder=str(DAGS_FOLDER))
+    assert bag.import_errors == {}
+    for path in DAGS_FOLDER.glob("*.py"):
+        assert Path(path).stem in bag.dag_ids, "every DAG file holds the DAG of its own name"
+    dag = bag.get_dag(DAG_ID)
+    assert {task.task_id for task in dag.tasks} == {
+        "plan_ingestions", "ingestion.ingest", "ingestion.group_routes", "ingestion.build_weekly",
+        "ingestion.register_partitions", "ingestion.announce_succeeded"}
+    assert {dag.get_task(f"ingestion.{job}").pool for job in ("ingest", "group_routes", "build_weekly")} == {
+        dag_stack.settings.lake_writers_pool}
+
+
+def test_the_dag_says_what_is_missing_when_the_queue_is_not_configured(dag_stack, monkeypatch):
+    from airflow.dag_processing.dagbag import DagBag
+
+    monkeypatch.delenv("TRIPLAKE_LANDING_QUEUE_URL")
+    get_settings.cache_clear()
+    bag = DagBag(dag_folder=str(DAGS_FOLDER))
+    (error,) = bag.import_errors.values()
+    assert "TRIPLAKE_LANDING_QUEUE_URL is not set" in error
+
+
+def test_an_uploaded_sample_goes_through_and_succeeds_with_reconciled_counts(dag_stack):
+    source = dag_stack.put("sample.csv", SAMPLE.read_bytes())
+    run = dag_stack.run({"source_uris": [source]})
+    assert run.state == "success"
+
+    received, succeeded = dag_stack.statuses()
+    assert (received["status"], succeeded["status"]) == (RECEIVED, SUCCEEDED)
+    assert received["ingestion_id"] == succeeded["ingestion_id"]
+    assert succeeded["source_uri"] == source and succeeded["dag_run_id"] == run.run_id
+    counts = succeeded["counts"]
+    assert counts["rows_read"] == 100 and counts["rows_written"] == 100
+    assert counts["rows_read"] == counts["rows_valid"] + counts["rows_rejected"]
+    assert counts["rows_valid"] == counts["duplicates_in_batch"] + counts["already_present"] + counts["rows_written"]
+
+    # Each partition the jobs wrote is registered once; a Glue partition points at its directory in the lake.
+    written = {key.split("/trips/", 1)[1].rsplit("/", 1)[0] for key in dag_stack.lake_keys("curated/trips/")}
+    for table in glue.partitioned_tables():
+        partitions = dag_stack.glue.get_partitions(DatabaseName=dag_stack.settings.glue_database,
+                                                   TableName=table.name)["Partitions"]
+        locations = {partition["StorageDescriptor"]["Location"] for partition in partitions}
+        assert locations == {f"{dag_stack.settings.lake_root}/{table.location}/{path}/" for path in written}
+    assert ("Prague", "2018-05-28") in {tuple(partition["Values"]) for partition in partitions}
+
+
+def test_a_file_with_a_bad_header_fails_as_invalid_file_and_writes_no_trips(dag_stack):
+    trips_before = dag_stack.lake_keys("curated/trips/")
+    source = dag_stack.put("bad header.csv", b"vehicle,from,to\n1,2,3\n")
+    run = dag_stack.run({"source_uris": [source]})
+    assert run.state == "failed"
+
+    received, failed = dag_stack.statuses()
+    assert (received["status"], failed["status"]) == (RECEIVED, FAILED)
+    assert failed["error"]["kind"] == "invalid_file" and failed["error"]["task"] == "ingest"
+    assert "header" in failed["error"]["message"]
+    assert dag_stack.lake_keys("curated/trips/") == trips_before
+    raw = [key for key in dag_stack.lake_keys("raw/") if failed["ingestion_id"] in key]
+    assert raw and raw[0].endswith("bad header.csv"), "the file the user sent is kept, even when it is refused"
+
+
+def test_the_emr_serverless_runner_starts_each_job_with_its_entry_point_arguments_and_zip(dag_stack, monkeypatch):
+    application = dag_stack.emr.create_application(name="triplake", releaseLabel="emr-7.12.0", type="SPARK")
+    package = "s3://dag-test-lake/packages/triplake-0.1.0"
+    for name, value in {"TRIPLAKE_SPARK_RUNNER": "emr-serverless", "TRIPLAKE_EMR_APPLICATION_ID": application["applicationId"],
+                        "TRIPLAKE_EMR_EXECUTION_ROLE_ARN": "arn:aws:iam::123456789012:role/triplake-emr-job",
+                        "TRIPLAKE_EMR_PACKAGE_URI": package, "TRIPLAKE_EMR_POLL_SECONDS": "1"}.items():
+        monkeypatch.setenv(name, value)
+    source = dag_stack.put("for emr.csv", SAMPLE.read_bytes())
+    # moto's job runs succeed at once without running Spark, so the steps after them have no reports to read.
+    run = dag_stack.run({"source_uris": [source]}, mark_success_pattern=r"ingestion\.(register_partitions|announce_succeeded)")
+    assert run.state == "success"
+
+    (received,) = dag_stack.statuses()
+    runs = dag_stack.emr.list_job_runs(applicationId=application["applicationId"])["jobRuns"]
+    drivers = {}
+    for job_run in runs:
+        detail = dag_stack.emr.get_job_run(applicationId=application["applicationId"], jobRunId=job_run["id"])["jobRun"]
+        assert detail["executionRole"] == "arn:aws:iam::123456789012:role/triplake-emr-job"
+        drivers[detail["name"]] = detail["jobDriver"]["sparkSubmit"]
+    assert set(drivers) == {"triplake-ingest", "triplake-group_routes", "triplake-build_weekly"}
+    lake = ["--lake-root", dag_stack.settings.lake_root, "--ingestion-id", received["ingestion_id"]]
+    assert drivers["triplake-ingest"]["entryPointArguments"] == ["--input", source, *lake]
+    for job in ("ingest", "group_routes", "build_weekly"):
+        driver = drivers[f"triplake-{job}"]
+        assert driver["entryPoint"] == f"{package}/{job}.py"
+        assert f"--py-files {package}/spark_jobs.zip" in driver["sparkSubmitParameters"]
+        assert "-XX:-DontCompileHugeMethods" in driver["sparkSubmitParameters"]
+        if job != "ingest":
+            assert driver["entryPointArguments"] == lake
