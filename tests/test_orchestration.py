@@ -1,0 +1,81 @@
+"""What the DAG's tasks decide, without Airflow: the files of a run, the job command lines, the status events."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from triplake import orchestration
+from triplake.events import FAILED, SUCCEEDED
+from triplake.orchestration import Ingestion, UsageError, planned_ingestions
+from triplake.settings import Settings
+
+PREFIX = "incoming/"
+
+
+def s3_body(*keys: str) -> str:
+    return json.dumps({"Records": [{"eventName": "ObjectCreated:Put", "s3": {"bucket": {"name": "landing"},
+                                                                           "object": {"key": key}}} for key in keys]})
+
+
+def asset_event_extra(*bodies: str) -> dict:
+    """What Airflow stores for an event of MessageQueueTrigger(scheme="sqs"): the trigger payload under "payload"."""
+    messages = [{"MessageId": str(number), "ReceiptHandle": "r", "Body": body} for number, body in enumerate(bodies)]
+    return {"from_trigger": True, "payload": {"status": "success", "message_batch": messages}}
+
+
+def test_a_run_takes_every_record_of_every_message_of_every_asset_event_once():
+    test_event = json.dumps({"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": "landing"})
+    extras = [
+        asset_event_extra(test_event, s3_body("incoming/a.csv", "incoming/May+2018/b%281%29.csv.gz")),
+        asset_event_extra("not json at all", s3_body("incoming/notes.txt", "incoming/a.csv")),
+        asset_event_extra(s3_body("incoming/c.csv")),
+        None,  # an event without extra (e.g. a manual asset event) names no file
+    ]
+    ingestions, skipped = planned_ingestions(extras, None, PREFIX)
+    assert [ingestion.source_uri for ingestion in ingestions] == [
+        "s3://landing/incoming/a.csv", "s3://landing/incoming/May 2018/b(1).csv.gz", "s3://landing/incoming/c.csv"]
+    assert len({ingestion.ingestion_id for ingestion in ingestions}) == 3
+    reasons = [item.reason for item in skipped]
+    assert reasons[0] == "s3:TestEvent sent when the notification was configured"
+    assert any("not JSON" in reason for reason in reasons)
+    assert any("notes.txt" in item.what for item in skipped)
+
+
+def test_a_run_started_by_hand_takes_the_source_uris_of_its_conf_and_refuses_anything_else():
+    ingestions, skipped = planned_ingestions([], {"source_uris": ["s3://landing/incoming/a.csv"]}, PREFIX)
+    assert [ingestion.source_uri for ingestion in ingestions] == ["s3://landing/incoming/a.csv"] and not skipped
+    for bad in ("/home/me/a.csv", "s3://landing", 42):
+        with pytest.raises(UsageError, match="s3://bucket/key"):
+            planned_ingestions([], {"source_uris": [bad]}, PREFIX)
+    assert planned_ingestions([], {}, PREFIX) == ([], [])
+
+
+def test_each_job_gets_the_lake_and_the_ingestion_and_only_the_ingest_gets_the_file():
+    ingestion = Ingestion("20260101T000000Z-0123abcd", "s3://landing/incoming/a b.csv")
+    assert orchestration.job_arguments("ingest", ingestion, "s3://lake/root") == [
+        "--input", "s3://landing/incoming/a b.csv", "--lake-root", "s3://lake/root", "--ingestion-id", ingestion.ingestion_id]
+    assert orchestration.job_arguments("build_weekly", ingestion, "s3://lake/root") == [
+        "--lake-root", "s3://lake/root", "--ingestion-id", ingestion.ingestion_id]
+    with pytest.raises(ValueError, match="unknown Spark job"):
+        orchestration.job_arguments("drop_everything", ingestion, "s3://lake/root")
+
+
+def test_the_emr_runner_needs_the_package_location_and_says_where_it_comes_from():
+    with pytest.raises(UsageError, match="TRIPLAKE_EMR_PACKAGE_URI"):
+        orchestration.emr_job_driver("ingest", Ingestion("i", "s3://b/k.csv"), Settings(emr_package_uri=None))
+
+
+def test_failed_events_say_which_task_failed_and_why():
+    ingestion = Ingestion("i-1", "s3://landing/incoming/a.csv")
+    refused = {"status": FAILED, "error": {"kind": "invalid_file", "message": "the header does not match"}}
+    event = orchestration.failed_event(ingestion, "ingest", RuntimeError("spark job ingest exited with 1"), refused, "run-1")
+    assert event["status"] == FAILED and event["counts"] == {}
+    assert event["error"] == {"kind": "invalid_file", "message": "the header does not match", "task": "ingest"}
+
+    ingested = {"status": SUCCEEDED, "started_at": "t0", **{field: 1 for field in orchestration.COUNT_FIELDS}}
+    event = orchestration.failed_event(ingestion, "group_routes", RuntimeError("boom\njava.lang.OutOfMemoryError"), ingested, "run-1")
+    assert event["error"]["kind"] == "task_failed" and event["error"]["task"] == "group_routes"
+    assert "java.lang.OutOfMemoryError" in event["error"]["message"] and "rerun" in event["error"]["message"]
+    assert event["counts"]["rows_written"] == 1, "what was ingested before the failure is reported"
