@@ -6,7 +6,9 @@ import argparse
 import csv
 import json
 import logging
+import queue
 import sys
+import time
 from pathlib import Path
 
 from rich.console import Console
@@ -224,6 +226,107 @@ def _upload(args: argparse.Namespace) -> int:
     return 0
 
 
+def _stack(args: argparse.Namespace) -> int:
+    import shlex
+
+    from triplake.local import stack
+
+    if args.action == "up":
+        try:
+            state = stack.up(get_settings(), say=lambda line: stderr.print(line))
+        except stack.StackError as problem:
+            raise UsageError(str(problem)) from problem
+        stderr.print(f"Airflow UI: {state.airflow_url}  (user {stack.AIRFLOW_USER}, password: `triplake stack status`)")
+        stderr.print('Use the stack from this shell: eval "$(triplake stack env)"')
+        return 0
+    if args.action == "down":
+        stack.down(say=lambda line: stderr.print(line))
+        return 0
+    state = stack.StackState.load()
+    if args.action == "env":
+        if state is None:
+            raise UsageError("the stack is not up: `triplake stack up` first")
+        print("\n".join(f"export {name}={shlex.quote(value)}" for name, value in state.env.items()))
+        return 0
+    report = stack.status()
+    if args.json:
+        print(json.dumps(report))
+        return 0 if report["up"] else 1
+    if state is None:
+        stderr.print("the stack is not up: `triplake stack up` starts it")
+        return 1
+    airflow, moto = report["airflow"], report["moto"]
+    stderr.print(f"stack: {'[green]up[/green]' if report['up'] else '[red]not fully running[/red]'} (state and logs in {report['logs']})")
+    stderr.print(f"  moto server  pid {moto['pid']}  {moto['endpoint']}  {'running' if moto['running'] else 'stopped'}")
+    stderr.print(f"  Airflow      pid {airflow['pid']}  {airflow['url']}  {'running' if airflow['running'] else 'stopped'}"
+                 f"  login {airflow['login']['user']} / {airflow['login']['password'] or '(not generated yet)'}")
+    for name, value in report["resources"].items():
+        stderr.print(f"  {name:<22} {value}")
+    return 0 if report["up"] else 1
+
+
+def _watch(args: argparse.Namespace) -> int:
+    import boto3
+
+    from triplake.events import FAILED, RECEIVED, SUCCEEDED
+    from triplake.orchestration import topic_arn
+    from triplake.watch import StatusReceiver, subscribe
+
+    settings = get_settings()
+    session = boto3.session.Session(region_name=settings.aws_region)
+    sns = session.client("sns", endpoint_url=settings.aws_endpoint_url)
+    sts = session.client("sts", endpoint_url=settings.aws_endpoint_url)
+    # moto signs nothing (DESIGN.md §8): signatures are checked against AWS, and only there.
+    with StatusReceiver(verify_signatures=settings.aws_endpoint_url is None, port=args.port) as receiver:
+        endpoint = args.public_url or receiver.url
+        try:
+            arn = topic_arn(settings, sts)
+            subscription = subscribe(sns, arn, endpoint)
+        except Exception as problem:  # botocore's errors name the cause; the user needs the stack or credentials
+            raise UsageError(f"could not subscribe {endpoint} to the status topic: {problem} "
+                             "(is the stack up? `triplake stack status`)") from problem
+        stderr.print(f"watching {arn} at {endpoint} (Ctrl-C to stop)")
+        pending: set[str] = set()
+        finished: list[str] = []
+        exit_code = 0
+        try:
+            deadline = time.monotonic() + args.timeout if args.timeout else None
+            while True:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    stderr.print(f"[red]no end of the ingestion within {args.timeout:.0f} s[/red]")
+                    return 3
+                try:
+                    event = receiver.events.get(timeout=min(remaining, 1.0) if remaining is not None else 1.0)
+                except queue.Empty:
+                    continue
+                print(json.dumps(event) if args.json else _event_line(event), flush=True)
+                if event["status"] == RECEIVED:
+                    pending.add(event["ingestion_id"])
+                elif event["status"] in (SUCCEEDED, FAILED):
+                    finished.append(event["ingestion_id"])
+                    exit_code = max(exit_code, 1 if event["status"] == FAILED else 0)
+                    if args.until_done and len(finished) >= args.ingestions:
+                        return exit_code
+        except KeyboardInterrupt:
+            return exit_code
+        finally:
+            sns.unsubscribe(SubscriptionArn=subscription)
+
+
+def _event_line(event: dict) -> str:
+    when = (event.get("finished_at") or event.get("started_at") or "")[:19].replace("T", " ")
+    line = f"{when}  {event['status']:<9}  {event['ingestion_id']}  {event['source_uri']}"
+    if event.get("counts"):
+        counts = event["counts"]
+        line += (f"  read {counts['rows_read']}, written {counts['rows_written']}, rejected {counts['rows_rejected']}, "
+                 f"duplicates {counts['duplicates_in_batch']}, already in the lake {counts['already_present']}")
+    if event.get("error"):
+        error = event["error"]
+        line += f"  {error['kind']} in {error.get('task', '?')}: {error['message']}"
+    return line
+
+
 def _parameter(text: str) -> tuple[str, str]:
     name, separator, value = text.partition("=")
     if not separator or not name:
@@ -300,6 +403,22 @@ def build_parser() -> argparse.ArgumentParser:
     upload = commands.add_parser("upload", help="put a file into the landing bucket (its upload starts an ingestion)")
     upload.add_argument("file", type=Path, help="a .csv or .csv.gz file of trips")
     upload.set_defaults(handler=_upload)
+
+    stack = commands.add_parser("stack", help="local AWS (moto server) and Airflow standalone, resources bootstrapped")
+    stack.add_argument("action", choices=("up", "down", "status", "env"),
+                       help="up | down | status | env (export lines for the stack's endpoint and names)")
+    stack.add_argument("--json", action="store_true", help="status: print exactly one JSON object on stdout")
+    stack.set_defaults(handler=_stack)
+
+    watch = commands.add_parser("watch", help="receive ingestion status events as they happen (SNS HTTP subscription)")
+    watch.add_argument("--until-done", action="store_true",
+                       help="exit after the next ingestion ends: 0 when it SUCCEEDED, 1 when it FAILED")
+    watch.add_argument("--ingestions", type=int, default=1, metavar="N", help="with --until-done: wait for N ingestions")
+    watch.add_argument("--timeout", type=float, metavar="SECONDS", help="give up after this long (exit 3)")
+    watch.add_argument("--port", type=int, default=0, help="port of the endpoint on 127.0.0.1 (default: a free one)")
+    watch.add_argument("--public-url", help="URL at which SNS reaches this endpoint (AWS: e.g. an HTTPS tunnel)")
+    watch.add_argument("--json", action="store_true", help="print each event as one JSON line")
+    watch.set_defaults(handler=_watch)
     return parser
 
 

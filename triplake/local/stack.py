@@ -1,0 +1,252 @@
+"""The local stack: a moto server as AWS, the resources Terraform would create, and `airflow standalone` running the
+DAG against them — no AWS account, no Docker. State lives in .local/stack/; every process runs in its own process
+group, and `down` stops exactly the groups `up` started (by their ids, never by name).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from triplake.local.airflow_env import airflow_env
+from triplake.local.bootstrap import aws_clients, bootstrap
+from triplake.local.moto_server import LOOPBACK, free_port
+from triplake.settings import LOCAL_DIR, Settings
+
+STACK_DIR = LOCAL_DIR / "stack"
+STATE_FILE = "state.json"
+LOCAL_CREDENTIALS = {"aws_access_key_id": "triplake-local", "aws_secret_access_key": "triplake-local"}
+LOCAL_LAKE_ROOT = "s3://triplake-lake/lake"
+AIRFLOW_USER = "admin"
+
+
+class StackError(RuntimeError):
+    """The stack could not do what was asked; the message says what to do."""
+
+
+@dataclass
+class StackState:
+    directory: str
+    moto_pid: int
+    moto_endpoint: str
+    airflow_pid: int | None = None
+    airflow_url: str | None = None
+    airflow_home: str | None = None
+    resources: dict[str, str] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)  # TRIPLAKE_* and AWS_* for commands that use the stack
+
+    def save(self) -> None:
+        Path(self.directory, STATE_FILE).write_text(json.dumps(asdict(self), indent=2))
+
+    @classmethod
+    def load(cls, directory: Path = STACK_DIR) -> StackState | None:
+        path = directory / STATE_FILE
+        return cls(**json.loads(path.read_text())) if path.exists() else None
+
+    @property
+    def pids(self) -> list[int]:
+        return [pid for pid in (self.airflow_pid, self.moto_pid) if pid]
+
+
+def stack_settings(endpoint: str, base: Settings) -> Settings:
+    return base.model_copy(update={"aws_endpoint_url": endpoint, "lake_root": LOCAL_LAKE_ROOT, **LOCAL_CREDENTIALS})
+
+
+def client_env(settings: Settings, resources: dict[str, str]) -> dict[str, str]:
+    """What `triplake upload/watch/sql/weekly-average` need to use the stack (`eval "$(triplake stack env)"`)."""
+    return {
+        "TRIPLAKE_AWS_ENDPOINT_URL": str(settings.aws_endpoint_url),
+        "TRIPLAKE_AWS_REGION": settings.aws_region,
+        "AWS_ACCESS_KEY_ID": str(settings.aws_access_key_id),
+        "AWS_SECRET_ACCESS_KEY": str(settings.aws_secret_access_key),
+        "TRIPLAKE_LAKE_ROOT": settings.lake_root,
+        "TRIPLAKE_LANDING_QUEUE_URL": resources["landing_queue_url"],
+        "TRIPLAKE_STATUS_TOPIC_ARN": resources["status_topic_arn"],
+    }
+
+
+def up(base: Settings, directory: Path = STACK_DIR, say: Callable[[str], None] = print,
+       ready_timeout: float = 240.0) -> StackState:
+    existing = StackState.load(directory)
+    if existing and all(_alive(pid) for pid in existing.pids):
+        raise StackError(f"the stack is already up (Airflow {existing.airflow_url}); `triplake stack down` first")
+    if existing:
+        down(directory, say=lambda _: None)
+    directory.mkdir(parents=True, exist_ok=True)
+
+    port = free_port()
+    moto = _start([sys.executable, "-m", "moto.server", "-H", LOOPBACK, "-p", str(port)], directory / "moto.log")
+    state = StackState(directory=str(directory), moto_pid=moto, moto_endpoint=f"http://{LOOPBACK}:{port}")
+    state.save()  # from here on, `down` can stop what runs
+    try:
+        _wait_for(lambda: _responds(f"{state.moto_endpoint}/moto-api/"), "the moto server", 30.0, directory / "moto.log")
+        say(f"moto server (local AWS) at {state.moto_endpoint}")
+        settings = stack_settings(state.moto_endpoint, base)
+        resources = bootstrap(settings).to_dict()
+        settings = settings.model_copy(update={"landing_queue_url": resources["landing_queue_url"],
+                                               "status_topic_arn": resources["status_topic_arn"]})
+        state.resources, state.env = resources, client_env(settings, resources)
+        say(f"created buckets {resources['landing_bucket']} and {resources['lake_bucket']}, the landing queue with a "
+            f"dead-letter queue, the status topic, Glue database {resources['glue_database']}, Athena workgroup")
+
+        home = directory / "airflow"
+        api_port = free_port()
+        # standalone starts `airflow scheduler`, `airflow triggerer`, ... by name: this venv's airflow comes first.
+        env = os.environ | airflow_env(settings, home, api_port) | {
+            "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])}
+        _airflow(["db", "migrate"], env, directory / "airflow.log")
+        _airflow(["pools", "set", settings.lake_writers_pool, "1", "Spark jobs that write the lake, one at a time"],
+                 env, directory / "airflow.log")
+        state.airflow_pid = _start([_airflow_bin(), "standalone"], directory / "airflow.log", env)
+        state.airflow_url, state.airflow_home = f"http://{LOOPBACK}:{api_port}", str(home)
+        state.save()
+        say(f"airflow standalone starting at {state.airflow_url} (log: {directory / 'airflow.log'})")
+        _wait_for(lambda: _healthy(state.airflow_url), "Airflow's scheduler, triggerer and DAG processor",
+                  ready_timeout, directory / "airflow.log")
+        # The bucket notification's s3:TestEvent waits in the landing queue: once the DAG's asset watcher has taken
+        # it, uploads start runs.
+        sqs = aws_clients(settings, "sqs")[0]
+        _wait_for(lambda: _queue_empty(sqs, resources["landing_queue_url"]), "the DAG's watcher on the landing queue",
+                  ready_timeout, directory / "airflow.log")
+        say("the trips_ingest DAG is watching the landing queue: uploads start ingestions")
+    except BaseException:
+        down(directory, say=lambda _: None)
+        raise
+    return state
+
+
+def down(directory: Path = STACK_DIR, say: Callable[[str], None] = print, grace: float = 20.0) -> bool:
+    state = StackState.load(directory)
+    if state is None:
+        say("the stack is not up")
+        return False
+    for pid in state.pids:
+        _stop_group(pid, grace)
+    Path(directory, STATE_FILE).unlink(missing_ok=True)
+    say("stopped Airflow and the moto server")
+    return True
+
+
+def status(directory: Path = STACK_DIR) -> dict[str, Any]:
+    state = StackState.load(directory)
+    if state is None:
+        return {"up": False}
+    return {
+        "up": all(_alive(pid) for pid in state.pids),
+        "moto": {"endpoint": state.moto_endpoint, "pid": state.moto_pid, "running": _alive(state.moto_pid)},
+        "airflow": {"url": state.airflow_url, "pid": state.airflow_pid,
+                    "running": bool(state.airflow_pid and _alive(state.airflow_pid)),
+                    "login": {"user": AIRFLOW_USER, "password": airflow_password(state)}},
+        "resources": state.resources,
+        "logs": str(directory),
+    }
+
+
+def airflow_password(state: StackState) -> str | None:
+    """airflow standalone's simple auth manager writes the generated password of each user here."""
+    path = Path(state.airflow_home or "", "simple_auth_manager_passwords.json.generated")
+    return json.loads(path.read_text()).get(AIRFLOW_USER) if path.exists() else None
+
+
+def _airflow_bin() -> str:
+    return str(Path(sys.executable).with_name("airflow"))
+
+
+def _airflow(arguments: list[str], env: dict[str, str], log: Path) -> None:
+    with log.open("a") as output:
+        completed = subprocess.run([_airflow_bin(), *arguments], env=env, stdout=output, stderr=subprocess.STDOUT)
+    if completed.returncode != 0:
+        raise StackError(f"`airflow {' '.join(arguments[:2])}` failed; see {log}")
+
+
+def _start(command: list[str], log: Path, env: dict[str, str] | None = None) -> int:
+    with log.open("a") as output:
+        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                   env=env, start_new_session=True)  # its own process group, stopped by its id
+    return process.pid
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return _zombie(pid) is False
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z")
+    except (OSError, IndexError):
+        return False
+
+
+def _stop_group(pid: int, grace: float) -> None:
+    """SIGTERM to the process group the stack started, then SIGKILL to whatever is left after the grace period."""
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pid, 0)
+        except ProcessLookupError:
+            break
+        _reap(pid)
+        time.sleep(0.2)
+    else:
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    _reap(pid)
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def _responds(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2):  # noqa: S310 - our own loopback endpoint
+            return True
+    except OSError:
+        return False
+
+
+def _healthy(airflow_url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{airflow_url}/api/v2/monitor/health", timeout=2) as response:  # noqa: S310
+            health = json.loads(response.read())
+    except (OSError, ValueError):
+        return False
+    parts = ("metadatabase", "scheduler", "triggerer", "dag_processor")
+    return all((health.get(part) or {}).get("status") == "healthy" for part in parts)
+
+
+def _queue_empty(sqs: Any, queue_url: str) -> bool:
+    attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=[
+        "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+    return all(int(value) == 0 for value in attributes.values())
+
+
+def _wait_for(check: Callable[[], bool], what: str, timeout: float, log: Path) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise StackError(f"{what} did not come up within {timeout:.0f} s; see {log}")
+        time.sleep(0.5)
