@@ -7,7 +7,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.setup-done
 PY      := $(BIN)/python
 
-.PHONY: help setup demo test bench clean
+.PHONY: help setup demo batch-demo test bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -22,24 +22,15 @@ $(STAMP): requirements.txt constraints.txt pyproject.toml tools/check_prereqs.sh
 	$(PY) -m triplake.jars
 	@touch $@
 
-DEMO := .local/demo
+demo: $(STAMP)  ## the event-driven path locally: stack up, upload files, status events as they arrive, answers, stack down
+	tools/demo.sh
 
-DEMO_LAKE := --lake-root $(DEMO)/lake
-
-demo: $(STAMP)  ## run the pipeline on a generated file, the sample and bad rows; print weekly averages and SQL answers
-	rm -rf $(DEMO)
-	$(BIN)/triplake generate --rows 200000 --seed 7 --duplicate-rate 0.02 --out $(DEMO)/generated.csv
-	$(BIN)/triplake run $(DEMO_LAKE) \
-	  --input $(DEMO)/generated.csv tests/fixtures/trips_sample.csv tests/fixtures/trips_bad_rows.csv
-	@echo; echo "Weekly average number of trips (ISO weeks, weeks without trips count as zero):"
-	@for region in Prague Turin Hamburg; do $(BIN)/triplake weekly-average $(DEMO_LAKE) --region $$region || exit 1; done
-	@$(BIN)/triplake weekly-average $(DEMO_LAKE) --bbox 14.40,50.03,14.48,50.10 --match both
-	@$(BIN)/triplake weekly-average $(DEMO_LAKE) --bbox 14.40,50.03,14.48,50.10 --match any
-	@echo; echo "From the two most commonly appearing regions, which is the latest datasource? (per region, then overall)"
-	@$(BIN)/triplake sql $(DEMO_LAKE) --file sql/queries/latest_datasource_per_top_region.sql
-	@$(BIN)/triplake sql $(DEMO_LAKE) --file sql/queries/latest_datasource_of_top_regions.sql
-	@echo; echo "What regions has the cheap_mobile datasource appeared in?"
-	@$(BIN)/triplake sql $(DEMO_LAKE) --file sql/queries/regions_of_datasource.sql --param datasource=cheap_mobile
+batch-demo: $(STAMP)  ## the batch pipeline without Airflow: a generated file, the sample and bad rows into a file:// lake
+	rm -rf .local/batch-demo
+	$(BIN)/triplake generate --rows 200000 --seed 7 --duplicate-rate 0.02 --out .local/batch-demo/generated.csv
+	$(BIN)/triplake run --lake-root .local/batch-demo/lake \
+	  --input .local/batch-demo/generated.csv tests/fixtures/trips_sample.csv tests/fixtures/trips_bad_rows.csv
+	@for region in Prague Turin Hamburg; do $(BIN)/triplake weekly-average --lake-root .local/batch-demo/lake --region $$region || exit 1; done
 
 test: $(STAMP)  ## run the whole test suite
 	$(PY) -m pytest

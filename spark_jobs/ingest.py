@@ -33,7 +33,7 @@ from pyspark.sql import types as T
 
 from spark_jobs.common import session, tables
 from spark_jobs.common.ingestion_ids import INGESTION_ID_PATTERN, new_ingestion_id
-from spark_jobs.common.lake import Lake, partition_path, partition_value, write_report, write_single_parquet
+from spark_jobs.common.lake import Lake, partition_dir, partition_path, partition_value, write_report, write_single_parquet
 from spark_jobs.common.lakefs import LakeFs, join_uri
 from spark_jobs.common.times import week_start_of
 
