@@ -1,0 +1,112 @@
+"""End to end through `triplake stack up`: a real moto server and a real `airflow standalone`, nothing in-process.
+
+An upload to the landing bucket makes S3 notify the queue, the triggerer's asset watcher starts the DAG, the Spark
+jobs run as spark-submit subprocesses, and `triplake watch` receives the status events over HTTP from SNS.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import SAMPLE
+from triplake import cli
+from triplake.local import stack
+from triplake.settings import Settings
+from triplake.sql_engine import LocalEngine, Statement
+
+WATCH_TIMEOUT = 400
+
+
+@pytest.fixture(scope="module")
+def local_stack(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("stack")
+    base = Settings(spark_master="local[2]", spark_driver_memory="1g", spark_shuffle_partitions=4)
+    state = stack.up(base, directory=directory, say=lambda _: None)
+    try:
+        yield state
+    finally:
+        stack.down(directory, say=lambda _: None)
+        assert not any(stack._alive(pid) for pid in state.pids), "stack down stops every process it started"
+
+
+def triplake(state: stack.StackState, *arguments: str, **options) -> subprocess.Popen:
+    environment = os.environ | state.env
+    return subprocess.Popen([str(Path(sys.executable).with_name("triplake")), *arguments], env=environment,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **options)
+
+
+def watching(state: stack.StackState, ingestions: int) -> subprocess.Popen:
+    """`triplake watch --until-done`, once it is subscribed (it says so on stderr)."""
+    watcher = triplake(state, "watch", "--until-done", "--ingestions", str(ingestions), "--json",
+                       "--timeout", str(WATCH_TIMEOUT))
+    line = watcher.stderr.readline()
+    assert line.startswith("watching"), line + watcher.stderr.read()
+    return watcher
+
+
+def upload(state: stack.StackState, path: Path) -> None:
+    uploader = triplake(state, "upload", str(path))
+    out, err = uploader.communicate(timeout=60)
+    assert uploader.returncode == 0, err
+
+
+def events_of(watcher: subprocess.Popen) -> tuple[int, list[dict]]:
+    out, err = watcher.communicate(timeout=WATCH_TIMEOUT + 30)
+    return watcher.returncode, [json.loads(line) for line in out.splitlines()]
+
+
+def test_stack_status_names_what_runs_and_where(local_stack):
+    report = stack.status(Path(local_stack.directory))
+    assert report["up"] and report["airflow"]["running"] and report["moto"]["running"]
+    assert report["airflow"]["url"].startswith("http://127.0.0.1:")
+    assert report["airflow"]["login"]["user"] == "admin" and report["airflow"]["login"]["password"]
+    assert report["resources"]["landing_queue_url"] == local_stack.env["TRIPLAKE_LANDING_QUEUE_URL"]
+
+
+def test_an_upload_starts_the_dag_and_its_success_arrives_at_watch(local_stack):
+    watcher = watching(local_stack, ingestions=1)
+    upload(local_stack, SAMPLE)
+    returncode, events = events_of(watcher)
+    assert returncode == 0
+    assert [event["status"] for event in events] == ["RECEIVED", "SUCCEEDED"]
+    assert events[1]["source_uri"].endswith("/incoming/trips_sample.csv")
+    assert events[1]["counts"]["rows_written"] == 100
+    assert events[1]["dag_run_id"].startswith("asset_triggered__"), "the upload, not a person, started the run"
+
+
+def test_three_files_uploaded_together_count_every_trip_exactly_once(local_stack, tmp_path):
+    generated = tmp_path / "generated.csv"
+    assert cli.main(["generate", "--rows", "300", "--seed", "11", "--out", str(generated)]) == 0
+    header, *lines = generated.read_text().splitlines()
+    # Overlapping slices: 20 lines are in two files each, so the lake must hold each of them once.
+    slices = {"part a.csv": lines[0:120], "part b.csv": lines[100:220], "part c.csv": lines[200:300]}
+    files = []
+    for name, part in slices.items():
+        files.append(tmp_path / name)
+        files[-1].write_text("\n".join([header, *part]) + "\n")
+
+    watcher = watching(local_stack, ingestions=3)
+    for path in files:
+        upload(local_stack, path)
+    returncode, events = events_of(watcher)
+    assert returncode == 0, events
+    finished = [event for event in events if event["status"] == "SUCCEEDED"]
+    assert sorted(event["source_uri"].rsplit("/", 1)[1] for event in finished) == sorted(slices)
+    written = sum(event["counts"]["rows_written"] for event in finished)
+    seen_before = sum(event["counts"]["already_present"] + event["counts"]["duplicates_in_batch"] for event in finished)
+    assert written == len(set(lines)) == 300 and seen_before == 40
+
+    settings = Settings(aws_endpoint_url=local_stack.env["TRIPLAKE_AWS_ENDPOINT_URL"],
+                        aws_access_key_id=local_stack.env["AWS_ACCESS_KEY_ID"],
+                        aws_secret_access_key=local_stack.env["AWS_SECRET_ACCESS_KEY"])
+    engine = LocalEngine(local_stack.env["TRIPLAKE_LAKE_ROOT"], settings)
+    query = Statement("select count(*) as trips, count(distinct trip_id) as distinct_trips from trips")
+    (row,) = engine.run(query, {}).records()
+    assert row == {"trips": 400, "distinct_trips": 400}, "the sample's 100 and the 300 generated, each once"
