@@ -7,10 +7,10 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.setup-done
 PY      := $(BIN)/python
 
-.PHONY: help setup demo batch-demo test bench package clean
+.PHONY: help setup demo batch-demo test bench bench-events package clean
 
 help:  ## list the targets
-	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 
 setup: $(STAMP)  ## create .venv, install the pinned requirements and the S3A jars
 
@@ -38,6 +38,9 @@ test: $(STAMP)  ## run the whole test suite
 bench: $(STAMP)  ## ingest 1M and 10M generated trips into fresh lakes, then time weekly-average queries on them
 	$(PY) -m bench.bench_ingest --rows 1000000 10000000
 	$(PY) -m bench.bench_queries .local/bench/lake_1000000 .local/bench/lake_10000000
+
+bench-events: $(STAMP)  ## upload -> RECEIVED and upload -> SUCCEEDED latency of the sample on fresh local stacks
+	$(PY) -m bench.bench_events --rounds 3
 
 package: $(STAMP)  ## build .local/package: spark_jobs.zip and the job entry points that EMR Serverless runs
 	$(PY) -m triplake.package --out .local/package
