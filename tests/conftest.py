@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pyarrow as pa
@@ -10,6 +11,9 @@ import pytest
 
 from triplake.local.moto_server import running_moto_server
 from triplake.settings import Settings
+
+# py4j logs at INFO when the JVM connection is closed at interpreter exit, after pytest closed its streams.
+logging.getLogger("py4j").setLevel(logging.WARNING)
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SAMPLE = FIXTURES / "trips_sample.csv"
