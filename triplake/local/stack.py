@@ -87,7 +87,8 @@ def up(base: Settings, directory: Path = STACK_DIR, say: Callable[[str], None] =
     state = StackState(directory=str(directory), moto_pid=moto, moto_endpoint=f"http://{LOOPBACK}:{port}")
     state.save()  # from here on, `down` can stop what runs
     try:
-        _wait_for(lambda: _responds(f"{state.moto_endpoint}/moto-api/"), "the moto server", 30.0, directory / "moto.log")
+        _wait_for(lambda: _responds(f"{state.moto_endpoint}/moto-api/"), "the moto server", 30.0, directory / "moto.log",
+                  [moto])
         say(f"moto server (local AWS) at {state.moto_endpoint}")
         settings = stack_settings(state.moto_endpoint, base)
         resources = bootstrap(settings).to_dict()
@@ -110,12 +111,12 @@ def up(base: Settings, directory: Path = STACK_DIR, say: Callable[[str], None] =
         state.save()
         say(f"airflow standalone starting at {state.airflow_url} (log: {directory / 'airflow.log'})")
         _wait_for(lambda: _healthy(state.airflow_url), "Airflow's scheduler, triggerer and DAG processor",
-                  ready_timeout, directory / "airflow.log")
+                  ready_timeout, directory / "airflow.log", state.pids)
         # The bucket notification's s3:TestEvent waits in the landing queue: once the DAG's asset watcher has taken
         # it, uploads start runs.
         sqs = aws_clients(settings, "sqs")[0]
         _wait_for(lambda: _queue_empty(sqs, resources["landing_queue_url"]), "the DAG's watcher on the landing queue",
-                  ready_timeout, directory / "airflow.log")
+                  ready_timeout, directory / "airflow.log", state.pids)
         say("the trips_ingest DAG is watching the landing queue: uploads start ingestions")
     except BaseException:
         down(directory, say=lambda _: None)
@@ -244,9 +245,12 @@ def _queue_empty(sqs: Any, queue_url: str) -> bool:
     return all(int(value) == 0 for value in attributes.values())
 
 
-def _wait_for(check: Callable[[], bool], what: str, timeout: float, log: Path) -> None:
+def _wait_for(check: Callable[[], bool], what: str, timeout: float, log: Path, pids: list[int]) -> None:
+    """Waits until check() holds; fails at once, pointing at the log, when a process it waits on has exited."""
     deadline = time.monotonic() + timeout
     while not check():
+        if not all(_alive(pid) for pid in pids):
+            raise StackError(f"{what}: a process of the stack exited while starting; see {log}")
         if time.monotonic() > deadline:
             raise StackError(f"{what} did not come up within {timeout:.0f} s; see {log}")
         time.sleep(0.5)
