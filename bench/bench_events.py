@@ -18,10 +18,10 @@ from pathlib import Path
 
 import psutil
 
+from triplake.aws import clients
 from triplake.aws.s3 import upload_file
 from triplake.events import RECEIVED, SUCCEEDED
 from triplake.local import stack
-from triplake.local.bootstrap import aws_clients
 from triplake.settings import REPO_ROOT, Settings
 from triplake.watch import StatusReceiver, subscribe
 
@@ -36,7 +36,7 @@ def one_round(base: Settings) -> dict[str, float]:
     stack_seconds = time.perf_counter() - started
     try:
         settings = stack.stack_settings(state.moto_endpoint, base)
-        s3, sns = aws_clients(settings, "s3", "sns")
+        s3, sns = clients(settings, "s3", "sns")
         with StatusReceiver(verify_signatures=False) as receiver:
             subscribe(sns, state.resources["status_topic_arn"], receiver.url)
             uploaded = time.perf_counter()

@@ -23,7 +23,6 @@ from airflow.providers.common.messaging.triggers.msg_queue import MessageQueueTr
 from airflow.sdk import Asset, AssetWatcher, chain, dag, task, task_group
 
 from triplake import orchestration
-from triplake.aws import glue
 from triplake.aws.sns import publish_status
 from triplake.settings import get_settings
 
@@ -96,6 +95,8 @@ def trips_ingest():
     @task
     def register_partitions(ingestion: dict[str, str]) -> dict[str, int]:
         """Adds the partitions the jobs wrote to the Glue catalog, so Athena sees them (no MSCK REPAIR)."""
+        from triplake.aws import glue  # reads sql/ddl with sqlglot: at run time, not each time the file is parsed
+
         s3, catalog, ingestion_id = aws_client("s3"), aws_client("glue"), ingestion["ingestion_id"]
         trips_paths = orchestration.read_report(s3, settings.lake_root, ingestion_id, "ingest")["partition_paths"]
         weekly_paths = orchestration.read_report(s3, settings.lake_root, ingestion_id, "build_weekly")["partition_paths"]

@@ -32,7 +32,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from spark_jobs.common import session, tables
-from spark_jobs.common.ingestion_ids import INGESTION_ID_PATTERN, new_ingestion_id
+from spark_jobs.common.ingestions import COUNT_FIELDS, INGESTION_ID_PATTERN, new_ingestion_id
 from spark_jobs.common.lake import Lake, partition_dir, partition_path, partition_value, write_report, write_single_parquet
 from spark_jobs.common.lakefs import LakeFs, join_uri
 from spark_jobs.common.times import week_start_of
@@ -517,7 +517,7 @@ def _record_ingestion(spark: SparkSession, fs: LakeFs, lake: Lake, result: Inges
         "ingestion_id": result.ingestion_id,
         "source_uri": result.source_uri,
         "status": result.status,
-        **{name: getattr(result.counts, name) for name in tables.COUNT_FIELDS},
+        **{name: getattr(result.counts, name) for name in COUNT_FIELDS},
         "started_at": result.started_at,
         "finished_at": result.finished_at,
         "error": json.dumps(result.error) if result.error else None,

@@ -9,11 +9,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import boto3
 import pytest
 
-from tests.conftest import MOTO_CREDENTIALS, SAMPLE
-from triplake.aws import glue
+from tests.conftest import SAMPLE
+from triplake.aws import clients, glue
 from triplake.events import FAILED, RECEIVED, SUCCEEDED
 from triplake.local.airflow_env import DAGS_FOLDER, airflow_env
 from triplake.local.bootstrap import bootstrap
@@ -25,9 +24,7 @@ DAG_ID = "trips_ingest"
 class DagStack:
     def __init__(self, settings: Settings, resources, monkeypatch) -> None:
         self.settings, self.resources, self.monkeypatch = settings, resources, monkeypatch
-        clients = {"endpoint_url": settings.aws_endpoint_url, "region_name": settings.aws_region, **MOTO_CREDENTIALS}
-        self.s3, self.sqs, self.sns, self.glue = (boto3.client(name, **clients) for name in ("s3", "sqs", "sns", "glue"))
-        self.emr = boto3.client("emr-serverless", **clients)
+        self.s3, self.sqs, self.sns, self.glue, self.emr = clients(settings, "s3", "sqs", "sns", "glue", "emr-serverless")
         self.status_queue = self.sqs.create_queue(QueueName="dag-test-statuses")["QueueUrl"]
         queue_arn = self.sqs.get_queue_attributes(QueueUrl=self.status_queue, AttributeNames=["QueueArn"])
         self.sns.subscribe(TopicArn=resources.status_topic_arn, Protocol="sqs",

@@ -205,9 +205,9 @@ def _sql(args: argparse.Namespace) -> int:
 
 
 def _upload(args: argparse.Namespace) -> int:
-    import boto3
     from botocore.exceptions import BotoCoreError, ClientError
 
+    from triplake.aws import clients
     from triplake.aws.s3 import landing_key, upload_file
 
     settings = get_settings()
@@ -215,7 +215,7 @@ def _upload(args: argparse.Namespace) -> int:
         raise UsageError(f"no such file: {args.file}")
     if not args.file.name.lower().endswith((".csv", ".csv.gz")):
         raise UsageError(f"{args.file.name}: only .csv and .csv.gz files start an ingestion")
-    s3 = boto3.client("s3", region_name=settings.aws_region, endpoint_url=settings.aws_endpoint_url)
+    (s3,) = clients(settings, "s3")
     key = landing_key(args.file, settings.landing_prefix)
     try:
         uri = upload_file(s3, args.file, settings.landing_bucket, key, emulator=settings.aws_endpoint_url is not None)
@@ -266,16 +266,13 @@ def _stack(args: argparse.Namespace) -> int:
 
 
 def _watch(args: argparse.Namespace) -> int:
-    import boto3
-
+    from triplake.aws import clients
     from triplake.events import FAILED, RECEIVED, SUCCEEDED
     from triplake.orchestration import topic_arn
     from triplake.watch import StatusReceiver, subscribe
 
     settings = get_settings()
-    session = boto3.session.Session(region_name=settings.aws_region)
-    sns = session.client("sns", endpoint_url=settings.aws_endpoint_url)
-    sts = session.client("sts", endpoint_url=settings.aws_endpoint_url)
+    sns, sts = clients(settings, "sns", "sts")
     # moto signs nothing (DESIGN.md §8): signatures are checked against AWS, and only there.
     with StatusReceiver(verify_signatures=settings.aws_endpoint_url is None, port=args.port) as receiver:
         endpoint = args.public_url or receiver.url

@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping
 from urllib.parse import urlparse
 
-from spark_jobs.common.ingestion_ids import new_ingestion_id
+from spark_jobs.common.ingestions import COUNT_FIELDS, new_ingestion_id, report_path
 from triplake.events import FAILED, RECEIVED, SUCCEEDED, Skipped, status_event, uploaded_files
 from triplake.settings import Settings
 
@@ -24,7 +24,6 @@ logger = logging.getLogger(__name__)
 
 SPARK_JOBS = ("ingest", "group_routes", "build_weekly")
 PACKAGE_ZIP = "spark_jobs.zip"
-COUNT_FIELDS = ("rows_read", "rows_valid", "rows_rejected", "duplicates_in_batch", "already_present", "rows_written")
 # The JIT refuses to compile methods over 8 kB, and Spark's generated code for the parse is bigger (DESIGN.md §8).
 JIT_OPTIONS = "-XX:-DontCompileHugeMethods"
 
@@ -106,7 +105,7 @@ def report_key(lake_root: str, ingestion_id: str, job: str) -> tuple[str, str]:
     parsed = urlparse(lake_root)
     if parsed.scheme not in ("s3", "s3a"):
         raise UsageError(f"the DAG needs an s3:// lake root (TRIPLAKE_LAKE_ROOT), not {lake_root!r}")
-    return parsed.netloc, "/".join(part for part in (parsed.path.strip("/"), "_reports", ingestion_id, f"{job}.json") if part)
+    return parsed.netloc, "/".join(part for part in (parsed.path.strip("/"), report_path(ingestion_id, job)) if part)
 
 
 def read_report(s3_client: Any, lake_root: str, ingestion_id: str, job: str) -> dict[str, Any] | None:

@@ -286,9 +286,9 @@ class AthenaEngine:
 
     def __init__(self, settings: Settings, client: Any | None = None) -> None:
         if client is None:
-            import boto3
+            from triplake.aws import clients
 
-            client = boto3.client("athena", region_name=settings.aws_region, endpoint_url=settings.aws_endpoint_url)
+            (client,) = clients(settings, "athena")
         self.client = client
         self.settings = settings
 

@@ -7,6 +7,7 @@ import json
 from pyspark.sql import DataFrame, SparkSession
 
 from spark_jobs.common import tables
+from spark_jobs.common.ingestions import report_path
 from spark_jobs.common.lakefs import LakeFs, join_uri
 
 
@@ -23,7 +24,7 @@ class Lake:
         return self.uri(tables.STAGING, ingestion_id, *parts)
 
     def report(self, ingestion_id: str, step: str) -> str:
-        return self.uri(tables.REPORTS, ingestion_id, f"{step}.json")
+        return self.uri(report_path(ingestion_id, step))
 
     def ingestion_record(self, ingestion_id: str) -> str:
         return self.uri(tables.INGESTIONS, f"{ingestion_id}.parquet")

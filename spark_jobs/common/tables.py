@@ -13,7 +13,6 @@ REJECTED_ROWS = "curated/rejected_rows"
 INGESTIONS = "curated/ingestions"
 RAW = "raw"
 STAGING = "_staging"
-REPORTS = "_reports"  # one JSON per job and ingestion: what the orchestrator reads back (any runner)
 
 TRIPS_PARTITION_COLUMNS = ("region", "week_start")
 
@@ -93,13 +92,4 @@ INGESTIONS_SCHEMA = T.StructType(
         T.StructField("finished_at", T.TimestampType(), False),
         T.StructField("error", T.StringType(), True),
     ]
-)
-
-COUNT_FIELDS = (
-    "rows_read",
-    "rows_valid",
-    "rows_rejected",
-    "duplicates_in_batch",
-    "already_present",
-    "rows_written",
 )

@@ -1,1 +1,20 @@
 """Thin, typed AWS helpers: clients are injected, so moto tests stay trivial (DESIGN.md §9)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from triplake.settings import Settings
+
+
+def clients(settings: Settings, *services: str) -> list[Any]:
+    """boto3 clients of the configured region, endpoint (moto, LocalStack or AWS) and credentials; without
+    credentials in Settings, boto3's own chain finds them (environment, profile, instance role)."""
+    import boto3
+
+    session = boto3.session.Session(
+        aws_access_key_id=settings.aws_access_key_id,
+        aws_secret_access_key=settings.aws_secret_access_key,
+        region_name=settings.aws_region,
+    )
+    return [session.client(service, endpoint_url=settings.aws_endpoint_url) for service in services]

@@ -13,9 +13,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import urlparse
 
-import boto3
-
-from triplake.aws import glue
+from triplake.aws import clients, glue
 from triplake.events import INPUT_SUFFIXES
 from triplake.settings import Settings
 
@@ -38,15 +36,6 @@ class Resources:
         return asdict(self)
 
 
-def aws_clients(settings: Settings, *services: str) -> list[Any]:
-    session = boto3.session.Session(
-        aws_access_key_id=settings.aws_access_key_id,
-        aws_secret_access_key=settings.aws_secret_access_key,
-        region_name=settings.aws_region,
-    )
-    return [session.client(service, endpoint_url=settings.aws_endpoint_url) for service in services]
-
-
 def lake_bucket(settings: Settings) -> str:
     parsed = urlparse(settings.lake_root)
     if parsed.scheme != "s3":
@@ -55,7 +44,7 @@ def lake_bucket(settings: Settings) -> str:
 
 
 def bootstrap(settings: Settings) -> Resources:
-    s3, sqs, sns, glue_client, athena = aws_clients(settings, "s3", "sqs", "sns", "glue", "athena")
+    s3, sqs, sns, glue_client, athena = clients(settings, "s3", "sqs", "sns", "glue", "athena")
     for bucket in (settings.landing_bucket, lake_bucket(settings)):
         _private_encrypted_bucket(s3, bucket, settings.aws_region)
 

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from triplake.local.airflow_env import airflow_env
-from triplake.local.bootstrap import aws_clients, bootstrap
+from triplake.aws import clients
+from triplake.local.bootstrap import bootstrap
 from triplake.local.moto_server import LOOPBACK, free_port
 from triplake.settings import LOCAL_DIR, Settings
 
@@ -114,7 +115,7 @@ def up(base: Settings, directory: Path = STACK_DIR, say: Callable[[str], None] =
                   ready_timeout, directory / "airflow.log", state.pids)
         # The bucket notification's s3:TestEvent waits in the landing queue: once the DAG's asset watcher has taken
         # it, uploads start runs.
-        sqs = aws_clients(settings, "sqs")[0]
+        (sqs,) = clients(settings, "sqs")
         _wait_for(lambda: _queue_empty(sqs, resources["landing_queue_url"]), "the DAG's watcher on the landing queue",
                   ready_timeout, directory / "airflow.log", state.pids)
         say("the trips_ingest DAG is watching the landing queue: uploads start ingestions")
