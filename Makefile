@@ -6,8 +6,11 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.setup-done
 PY      := $(BIN)/python
+# checkov lives in a venv of its own: its pins conflict with Airflow's.
+CHECKOV_VENV  := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.setup-done
 
-.PHONY: help setup demo batch-demo test bench bench-events package clean
+.PHONY: help setup demo batch-demo test check-infra bench bench-events package constraints clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -32,8 +35,18 @@ batch-demo: $(STAMP)  ## the batch pipeline without Airflow: a generated file, t
 	  --input .local/batch-demo/generated.csv tests/fixtures/trips_sample.csv tests/fixtures/trips_bad_rows.csv
 	@for region in Prague Turin Hamburg; do $(BIN)/triplake weekly-average --lake-root .local/batch-demo/lake --region $$region || exit 1; done
 
-test: $(STAMP)  ## run the whole test suite
+$(CHECKOV_STAMP): tools/checkov-requirements.txt tools/check_prereqs.sh
+	@python=$$(tools/check_prereqs.sh) && \
+	  { [ -x $(CHECKOV_VENV)/bin/python ] || $$python -m venv $(CHECKOV_VENV); }
+	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check -r tools/checkov-requirements.txt
+	@touch $@
+
+test: $(STAMP) $(CHECKOV_STAMP)  ## run the whole test suite (the offline infra checks included)
 	$(PY) -m pytest
+
+check-infra: $(STAMP) $(CHECKOV_STAMP)  ## the offline checks of infra/ and docker-compose.yml alone, with checkov's full report
+	BC_SKIP_MAPPING=TRUE $(CHECKOV_VENV)/bin/checkov --directory infra --framework terraform --skip-download --compact --quiet
+	$(PY) -m pytest tests/test_infra.py tests/test_compose.py
 
 bench: $(STAMP)  ## ingest 1M and 10M generated trips into fresh lakes, then time weekly-average queries on them
 	$(PY) -m bench.bench_ingest --rows 1000000 10000000
@@ -44,6 +57,11 @@ bench-events: $(STAMP)  ## upload -> RECEIVED and upload -> SUCCEEDED latency of
 
 package: $(STAMP)  ## build .local/package: spark_jobs.zip and the job entry points that EMR Serverless runs
 	$(PY) -m triplake.package --out .local/package
+
+constraints: $(STAMP)  ## re-resolve requirements.txt and pin every package of the resolve in constraints.txt
+	$(PY) -m pip install --dry-run --ignore-installed --quiet --disable-pip-version-check \
+	  --report .local/resolve.json -r requirements.txt
+	$(PY) tools/write_constraints.py .local/resolve.json > constraints.txt
 
 clean:  ## remove the generated lake and benchmark data (keeps .venv and the jar cache)
 	rm -rf .local
