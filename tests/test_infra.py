@@ -1,0 +1,191 @@
+"""Offline checks of infra/ (the AWS provider cannot be downloaded here): every .tf parses, the names Terraform gives
+queues, topics, tables and settings are the ones the app uses, checkov finds nothing, and the files are formatted."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import hcl2
+import pytest
+
+from spark_jobs.common import tables as lake_tables
+from triplake.aws.glue import table_input
+from triplake.events import INPUT_SUFFIXES
+from triplake.settings import REPO_ROOT, Settings
+from triplake.sql_engine import table_definitions
+
+INFRA = REPO_ROOT / "infra"
+CHECKOV = REPO_ROOT / ".venv-checkov" / "bin" / "checkov"
+# The EMR release whose Spark is the pyspark the jobs are tested with (AWS's EMR Serverless release notes).
+EMR_RELEASE_OF_SPARK = {"3.5.6": "emr-7.12.0"}
+INTERPOLATION = re.compile(r"\$\{(var|local)\.([a-z_]+)\}")
+
+
+def tf_files() -> list[Path]:
+    return sorted(path for path in INFRA.rglob("*.tf") if ".terraform" not in path.parts)
+
+
+@cache
+def parsed(path: Path) -> dict[str, Any]:
+    with path.open(encoding="utf-8") as handle:
+        return hcl2.load(handle)
+
+
+def unquote(value: Any) -> Any:
+    """python-hcl2 keeps the quotes of string literals ('"triplake"') and labels; expressions stay '${...}'."""
+    if isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] == '"':
+        return value[1:-1]
+    return value
+
+
+@cache
+def root_variables() -> dict[str, Any]:
+    blocks = parsed(INFRA / "variables.tf")["variable"]
+    return {unquote(name): unquote(body.get("default")) for block in blocks for name, body in block.items()}
+
+
+@cache
+def root_locals() -> dict[str, Any]:
+    return {name: value for block in parsed(INFRA / "main.tf")["locals"] for name, value in block.items()}
+
+
+def resolve(value: Any) -> Any:
+    """The value of a root local or string with the variables at their defaults; references to resources or data
+    sources stay as they are (they exist only in AWS)."""
+    text = unquote(value)
+    if not isinstance(text, str):
+        return text
+
+    def substitute(match: re.Match[str]) -> str:
+        kind, name = match.groups()
+        resolved = resolve(root_variables()[name] if kind == "var" else root_locals()[name])
+        return str(resolved)
+
+    previous = None
+    while previous != text:
+        previous, text = text, INTERPOLATION.sub(substitute, text)
+    return text
+
+
+def test_every_tf_file_parses_and_declares_something():
+    files = tf_files()
+    assert {path.name for path in files} >= {"main.tf", "variables.tf", "outputs.tf", "versions.tf"}
+    for path in files:
+        assert parsed(path), f"{path.relative_to(REPO_ROOT)} declares nothing"
+
+
+def test_terraform_and_provider_versions_are_pinned_in_every_module():
+    for path in (p for p in tf_files() if p.name == "versions.tf"):
+        terraform = parsed(path)["terraform"][0]
+        assert unquote(terraform["required_version"]) == ">= 1.5", path
+        aws = terraform["required_providers"][0]["aws"]
+        assert (unquote(aws["source"]), unquote(aws["version"])) == ("hashicorp/aws", "~> 6.0"), path
+
+
+def test_names_are_the_ones_settings_use():
+    defaults = {name: field.default for name, field in Settings.model_fields.items()}
+    assert resolve(root_variables()["landing_prefix"]) == defaults["landing_prefix"]
+    assert resolve(root_locals()["landing_queue_name"]) == defaults["landing_queue_name"]
+    # bootstrap (the local stack) names the dead-letter queue the same way
+    assert resolve(root_locals()["dead_letter_queue_name"]) == f"{defaults['landing_queue_name']}-dlq"
+    assert resolve(root_locals()["status_topic_name"]) == defaults["status_topic_name"]
+    assert resolve(root_locals()["glue_database"]) == defaults["glue_database"]
+    assert resolve(root_locals()["athena_workgroup"]) == defaults["athena_workgroup"]
+    assert resolve(root_locals()["lake_writers_pool"]) == defaults["lake_writers_pool"]
+    assert [unquote(suffix) for suffix in root_locals()["input_suffixes"]] == list(INPUT_SUFFIXES)
+
+
+def test_the_settings_output_sets_real_settings_with_valid_values():
+    settings = {name: resolve(value) for name, value in root_locals()["triplake_settings"].items()}
+    fields = {f"TRIPLAKE_{name.upper()}": name for name in Settings.model_fields}
+    unknown = sorted(set(settings) - set(fields))
+    assert not unknown, f"triplake_settings names settings that do not exist: {unknown}"
+    needed_on_aws = {
+        "lake_root", "landing_bucket", "landing_prefix", "landing_queue_url", "status_topic_arn", "spark_runner",
+        "emr_application_id", "emr_execution_role_arn", "emr_package_uri", "glue_database", "athena_workgroup",
+        "aws_region", "lake_writers_pool",
+    }
+    assert needed_on_aws <= {fields[name] for name in settings}
+
+    known = {fields[name]: value for name, value in settings.items() if "${" not in str(value)}
+    validated = Settings.model_validate(known)  # literal values must be values Settings accepts
+    assert validated.spark_runner == "emr-serverless"
+    assert validated.landing_prefix == "incoming/"
+
+
+def test_the_lake_root_is_the_lake_bucket_and_prefix_and_the_package_lies_beside_it():
+    lake_root = resolve(root_locals()["lake_root"])
+    assert lake_root == "s3://${local.lake_bucket}/lake".replace("${local.lake_bucket}", resolve(root_locals()["lake_bucket"]))
+    assert lake_root.startswith("s3://triplake-lake-")
+    package = resolve(root_locals()["triplake_settings"]["TRIPLAKE_EMR_PACKAGE_URI"])
+    assert not package.startswith(lake_root), "the package must not live inside the lake the jobs overwrite"
+
+
+def test_glue_tables_have_the_columns_partitions_and_locations_of_sql_ddl():
+    terraform_tables = resolve_tables()
+    ddl = {table.name: table for table in table_definitions()}
+    assert set(terraform_tables) == set(ddl)
+    for name, table in ddl.items():
+        expected = table_input(table, "")
+        columns = [(column["Name"], column["Type"]) for column in expected["StorageDescriptor"]["Columns"]]
+        partitions = [(column["Name"], column["Type"]) for column in expected["PartitionKeys"]]
+        declared = terraform_tables[name]
+        assert declared["columns"] == columns, name
+        assert declared["partition_keys"] == partitions, name
+        assert declared["location"] == table.location, name
+
+
+def resolve_tables() -> dict[str, dict[str, Any]]:
+    def pairs(columns):
+        return [(unquote(column["name"]), unquote(column["type"])) for column in columns]
+
+    return {
+        name: {"location": unquote(body["location"]), "columns": pairs(body["columns"]),
+               "partition_keys": pairs(body["partition_keys"])}
+        for name, body in root_locals()["tables"].items()
+    }
+
+
+def test_lifecycle_prefixes_are_the_lake_layout():
+    modules = {unquote(name): body for block in parsed(INFRA / "main.tf")["module"] for name, body in block.items()}
+    rules = {unquote(rule["id"]): resolve(rule["prefix"]) for rule in modules["lake_bucket"]["lifecycle_rules"]}
+    assert rules["archive-raw-copies"] == f"lake/{lake_tables.RAW}/"
+    assert rules["expire-abandoned-staging"] == f"lake/{lake_tables.STAGING}/"
+    assert rules["expire-athena-results"] == "lake/_athena_results/"  # where bootstrap puts them locally
+
+
+def test_emr_release_runs_the_spark_the_jobs_are_tested_with():
+    import pyspark
+
+    assert resolve(root_variables()["emr_release_label"]) == EMR_RELEASE_OF_SPARK[pyspark.__version__]
+
+
+def test_checkov_finds_no_failed_check_and_every_skip_says_why():
+    assert CHECKOV.exists(), "checkov is missing: `make test` installs it into .venv-checkov"
+    result = subprocess.run(
+        [str(CHECKOV), "--directory", str(INFRA), "--framework", "terraform", "--skip-download", "--output", "json"],
+        capture_output=True, text=True, timeout=600, env={**os.environ, "BC_SKIP_MAPPING": "TRUE"},
+    )
+    assert result.returncode in (0, 1), result.stderr[-2000:]
+    report = json.loads(result.stdout) if result.stdout.strip() else {}
+    checks = report.get("results", {})
+    failed = [f"{check['check_id']} {check['resource']} ({check['file_path']})" for check in checks.get("failed_checks", [])]
+    assert not failed, "checkov failed checks:\n" + "\n".join(failed)
+    assert len(checks.get("passed_checks", [])) > 100, "checkov ran no real scan"
+    unexplained = [check["check_id"] for check in checks.get("skipped_checks", [])
+                   if len((check.get("check_result") or {}).get("suppress_comment", "")) < 20]
+    assert not unexplained, f"skips without an inline reason: {unexplained}"
+
+
+@pytest.mark.skipif(shutil.which("terraform") is None, reason="no terraform binary on PATH (the check runs where one is)")
+def test_terraform_files_are_formatted():
+    result = subprocess.run(["terraform", "fmt", "-check", "-recursive", "-diff", str(INFRA)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, f"run `terraform fmt -recursive infra`:\n{result.stdout}"
