@@ -111,3 +111,10 @@ def _athena_workgroup(athena: Any, settings: Settings) -> None:
         athena.create_work_group(Name=settings.athena_workgroup, Configuration={
             "ResultConfiguration": {"OutputLocation": f"{settings.lake_root.rstrip('/')}/_athena_results/"},
             "EnforceWorkGroupConfiguration": True})
+
+
+if __name__ == "__main__":  # docker-compose.yml's bootstrap service: create the resources, print what was made
+    from triplake.settings import get_settings
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    print(json.dumps(bootstrap(get_settings()).to_dict(), indent=2))
