@@ -552,6 +552,13 @@ data "aws_iam_policy_document" "emr_job" {
   }
 
   statement {
+    # EMRFS asks where a bucket is before it reads it; that request carries no prefix to condition on.
+    sid       = "LocateTheBuckets"
+    actions   = ["s3:GetBucketLocation"]
+    resources = [module.lake_bucket.arn, module.landing_bucket.arn]
+  }
+
+  statement {
     sid       = "UseTheDeploymentKey"
     actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
     resources = [aws_kms_key.this.arn]

@@ -189,3 +189,29 @@ def test_terraform_files_are_formatted():
     result = subprocess.run(["terraform", "fmt", "-check", "-recursive", "-diff", str(INFRA)],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, f"run `terraform fmt -recursive infra`:\n{result.stdout}"
+
+
+def policy_statements(document: str) -> list[dict[str, Any]]:
+    policies = {unquote(name): body for block in parsed(INFRA / "main.tf")["data"]
+                for kind, documents in block.items() if unquote(kind) == "aws_iam_policy_document"
+                for name, body in documents.items()}
+    return policies[document]["statement"]
+
+
+def test_the_job_role_and_the_airflow_policy_name_every_resource_and_no_wildcard_action():
+    for document in ("emr_job", "airflow"):
+        for statement in policy_statements(document):
+            actions = [unquote(action) for action in statement["actions"]]
+            assert all("*" not in action for action in actions), (document, actions)
+            resources = statement["resources"]
+            assert resources != ["*"] and '"*"' not in str(resources), (document, statement.get("sid"))
+
+
+def test_the_spark_jobs_touch_only_s3_and_the_key():
+    services = {unquote(action).split(":")[0] for statement in policy_statements("emr_job")
+                for action in statement["actions"]}
+    assert services == {"s3", "kms"}
+    object_resources = [resolve(resource) for statement in policy_statements("emr_job")
+                        for resource in statement["resources"] if "/" in str(resource)]
+    assert object_resources and all(resource.endswith("*") for resource in object_resources)
+    assert {resource.split("}/", 1)[1] for resource in object_resources} == {"incoming/*", "package/*", "lake/*"}
