@@ -10,7 +10,7 @@ PY      := $(BIN)/python
 CHECKOV_VENV  := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.setup-done
 
-.PHONY: help setup demo batch-demo test check-infra bench bench-events package constraints clean
+.PHONY: help setup demo batch-demo test check-infra bench bench-scale bench-events package constraints clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -51,6 +51,10 @@ check-infra: $(STAMP) $(CHECKOV_STAMP)  ## the offline checks of infra/ and dock
 bench: $(STAMP)  ## ingest 1M and 10M generated trips into fresh lakes, then time weekly-average queries on them
 	$(PY) -m bench.bench_ingest --rows 1000000 10000000
 	$(PY) -m bench.bench_queries .local/bench/lake_1000000 .local/bench/lake_10000000
+
+SCALE_ROWS ?= 1000000 10000000 30000000 100000000
+bench-scale: $(STAMP)  ## the whole pipeline at 1M..100M trips (files of <= 10M), queries, one more 1M file; ~15 GB in .local/bench
+	$(PY) -m bench.bench_scale --rows $(SCALE_ROWS)
 
 bench-events: $(STAMP)  ## upload -> RECEIVED and upload -> SUCCEEDED latency of the sample on fresh local stacks
 	$(PY) -m bench.bench_events --rounds 3
