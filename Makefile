@@ -53,7 +53,7 @@ bench: $(STAMP)  ## ingest 1M and 10M generated trips into fresh lakes, then tim
 	$(PY) -m bench.bench_queries .local/bench/lake_1000000 .local/bench/lake_10000000
 
 SCALE_ROWS ?= 1000000 10000000 30000000 100000000
-bench-scale: $(STAMP)  ## the whole pipeline at 1M..100M trips (files of <= 10M), queries, one more 1M file; ~15 GB in .local/bench
+bench-scale: $(STAMP)  ## the whole pipeline at 1M..100M trips (files of <= 10M), queries, one more 1M file; ~25 GB in .local/bench
 	$(PY) -m bench.bench_scale --rows $(SCALE_ROWS)
 
 bench-events: $(STAMP)  ## upload -> RECEIVED and upload -> SUCCEEDED latency of the sample on fresh local stacks
