@@ -1,11 +1,13 @@
 """Ingest one CSV file of trips into the lake.
 
     raw copy -> header check -> parse and validate every line -> trip_id
-             -> deduplicate inside the batch and against the lake (one shuffle, one sort) -> staged Parquet
+             -> deduplicate inside the file (one shuffle, one sort) -> staged Parquet
+             -> look the staged trips up in the lake partitions they touch (restage without them if any)
              -> publish (move the staged files into curated/trips) -> ingestions row (the commit)
 
-The file is parsed once: the counts come from observations on that pass. A second, cheap pass (region and
-week of every line) runs only when the lake already holds trips, to read just the partitions the file touches.
+The file is parsed once: the counts come from observations on that pass. The lake is read only where the
+file has trips (its (region, week_start) partitions), one column of it, and never shuffled: its cost grows
+with the partitions a file touches, not with the lake.
 
 Nothing a user sent is lost: the file is copied unchanged to raw/ first, every rejected line is kept in
 rejected_rows with its line number and reason, and the counts reconcile:
@@ -33,8 +35,8 @@ from pyspark.sql import types as T
 
 from spark_jobs.common import session, tables
 from spark_jobs.common.ingestions import COUNT_FIELDS, INGESTION_ID_PATTERN, new_ingestion_id
-from spark_jobs.common.lake import Lake, partition_dir, partition_path, partition_value, write_report, write_single_parquet
-from spark_jobs.common.lakefs import LakeFs, join_uri
+from spark_jobs.common.lake import Lake, partition_path, partition_value, write_report, write_single_parquet
+from spark_jobs.common.lakefs import LakeFs
 from spark_jobs.common.times import week_start_of
 
 logger = logging.getLogger(__name__)
@@ -301,55 +303,52 @@ def parse_lines(lines: DataFrame, positions: dict[str, int], header_line: str) -
     )
 
 
-def touched_partitions(lines: DataFrame, positions: dict[str, int]) -> DataFrame:
-    """Distinct (region, week_start) of the lines: a cheap pass (two fields of each line, no WKT).
-
-    Lines rejected later may add a partition or two; that only means reading a little more of the lake.
-    """
-    fields = split_fields(lines, positions)
-    return (
-        fields.select("region", week_start_of(_try_cast("datetime", "TIMESTAMP")).alias("week_start"))
-        .where(F.col("week_start").isNotNull() & (F.col("region") != ""))
-        .distinct()
-    )
-
-
 def trip_payload_columns() -> list[str]:
     return [name for name in tables.TRIPS_SCHEMA.fieldNames() if name not in ("trip_id", "week_start", "ingestion_id")]
 
 
-def classify_copies(batch: DataFrame, lake_keys: DataFrame) -> DataFrame:
-    """Every valid row of the batch, with whether it is the copy to write (first_copy) and whether the
-    lake already holds its trip (in_lake).
+def rank_copies(batch: DataFrame) -> DataFrame:
+    """Every valid row of the batch with first_copy: true for the earliest line of each trip in the file.
 
     batch: valid parsed rows (trip columns, trip_id, week_start, origin_lat_e7, line_order).
-    lake_keys: region, week_start, origin_lat_e7, trip_id of the trips in the partitions the batch touches.
     One shuffle by (region, week_start), the way the output is written, and one sort whose first key is the
-    origin latitude: the same order then serves the dedupe and the bbox-friendly layout of the files. Among
-    a trip's rows the lake's sorts first, then the batch copies in file order, so the earliest line wins.
-    Every batch row is exactly one of: in_lake (already_present), first_copy (written), or a duplicate.
+    origin latitude: the same order then serves the dedupe and the bbox-friendly layout of the files.
     """
-    from_batch = batch.select(
-        "region", "week_start", ORIGIN_LAT_KEY, "trip_id", F.lit(False).alias("from_lake"), "line_order",
-        *[name for name in trip_payload_columns() if name != "region"],
-    )
-    from_lake = lake_keys.select(
-        "region", "week_start", ORIGIN_LAT_KEY, "trip_id", F.lit(True).alias("from_lake"),
-    )
     # The trip's identity leads: partitioning by it (region and week follow from trip_id) keeps the
     # window's sort on a cheap integer prefix instead of region and week, which tie on every row.
-    trip = Window.partitionBy(ORIGIN_LAT_KEY, "trip_id", "region", "week_start").orderBy(
-        F.col("from_lake").desc(), "line_order"
-    ).rowsBetween(Window.unboundedPreceding, Window.currentRow)
-    ranked = (
-        from_batch.unionByName(from_lake, allowMissingColumns=True)
-        .repartition(*tables.TRIPS_PARTITION_COLUMNS)
-        .select("*", F.row_number().over(trip).alias("copy_rank"), F.first("from_lake").over(trip).alias("in_lake"))
+    trip = Window.partitionBy(ORIGIN_LAT_KEY, "trip_id", "region", "week_start").orderBy("line_order")
+    return (
+        batch.repartition(*tables.TRIPS_PARTITION_COLUMNS)
+        .select("*", (F.row_number().over(trip) == 1).alias("first_copy"))
     )
-    return ranked.where(~F.col("from_lake")).select(
-        *[name for name in ranked.columns if name not in ("from_lake", "copy_rank", "in_lake")],
-        (F.col("copy_rank") == 1).alias("first_copy"),
-        "in_lake",
+
+
+TRIP_HASH = "trip_hash"
+
+
+def trips_in_lake(new_trip_ids: DataFrame, lake_trip_ids: DataFrame, broadcast: bool = True) -> DataFrame:
+    """The trip_ids of new_trip_ids that lake_trip_ids holds too (both: one column trip_id, no nulls needed).
+
+    The lake side may be many times the size of the batch, so it is never shuffled: it streams once past
+    a broadcast 64-bit hash of the new trip ids, and only the few lake ids whose hash matches are compared
+    exactly (a hash collision costs a comparison, never a lost trip). broadcast=False leaves the join to
+    Spark, for batches too large to broadcast.
+    """
+    hashes = new_trip_ids.select(F.xxhash64("trip_id").alias(TRIP_HASH))
+    candidates = lake_trip_ids.select("trip_id", F.xxhash64("trip_id").alias(TRIP_HASH)).join(
+        F.broadcast(hashes) if broadcast else hashes, on=TRIP_HASH, how="left_semi"
+    )
+    return new_trip_ids.join(candidates.select("trip_id"), on="trip_id", how="left_semi")
+
+
+def without_trips(staged: DataFrame, trip_ids: DataFrame) -> DataFrame:
+    """The staged trips minus trip_ids, laid out again as a trips write expects: by partition, and each
+    partition sorted by origin latitude (then trip_id, so the order is total and a rerun gives the same files)."""
+    return (
+        staged.join(trip_ids, on="trip_id", how="left_anti")
+        .repartition(*tables.TRIPS_PARTITION_COLUMNS)
+        .sortWithinPartitions(scaled_coordinate("origin_lat"), "trip_id")
+        .select(*tables.TRIPS_SCHEMA.fieldNames())
     )
 
 
@@ -469,36 +468,24 @@ def _lake_partition_dirs(fs: LakeFs, lake: Lake) -> dict[str, set[str]]:
     }
 
 
-def lake_keys_for(spark: SparkSession, fs: LakeFs, lake: Lake, lines: DataFrame, positions: dict[str, int]) -> DataFrame:
-    """Keys of the trips already in the (region, week_start) partitions the lines touch, reading nothing else.
+# Above this many new trips, their hashes are not broadcast and Spark shuffles both sides of the lake check.
+MAX_BROADCAST_TRIPS = 20_000_000
 
-    A lake without trips needs no look at the lines at all; otherwise one cheap pass finds the partitions.
-    """
-    key_columns = ("trip_id", "region", "week_start", "origin_lat")
-    # Nullable as Parquet reads it back: the written files have one schema whether or not the lake had keys.
-    key_schema = T.StructType(
-        [T.StructField(name, T.DoubleType() if name == "origin_lat" else T.StringType(), True) for name in key_columns]
-    )
+
+def lake_trip_ids(spark: SparkSession, fs: LakeFs, lake: Lake, partitions: set[str]) -> DataFrame | None:
+    """trip_id of every trip the lake holds in these partitions ('region=../week_start=..'), or None when it
+    holds none: only the partitions a file touches are read, and of them only one column."""
     existing = _lake_partition_dirs(fs, lake)
-    paths = []
-    if any(existing.values()):
-        trips_root = lake.uri(tables.TRIPS)
-        for row in touched_partitions(lines, positions).collect():
-            region_dir = partition_dir(spark, "region", row["region"])
-            week_dir = partition_dir(spark, "week_start", row["week_start"].isoformat())
-            if week_dir in existing.get(region_dir, ()):
-                paths.append(join_uri(trips_root, region_dir, week_dir))
-    keys = (
-        spark.read.schema(key_schema).option("basePath", lake.uri(tables.TRIPS)).parquet(*sorted(paths))
-        if paths
-        else spark.createDataFrame([], key_schema)
+    paths = sorted(
+        lake.uri(tables.TRIPS, partition)
+        for partition in partitions
+        if partition.split("/")[1] in existing.get(partition.split("/")[0], ())
     )
-    return keys.select(
-        "trip_id",
-        "region",
-        F.col("week_start").cast("date").alias("week_start"),
-        scaled_coordinate("origin_lat").alias(ORIGIN_LAT_KEY),
-    )
+    if not paths:
+        return None
+    # The schema is given: a partition emptied by a rolled-back run is a directory without files.
+    trip_id = T.StructType([tables.TRIPS_SCHEMA["trip_id"]])
+    return spark.read.schema(trip_id).option("basePath", lake.uri(tables.TRIPS)).parquet(*paths).select("trip_id")
 
 
 def _staged_files(fs: LakeFs, staging_dir: str) -> list[tuple[str, str]]:
@@ -510,6 +497,15 @@ def _staged_files(fs: LakeFs, staging_dir: str) -> list[tuple[str, str]]:
                 if part.name.endswith(".parquet"):
                     staged.append((part.uri, f"{region_dir.name}/{week_dir.name}/{part.name}"))
     return staged
+
+
+def _write_trips(trips: DataFrame, uri: str) -> None:
+    (
+        trips.write.mode("overwrite")
+        .option("parquet.block.size", TRIPS_ROW_GROUP_BYTES)
+        .partitionBy(*tables.TRIPS_PARTITION_COLUMNS)
+        .parquet(uri)
+    )
 
 
 def _record_ingestion(spark: SparkSession, fs: LakeFs, lake: Lake, result: IngestionResult) -> None:
@@ -576,10 +572,7 @@ def _ingest_raw_copy(
     assert header_line is not None
 
     lines = read_lines(spark, raw_uri)
-    with _timed("find the lake partitions the file touches"):
-        lake_keys = lake_keys_for(spark, fs, lake, lines, positions)
-
-    with _timed("parse, deduplicate and stage new trips (one pass over the file)"):
+    with _timed("parse, deduplicate inside the file and stage its trips (one pass over the file)"):
         parsed = parse_lines(lines, positions, header_line)
         is_valid = F.col("reject_reason").isNull()
         line_counts = Observation("lines")
@@ -589,29 +582,38 @@ def _ingest_raw_copy(
             F.count(F.lit(1)).alias("rows_read"),
             *[F.count(F.when(F.col("reject_reason") == reason, 1)).alias(reason) for reason in REJECT_REASONS],
         )
-        is_new = F.col("first_copy") & ~F.col("in_lake")
         trips = (
-            classify_copies(observed_lines.where(is_valid), lake_keys)
+            rank_copies(observed_lines.where(is_valid))
             .observe(
                 copy_counts,
-                F.count(F.when(F.col("in_lake"), 1)).alias("already_present"),
-                F.count(F.when(~F.col("first_copy") & ~F.col("in_lake"), 1)).alias("duplicates"),
-                F.count(F.when(is_new, 1)).alias("written"),
+                F.count(F.when(~F.col("first_copy"), 1)).alias("duplicates"),
+                F.count(F.when(F.col("first_copy"), 1)).alias("trips"),
             )
-            .where(is_new)
+            .where(F.col("first_copy"))
             .withColumn("ingestion_id", F.lit(ingestion_id))
             .select(*tables.TRIPS_SCHEMA.fieldNames())
         )
         # No sort here: rows arrive ordered by origin latitude from the dedupe, and the writer keeps one file
         # open per partition (session.JOB_SQL_CONF), so each file is sorted for bbox pruning as it is written.
         staged_trips = lake.staging(ingestion_id, "trips")
-        (
-            trips.write.mode("overwrite")
-            .option("parquet.block.size", TRIPS_ROW_GROUP_BYTES)
-            .partitionBy(*tables.TRIPS_PARTITION_COLUMNS)
-            .parquet(staged_trips)
-        )
+        _write_trips(trips, staged_trips)
         read, copies = line_counts.get, copy_counts.get
+
+    already_present = 0
+    lake_ids = lake_trip_ids(spark, fs, lake, {relative.rsplit("/", 1)[0] for _, relative in _staged_files(fs, staged_trips)})
+    if lake_ids is not None:
+        with _timed("look up the staged trips in the lake partitions they touch"):
+            staged = spark.read.option("basePath", staged_trips).parquet(staged_trips)
+            present = trips_in_lake(
+                staged.select("trip_id"), lake_ids, broadcast=int(copies["trips"]) <= MAX_BROADCAST_TRIPS
+            ).persist()
+            already_present = present.count()
+        if already_present:
+            with _timed(f"restage without the {already_present} trips the lake already holds"):
+                new_trips = lake.staging(ingestion_id, "new_trips")
+                _write_trips(without_trips(staged, present), new_trips)
+                staged_trips = new_trips
+        present.unpersist()
 
     rejected_by_reason = {reason: int(read[reason]) for reason in REJECT_REASONS if read[reason]}
     rows_rejected = sum(rejected_by_reason.values())
@@ -634,8 +636,8 @@ def _ingest_raw_copy(
         rows_valid=rows_valid,
         rows_rejected=rows_rejected,
         duplicates_in_batch=int(copies["duplicates"]),
-        already_present=int(copies["already_present"]),
-        rows_written=int(copies["written"]),
+        already_present=already_present,
+        rows_written=int(copies["trips"]) - already_present,
     )
     if not counts.reconciles():
         raise RuntimeError(f"counts do not reconcile, nothing was published: {counts}")

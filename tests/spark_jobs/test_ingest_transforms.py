@@ -166,7 +166,7 @@ def _batch(spark, rows):
     return spark.createDataFrame(rows, schema)
 
 
-def test_dedupe_keeps_the_earliest_line_and_flags_trips_already_in_the_lake(spark):
+def test_dedupe_keeps_the_earliest_line_of_each_trip(spark):
     at, week = datetime(2018, 5, 28, 9, 3, 40), date(2018, 5, 28)
     rows = [
         # copies of trip "a" in reverse file order: the line at order 1 must win
@@ -175,35 +175,60 @@ def test_dedupe_keeps_the_earliest_line_and_flags_trips_already_in_the_lake(spar
         (3, "Prague", 1.0, 2.0, 3.0, 4.0, at, "second", "a", week, 20000000),
         (64, "Prague", 1.0, 2.5, 3.0, 4.0, at, "later", "b", week, 25000000),
         (9, "Prague", 1.0, 2.5, 3.0, 4.0, at, "earlier", "b", week, 25000000),
-        (2, "Turin", 1.0, 2.0, 3.0, 4.0, at, "in lake", "c", week, 20000000),
-        (4, "Turin", 1.0, 2.0, 3.0, 4.0, at, "in lake too", "c", week, 20000000),
         (7, "Turin", 5.0, 6.0, 7.0, 8.0, at, "alone", "d", week, 60000000),
     ]
-    lake = spark.createDataFrame(
-        [("c", "Turin", week, 20000000), ("z", "Turin", week, 10000000), (None, None, None, None)],
-        "trip_id string, region string, week_start date, origin_lat_e7 long",
-    )
-    classified = ingest.classify_copies(_batch(spark, rows), lake).collect()
-    outcome = sorted((row["trip_id"], row["datasource"], row["first_copy"], row["in_lake"]) for row in classified)
+    ranked = ingest.rank_copies(_batch(spark, rows)).collect()
+    outcome = sorted((row["trip_id"], row["datasource"], row["first_copy"]) for row in ranked)
     assert outcome == [
-        ("a", "first", True, False),
-        ("a", "second", False, False),
-        ("a", "third", False, False),
-        ("b", "earlier", True, False),
-        ("b", "later", False, False),
-        ("c", "in lake", False, True),  # the lake's row ranks first: no batch copy is written
-        ("c", "in lake too", False, True),
-        ("d", "alone", True, False),
-    ]  # "z" and the null key are lake rows only: never batch rows
+        ("a", "first", True),
+        ("a", "second", False),
+        ("a", "third", False),
+        ("b", "earlier", True),
+        ("b", "later", False),
+        ("d", "alone", True),
+    ]
 
 
-def test_classified_rows_arrive_sorted_by_origin_latitude_within_each_partition(spark):
+def test_ranked_rows_arrive_sorted_by_origin_latitude_within_each_partition(spark):
     at, week = datetime(2018, 5, 28, 9, 3, 40), date(2018, 5, 28)
     latitudes = [7, 3, 9, 1, 5, 3]
     rows = [(i, "Prague", 1.0, lat / 10, 3.0, 4.0, at, "x", f"t{i}", week, lat * 1000000) for i, lat in enumerate(latitudes)]
-    classified = ingest.classify_copies(_batch(spark, rows), _batch(spark, []).select(
-        "trip_id", "region", "week_start", "origin_lat_e7")).coalesce(1).collect()
-    assert [row["origin_lat_e7"] // 1000000 for row in classified] == sorted(latitudes)
+    ranked = ingest.rank_copies(_batch(spark, rows)).coalesce(1).collect()
+    assert [row["origin_lat_e7"] // 1000000 for row in ranked] == sorted(latitudes)
+
+
+@pytest.mark.parametrize("broadcast", [True, False])
+def test_trips_in_lake_finds_exactly_the_new_ids_the_lake_holds(spark, broadcast):
+    new = spark.createDataFrame([("a",), ("b",), ("c",), ("c",), (None,)], "trip_id string")
+    lake = spark.createDataFrame([("c",), ("z",), ("b",), ("b",), (None,)], "trip_id string")
+    found = ingest.trips_in_lake(new, lake, broadcast=broadcast).collect()
+    # every new row whose id the lake holds, once per new row; null ids never match
+    assert sorted(row["trip_id"] for row in found) == ["b", "c", "c"]
+
+
+def test_a_hash_collision_is_compared_exactly_and_loses_no_trip(spark, monkeypatch):
+    # With a hash that maps every id to one value, every lake id is a candidate: only equal ids may match.
+    monkeypatch.setattr(ingest.F, "xxhash64", lambda column: F.lit(7).cast("long"))
+    new = spark.createDataFrame([("a",), ("b",)], "trip_id string")
+    lake = spark.createDataFrame([("b",), ("y",), ("z",)], "trip_id string")
+    assert [row["trip_id"] for row in ingest.trips_in_lake(new, lake).collect()] == ["b"]
+
+
+def test_without_trips_drops_the_ids_and_sorts_each_partition_by_origin_latitude(spark):
+    at = datetime(2018, 5, 28, 9, 3, 40)
+    staged = spark.createDataFrame(
+        [(f"t{i}", "Prague", 1.0, lat, 3.0, 4.0, at, "x", week, "ing") for i, (lat, week) in enumerate(
+            [(50.3, "2018-05-28"), (50.1, "2018-05-28"), (50.2, "2018-05-28"), (50.0, "2018-05-21"), (50.1, "2018-05-21")]
+        )],
+        ingest.tables.TRIPS_SCHEMA,
+    )
+    kept = ingest.without_trips(staged, spark.createDataFrame([("t2",), ("t3",), (None,)], "trip_id string"))
+    by_week: dict[str, list[str]] = {}
+    for partition in kept.rdd.glom().collect():
+        for row in partition:
+            by_week.setdefault(row["week_start"], []).append(row["trip_id"])
+    assert kept.columns == ingest.tables.TRIPS_SCHEMA.fieldNames()
+    assert by_week == {"2018-05-28": ["t1", "t0"], "2018-05-21": ["t4"]}
 
 
 def test_the_canonical_wkt_fast_path_agrees_with_the_strict_parser(spark):
