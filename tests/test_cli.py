@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from triplake.cli import main
 from tests.conftest import BAD_ROWS, SAMPLE
 
@@ -53,6 +55,16 @@ def test_generate_writes_the_file(tmp_path, capsys):
     assert len(out.read_text().splitlines()) == 1001
     assert main(["generate", "--rows", "10", "--out", str(out), "--duplicate-rate", "2"]) == 2
     assert "duplicate rate" in capsys.readouterr().err
+
+
+def test_generate_spreads_the_trips_over_the_days_from_start(tmp_path, capsys):
+    out = tmp_path / "g.csv"
+    assert main(["generate", "--rows", "2000", "--out", str(out), "--start", "2019-12-30", "--days", "3"]) == 0
+    days = {line.split(",")[3][:10] for line in out.read_text().splitlines()[1:]}
+    assert days == {"2019-12-30", "2019-12-31", "2020-01-01"}
+    with pytest.raises(SystemExit) as usage_error:
+        main(["generate", "--rows", "10", "--out", str(out), "--start", "2019-13-01"])
+    assert usage_error.value.code == 2 and "not a date" in capsys.readouterr().err
 
 
 def test_routes_map_draws_a_png_of_the_regions_routes(spark, tmp_path, capsys):

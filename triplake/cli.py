@@ -34,6 +34,7 @@ def _generate(args: argparse.Namespace) -> int:
             noise_rate=args.noise_rate,
             routes_per_region=args.routes_per_region,
             days=args.days,
+            **({"start": args.start} if args.start else {}),
         )
     except ValueError as problem:
         raise UsageError(str(problem)) from problem
@@ -352,7 +353,9 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--duplicate-rate", type=float, default=0.0, help="share of rows that copy another row")
     generate.add_argument("--noise-rate", type=float, default=0.1, help="share of trips that follow no route")
     generate.add_argument("--routes-per-region", type=int, default=5)
-    generate.add_argument("--days", type=int, default=31, help="trips spread over this many days from 2018-05-01")
+    generate.add_argument("--start", type=_date, metavar="YYYY-MM-DD",
+                          help="first day of the trips (default 2018-05-01, the month of the sample)")
+    generate.add_argument("--days", type=int, default=31, help="trips spread over this many days from --start")
     generate.add_argument("--truth-out", type=Path, help="also write the planted route of every line here")
     generate.set_defaults(handler=_generate)
 

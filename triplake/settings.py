@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     spark_master: str = "local[*]"
     spark_driver_memory: str = "4g"
     spark_shuffle_partitions: int = Field(default=8, ge=1)
+    spark_event_log_dir: str | None = Field(
+        default=None, description="Local Spark writes its event log here (history server, spill figures of bench-scale)"
+    )
 
     landing_bucket: str = Field(default="triplake-landing", description="Bucket users upload their CSV files to")
     landing_prefix: str = Field(default="incoming/", description="Key prefix whose new objects start an ingestion")

@@ -60,6 +60,8 @@ def local_spark_conf(settings: Settings, with_credentials: bool = True) -> dict[
         "spark.sql.adaptive.enabled": "true",
         **job_session.JOB_SQL_CONF,
     }
+    if settings.spark_event_log_dir:
+        conf |= {"spark.eventLog.enabled": "true", "spark.eventLog.dir": settings.spark_event_log_dir}
     if missing_jars(settings.jars_dir):
         logger.warning("S3A jars missing in %s: s3:// URIs will not work (run `make setup`)", settings.jars_dir)
     else:
