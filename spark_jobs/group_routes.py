@@ -1,7 +1,7 @@
 """Group trips into routes: similar origin, destination and time of day (Spark MLlib KMeans), one model per region.
 
     trips of an ingestion -> per region: the saved model, or a new one fitted on a bounded sample of the
-    region's trips (k chosen by silhouette) -> every trip gets a route -> trip_routes, routes
+    region's trips (k chosen by silhouette) -> every trip gets a route -> trip_routes
 
 Features: origin and destination lon/lat, and the time of day as a point on a circle (sin and cos of the
 fraction of the day, so 23:50 is close to 00:10), standardized so that no feature dominates by its units.
@@ -10,7 +10,8 @@ The cost grows linearly with the data: k is chosen on a small sample, the model 
 
 A region's model is saved under models/routes/ and reused: a new file's trips are assigned without refitting.
 A region is (re)fitted when it has no model yet or when asked (--refit); all of its trips are then reassigned,
-so trip_routes always agrees with the region's current model. Route ids are readable and stable for the same
+so trip_routes always agrees with the region's current model. The routes table (each model's routes with their
+trips) is published by build_weekly, which counts them from the weekly table it has just rebuilt. Route ids are readable and stable for the same
 data and seed: '<region>-NN', numbered by the size of the route in the fitting sample (01 = busiest).
 """
 
@@ -35,7 +36,7 @@ from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
 from spark_jobs.common import session, tables
-from spark_jobs.common.lake import Lake, partition_dir, partition_value, write_report, write_single_parquet
+from spark_jobs.common.lake import Lake, partition_dir, partition_value, write_report
 from spark_jobs.common.lakefs import LakeFs
 from spark_jobs.common.times import day_fraction
 
@@ -276,14 +277,14 @@ class RegionRoutes:
     silhouette: float | None
     refitted: bool
     fit_seconds: float | None
-    routes: list[dict]  # rows of the routes table for this region
+    trained_at: str
 
 
 @dataclass
 class RoutesResult:
     ingestion_id: str
     trips_assigned: int
-    seconds: float  # the whole step: fits (regions side by side), assignment, publishing
+    seconds: float  # the whole step: fits (regions side by side), assignment, publishing trip_routes
     assign_seconds: float
     regions: list[RegionRoutes]
 
@@ -347,12 +348,13 @@ def _publish_trip_routes(
     fs.delete(staging)
 
 
-def _route_rows(model: RouteModel, counts: dict[str, int]) -> list[dict]:
+def route_rows(model: RouteModel, trips_by_route: dict[str, int]) -> list[dict]:
+    """Rows of the routes table for one region's model: each route's centroid, typical hour and trips."""
     return [
         {
             "region": model.region,
             "route_id": route_id,
-            "trips": counts.get(route_id, 0),
+            "trips": trips_by_route.get(route_id, 0),
             **{name: centroid[name] for name in (*SPATIAL_FEATURES, "typical_hour")},
             "k": model.k,
             "silhouette": model.silhouette,
@@ -362,26 +364,13 @@ def _route_rows(model: RouteModel, counts: dict[str, int]) -> list[dict]:
     ]
 
 
-def _publish_routes(spark: SparkSession, fs: LakeFs, lake: Lake, ingestion_id: str) -> dict[str, list[dict]]:
-    """Rewrites the small routes table: every region's model with its current trip counts."""
-    trip_routes = lake.uri(tables.TRIP_ROUTES)
-    counts: dict[str, int] = {}
-    if fs.glob(f"{trip_routes}/region=*/week_start=*/*.parquet"):
-        grouped = spark.read.option("basePath", trip_routes).parquet(trip_routes).groupBy("route_id").count()
-        counts = {row["route_id"]: row["count"] for row in grouped.collect()}
-    rows_by_region = {}
+def saved_models(spark: SparkSession, fs: LakeFs, lake: Lake) -> dict[str, RouteModel]:
+    """Every region's saved model, described by its metadata alone (no pipeline is loaded)."""
+    models = {}
     for entry in fs.glob(lake.uri(tables.ROUTE_MODELS, "region=*", MODEL_METADATA)):
         region = partition_value(spark, entry.uri.rsplit("/", 2)[1])
-        model = RouteModel.from_metadata(json.loads(fs.read_text(entry.uri)), pipeline=None)
-        rows_by_region[region] = _route_rows(model, counts)
-    rows = [row for region in sorted(rows_by_region) for row in rows_by_region[region]]
-    write_single_parquet(
-        spark.createDataFrame(rows, tables.ROUTES_SCHEMA),
-        lake.staging(f"{ingestion_id}.routes-table"),
-        lake.uri(tables.ROUTES, "routes.parquet"),
-        fs,
-    )
-    return rows_by_region
+        models[region] = RouteModel.from_metadata(json.loads(fs.read_text(entry.uri)), pipeline=None)
+    return dict(sorted(models.items()))
 
 
 def group_routes(
@@ -442,9 +431,6 @@ def group_routes(
             spark, fs, lake, assignments.observe(counted, F.count(F.lit(1)).alias("trips")), ingestion_id, refitted
         )
         assigned = int(counted.get["trips"])
-        rows_by_region = _publish_routes(spark, fs, lake, ingestion_id)
-    else:
-        rows_by_region = {}
     assign_seconds = round(time.perf_counter() - started, 2)
     return RoutesResult(
         ingestion_id=ingestion_id,
@@ -458,7 +444,7 @@ def group_routes(
                 silhouette=model.silhouette,
                 refitted=region in refitted,
                 fit_seconds=model.fit_seconds if region in refitted else None,
-                routes=rows_by_region.get(region, []),
+                trained_at=model.trained_at.isoformat(),
             )
             for region, model in models.items()
         ],

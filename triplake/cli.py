@@ -64,11 +64,13 @@ def _routes_table(result) -> Table:
 
     latest = {region.region: region for routes in result.routes.values() for region in routes.regions}
     fitted = {region.region for routes in result.routes.values() for region in routes.regions if region.refitted}
+    # The routes table as the last weekly step published it: every route with its trips in the whole lake.
+    published = {region: rows for weekly in result.weekly.values() for region, rows in weekly.routes.items()}
     table = Table(title="Routes per region (trips in the whole lake)")
     for column in ("region", "model", "routes", "silhouette", "busiest routes: trips, typical hour (UTC)"):
         table.add_column(column, justify="right" if column in ("routes", "silhouette") else "left")
     for name, region in sorted(latest.items()):
-        busiest = sorted(region.routes, key=lambda route: -route["trips"])[:3]
+        busiest = sorted(published.get(name, []), key=lambda route: -route["trips"])[:3]
         table.add_row(
             name,
             "fitted in this run" if name in fitted else "reused",

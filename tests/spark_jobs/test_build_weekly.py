@@ -40,6 +40,17 @@ def test_weekly_counts_on_inline_rows_with_a_null_route_and_a_duplicate(spark):
                       ("Prague", "Prague-01", "2018-06-04"): 1, ("Turin", None, "2018-05-28"): 1}
 
 
+def test_trips_by_route_sums_the_weeks_of_each_route(spark):
+    frame = spark.createDataFrame(
+        [("Prague", "Prague-01", "2018-05-21", 3), ("Prague", "Prague-01", "2018-05-28", 2),
+         ("Prague", "Prague-02", "2018-05-28", 1), ("Turin", "Prague-01", "2018-05-28", 4),
+         ("Turin", None, "2018-05-28", 1)],
+        "region string, route_id string, week_start string, trips long",
+    )
+    result = {(row["region"], row["route_id"]): row["trips"] for row in build_weekly.trips_by_route(frame).collect()}
+    assert result == {("Prague", "Prague-01"): 5, ("Prague", "Prague-02"): 1, ("Turin", "Prague-01"): 4, ("Turin", None): 1}
+
+
 def test_the_sample_gives_weekly_counts_that_add_up_to_its_trips(spark, lake_root):
     result = run(spark, SAMPLE, lake_root)
     table = weekly(lake_root)
@@ -68,3 +79,9 @@ def test_a_second_file_rebuilds_only_its_weeks_and_a_rerun_changes_nothing(spark
     assert after == dict(expected_from_lake(lake_root)) and sum(after.values()) == 100
     build_weekly.build_weekly(spark, lake_root, result.ingestion_id)
     assert weekly(lake_root) == after
+    # the routes table: each route's trips in the whole lake, as counted from trip_routes
+    routes = read_table(lake_root, "curated/routes").to_pylist()
+    assert {row["route_id"]: row["trips"] for row in routes} == dict(
+        Counter(read_table(lake_root, "curated/trip_routes", partitioned=True)["route_id"].to_pylist())
+    )
+    assert result.routes == {region: [row for row in routes if row["region"] == region] for region in result.routes}

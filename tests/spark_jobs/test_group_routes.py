@@ -10,7 +10,7 @@ import pytest
 from pyspark.sql import functions as F
 from sklearn.metrics import adjusted_rand_score
 
-from spark_jobs import group_routes, ingest
+from spark_jobs import build_weekly, group_routes, ingest
 from spark_jobs.group_routes import RouteOptions
 from tests.conftest import SAMPLE, read_table
 from triplake.generate import NOISE_ROUTE, GenerateOptions, generate
@@ -88,7 +88,8 @@ def test_planted_routes_are_found_with_an_adjusted_rand_index_of_at_least_0_9(sp
 # --- behaviour -----------------------------------------------------------------------------------------
 
 def test_the_sample_file_gives_every_trip_a_route(spark, lake_root):
-    _, result = ingest_and_route(spark, SAMPLE, lake_root, options=QUICK)
+    ingestion, result = ingest_and_route(spark, SAMPLE, lake_root, options=QUICK)
+    build_weekly.build_weekly(spark, lake_root, ingestion.ingestion_id)  # publishes the routes table
 
     routes = trip_routes(lake_root)
     assert sorted(routes) == sorted(trip_ids(lake_root)) and len(routes) == 100
@@ -106,12 +107,14 @@ def test_the_same_data_gives_the_same_route_ids_and_a_new_file_reuses_the_model(
     generate(GenerateOptions(rows=1_000, seed=6), second)
     lake_a, lake_b = (tmp_path / "a").as_uri(), (tmp_path / "b").as_uri()
 
-    ingest_and_route(spark, first, lake_a, options=QUICK)
+    first_a, _ = ingest_and_route(spark, first, lake_a, options=QUICK)
     ingest_and_route(spark, first, lake_b, options=QUICK)
     assert trip_routes(lake_a) == trip_routes(lake_b)
 
+    build_weekly.build_weekly(spark, lake_a, first_a.ingestion_id)
     models_before = read_table(lake_a, "curated/routes").to_pylist()
-    _, result = ingest_and_route(spark, second, lake_a, options=QUICK)
+    ingestion, result = ingest_and_route(spark, second, lake_a, options=QUICK)
+    build_weekly.build_weekly(spark, lake_a, ingestion.ingestion_id)
     assert not any(region.refitted for region in result.regions)
     routes = trip_routes(lake_a)
     assert sorted(routes) == sorted(trip_ids(lake_a))  # the new trips too, each once
@@ -127,8 +130,10 @@ def test_refit_retrains_and_reassigns_every_trip_once(spark, lake_root, tmp_path
     again = group_routes.group_routes(spark, lake_root, ingestion.ingestion_id, refit=True, options=QUICK)
 
     assert all(region.refitted for region in again.regions)
-    trained = {row["trained_at"] for row in read_table(lake_root, "curated/routes").to_pylist()}
-    assert trained.isdisjoint({route["trained_at"] for region in first.regions for route in region.routes})
+    assert {region.trained_at for region in again.regions}.isdisjoint({region.trained_at for region in first.regions})
+    build_weekly.build_weekly(spark, lake_root, ingestion.ingestion_id)
+    trained = {row["trained_at"].isoformat() for row in read_table(lake_root, "curated/routes").to_pylist()}
+    assert trained == {region.trained_at for region in again.regions}
     table = read_table(lake_root, "curated/trip_routes", partitioned=True)
     assert sorted(table["trip_id"].to_pylist()) == sorted(trip_ids(lake_root))
 
