@@ -55,7 +55,7 @@ bench: $(STAMP)  ## ingest 1M and 10M generated trips into fresh lakes, then tim
 SCALE_ROWS ?= 1000000 10000000 30000000 100000000
 bench-scale: $(STAMP)  ## the whole pipeline at 1M..100M trips (files of <= 10M), queries, one more 1M file; ~30 GB in .local/bench
 	$(PY) -m bench.bench_scale --rows $(SCALE_ROWS) > /dev/null
-	$(PY) -m bench.plot_scale .local/bench/scale.json --out .local/bench/scale_plot.png
+	$(PY) -m bench.scale_report .local/bench/scale.json --plot .local/bench/scale_plot.png
 
 bench-events: $(STAMP)  ## upload -> RECEIVED and upload -> SUCCEEDED latency of the sample on fresh local stacks
 	$(PY) -m bench.bench_events --rounds 3
