@@ -3,6 +3,11 @@ query and view runs on DuckDB (the local engine) against a lake the pipeline bui
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+
 import pytest
 from pyspark.sql import types as T
 
@@ -10,7 +15,9 @@ from spark_jobs.common import tables
 from triplake.settings import Settings
 from triplake.sql_engine import (
     SQL_DIR,
+    DuckDbStatement,
     LocalEngine,
+    SqlCache,
     SqlError,
     Statement,
     statement,
@@ -118,3 +125,41 @@ def test_ddl_does_not_run_locally_and_bad_sql_is_a_clear_error(sample_lake):
         engine.run(Statement("select nonsense from trips"), {})
     with pytest.raises(SqlError, match="exactly one"):
         Statement("select 1; select 2").expression
+
+
+LAKE_WEEKS_IN_A_FRESH_PROCESS = """
+import json, sys
+from triplake.settings import Settings
+from triplake.sql_engine import LocalEngine, statement
+row = LocalEngine(sys.argv[1], Settings()).run(statement("queries/lake_weeks"), {}).single()
+print(json.dumps([row["first_week"].isoformat(), "sqlglot" in sys.modules]))
+"""
+
+
+def test_a_query_whose_files_are_unchanged_runs_without_sqlglot(sample_lake, tmp_path):
+    settings = Settings(sql_cache_dir=tmp_path / "cache")
+    expected = LocalEngine(sample_lake, settings).run(statement("queries/lake_weeks"), {}).single()
+    env = {**os.environ, "TRIPLAKE_SQL_CACHE_DIR": str(tmp_path / "cache")}
+    output = subprocess.run([sys.executable, "-c", LAKE_WEEKS_IN_A_FRESH_PROCESS, sample_lake], env=env,
+                            check=True, capture_output=True, text=True).stdout
+    assert json.loads(output) == [expected["first_week"].isoformat(), False]
+
+
+def test_the_cache_keys_on_the_text_and_makes_a_damaged_entry_again(tmp_path):
+    cache = SqlCache(tmp_path)
+    query = Statement("select :a as a from trips where region = :b")
+    first = cache.statement(query)
+    assert first == DuckDbStatement(query.duckdb_sql(), ("a", "b"), is_ddl=False)
+    for entry in tmp_path.glob("*.json"):
+        entry.write_text("{not json")
+    assert cache.statement(query) == first
+    assert cache.statement(Statement("select :c as c")).parameters == ("c",)
+    assert len(list(tmp_path.glob("*.json"))) == 2
+    assert [table.name for table in cache.tables()] == [table.name for table in table_definitions()]
+
+
+def test_a_cache_that_cannot_be_written_only_costs_time(tmp_path):
+    blocked = tmp_path / "a file"
+    blocked.write_text("")  # where the cache directory's parent should be
+    query = Statement("select 1 as one")
+    assert SqlCache(blocked / "sql").statement(query).sql == query.duckdb_sql()

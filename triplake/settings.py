@@ -28,6 +28,10 @@ class Settings(BaseSettings):
         default=Path.home() / ".cache" / "triplake" / "jars",
         description="Cache of the S3A connector jars (outside git)",
     )
+    sql_cache_dir: Path | None = Field(
+        default=Path.home() / ".cache" / "triplake" / "sql",
+        description="DuckDB forms of the sql/ files, so a local query starts without transpiling (None: no cache)",
+    )
 
     spark_runner: Literal["local", "emr-serverless"] = "local"
     spark_master: str = "local[*]"

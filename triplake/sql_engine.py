@@ -8,26 +8,33 @@ never formatted into the SQL text.
 Locally the tables of sql/ddl are DuckDB views over the lake's files (file:// or s3://, the latter through
 a pyarrow S3 filesystem, since DuckDB cannot install httpfs offline); the views of sql/views are created on
 top of them, so queries see the same catalog names as in Athena.
+
+Transpiling is most of the time of a one-off local query (importing sqlglot, loading two dialects, parsing
+every DDL file and view), so the local engine keeps each statement's DuckDB form on disk, by the hash of its
+text and sqlglot's version (SqlCache): a query whose files have not changed starts without sqlglot at all.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+import os
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from functools import cached_property
+from importlib import metadata
 from pathlib import Path
-from typing import Any, Mapping, Protocol
-
-import sqlglot
-from sqlglot import exp
-from sqlglot.tokens import TokenType
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol
 
 from triplake.settings import REPO_ROOT, Settings
 from triplake.uris import local_path
+
+if TYPE_CHECKING:
+    from sqlglot import exp
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +61,8 @@ class Statement:
 
     @cached_property
     def expression(self) -> exp.Expression:
+        import sqlglot
+
         try:
             expressions = [parsed for parsed in sqlglot.parse(self.text, read=DIALECT) if parsed is not None]
         except sqlglot.errors.ParseError as problem:
@@ -69,19 +78,12 @@ class Statement:
 
     @property
     def is_ddl(self) -> bool:
+        from sqlglot import exp
+
         return isinstance(self.expression, exp.Create) and self.expression.kind == "TABLE"
 
     def check_parameters(self, values: Mapping[str, Any]) -> None:
-        missing = [name for name in self.parameters if name not in values]
-        unknown = sorted(set(values) - set(self.parameters))
-        if missing or unknown:
-            problems = []
-            if missing:
-                problems.append("missing " + ", ".join(f"--param {name}=..." for name in missing))
-            if unknown:
-                problems.append("unknown parameter(s) " + ", ".join(unknown))
-            expected = ", ".join(self.parameters) or "none"
-            raise SqlError(f"{self.name}: {'; '.join(problems)} (this statement takes: {expected})")
+        check_parameters(self.name, self.parameters, values)
 
     def duckdb_sql(self) -> str:
         """The statement in DuckDB's dialect; `:name` becomes `$name`."""
@@ -90,6 +92,8 @@ class Statement:
     def athena_query(self, values: Mapping[str, str]) -> tuple[str, list[str]]:
         """The statement with `?` placeholders, and the ExecutionParameters in the order they appear."""
         self.check_parameters(values)
+        from sqlglot import exp
+
         names = _placeholder_names(self.expression.sql(DIALECT))
         positional = self.expression.transform(
             lambda node: exp.Placeholder() if isinstance(node, exp.Placeholder) else node
@@ -103,8 +107,25 @@ class Statement:
         return Statement(self.text.replace(LAKE_ROOT_TOKEN, lake_root.rstrip("/")), name=self.name)
 
 
+def check_parameters(name: str, parameters: tuple[str, ...], values: Mapping[str, Any]) -> None:
+    """Every parameter of the statement has a value and no value names another: else a SqlError saying which."""
+    missing = [parameter for parameter in parameters if parameter not in values]
+    unknown = sorted(set(values) - set(parameters))
+    if missing or unknown:
+        problems = []
+        if missing:
+            problems.append("missing " + ", ".join(f"--param {parameter}=..." for parameter in missing))
+        if unknown:
+            problems.append("unknown parameter(s) " + ", ".join(unknown))
+        expected = ", ".join(parameters) or "none"
+        raise SqlError(f"{name}: {'; '.join(problems)} (this statement takes: {expected})")
+
+
 def _placeholder_names(sql: str) -> list[str]:
     """Names of the `:name` placeholders of Athena SQL, in textual order (comments and strings skipped)."""
+    import sqlglot
+    from sqlglot.tokens import TokenType
+
     tokens = sqlglot.tokenize(sql, read=DIALECT)
     return [
         following.text
@@ -141,6 +162,8 @@ class TableDefinition:
         create = ddl.expression
         if not ddl.is_ddl:
             raise SqlError(f"{ddl.name}: not a CREATE TABLE statement")
+        from sqlglot import exp
+
         schema = create.this
         partitioned = create.find(exp.PartitionedByProperty)
         location = create.find(exp.LocationProperty).this.name
@@ -164,6 +187,85 @@ def _column_defs(schema: exp.Schema) -> tuple[tuple[str, exp.DataType], ...]:
 
 def table_definitions() -> list[TableDefinition]:
     return [TableDefinition.from_statement(ddl) for ddl in statements("ddl")]
+
+
+@dataclass(frozen=True)
+class DuckDbStatement:
+    """A statement as the local engine runs it: DuckDB SQL with `$name` parameters."""
+
+    sql: str
+    parameters: tuple[str, ...]
+    is_ddl: bool
+
+
+@dataclass(frozen=True)
+class DuckDbTable:
+    """A table of sql/ddl with its column types in DuckDB's spelling."""
+
+    name: str
+    columns: tuple[tuple[str, str], ...]
+    partition_columns: tuple[tuple[str, str], ...]
+    location: str
+
+    @classmethod
+    def from_definition(cls, table: TableDefinition) -> DuckDbTable:
+        def spelled(columns):
+            return tuple((name, kind.sql("duckdb")) for name, kind in columns)
+
+        return cls(table.name, spelled(table.columns), spelled(table.partition_columns), table.location)
+
+    @property
+    def all_columns(self) -> tuple[tuple[str, str], ...]:
+        return self.columns + self.partition_columns
+
+
+class SqlCache:
+    """DuckDB forms of statements, kept as JSON files named by the hash of what they were made from.
+
+    A changed file or another sqlglot version is another key; an unreadable entry is made again; a cache
+    directory that cannot be written only costs the time it would have saved.
+    """
+
+    def __init__(self, directory: Path | None) -> None:
+        self.directory = directory
+
+    def statement(self, statement: Statement) -> DuckDbStatement:
+        def compile_() -> dict:
+            return asdict(DuckDbStatement(statement.duckdb_sql(), statement.parameters, statement.is_ddl))
+
+        data = self._entry(("statement", statement.text), compile_)
+        return DuckDbStatement(data["sql"], tuple(data["parameters"]), data["is_ddl"])
+
+    def tables(self) -> list[DuckDbTable]:
+        ddl = statements("ddl")
+
+        def compile_() -> list:
+            return [asdict(DuckDbTable.from_definition(TableDefinition.from_statement(table))) for table in ddl]
+
+        return [
+            DuckDbTable(table["name"], tuple(map(tuple, table["columns"])),
+                        tuple(map(tuple, table["partition_columns"])), table["location"])
+            for table in self._entry(("tables", *(table.text for table in ddl)), compile_)
+        ]
+
+    def _entry(self, made_from: tuple[str, ...], compile_: Callable[[], Any]) -> Any:
+        if self.directory is None:
+            return compile_()
+        key = hashlib.sha256(json.dumps([metadata.version("sqlglot"), *made_from]).encode()).hexdigest()
+        path = self.directory / f"{key}.json"
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError):
+            pass
+        value = compile_()
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            partial = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+            partial.write_text(json.dumps(value))
+            partial.replace(path)  # atomic: a reader sees the whole entry or none
+        except OSError as problem:
+            logger.info("SQL cache not written (%s): the next query transpiles again", problem)
+        return value
 
 
 @dataclass(frozen=True)
@@ -195,20 +297,21 @@ class LocalEngine:
         if local is not None and not local.is_dir():
             raise SqlError(f"no lake at {local}: build one with `triplake run --input FILE --lake-root {local}`, "
                            "or point --lake-root (TRIPLAKE_LAKE_ROOT) at an existing lake")
+        self.cache = SqlCache(settings.sql_cache_dir)
         self.connection = duckdb.connect()
         if local is None:
             self.connection.register_filesystem(_lake_filesystem(self.lake_root, settings))
-        for table in table_definitions():
+        for table in self.cache.tables():
             self._register_table(table)
         for view in statements("views"):
-            self.connection.execute(view.duckdb_sql())
+            self.connection.execute(self.cache.statement(view).sql)
 
-    def _files_glob(self, table: TableDefinition) -> str:
+    def _files_glob(self, table: DuckDbTable) -> str:
         local = local_path(self.lake_root)
         root = str(local) if local is not None else self.lake_root
         return "/".join([root, table.location, *("*" for _ in table.partition_columns), "*.parquet"])
 
-    def _register_table(self, table: TableDefinition) -> None:
+    def _register_table(self, table: DuckDbTable) -> None:
         import duckdb
 
         for name, _ in table.all_columns:
@@ -216,8 +319,8 @@ class LocalEngine:
                 raise SqlError(f"column name {name!r} of {table.name} is not a plain identifier")
         # Cast to the declared types, so both engines return the same: e.g. Spark writes timestamps as
         # UTC instants, which DuckDB reads as TIMESTAMPTZ and Athena as a plain timestamp.
-        columns = ", ".join(f"cast({name} as {kind.sql('duckdb')}) as {name}" for name, kind in table.all_columns)
-        hive_types = ", ".join(f"'{name}': '{kind.sql('duckdb')}'" for name, kind in table.partition_columns)
+        columns = ", ".join(f"cast({name} as {kind}) as {name}" for name, kind in table.all_columns)
+        hive_types = ", ".join(f"'{name}': '{kind}'" for name, kind in table.partition_columns)
         source = (
             f"read_parquet($files, hive_partitioning = true, hive_types = {{{hive_types}}})"
             if table.partition_columns
@@ -229,21 +332,22 @@ class LocalEngine:
             if "No files found" not in str(problem):
                 raise
             # A table nothing has been written to yet: empty, with its declared columns.
-            nulls = ", ".join(f"cast(null as {kind.sql('duckdb')}) as {name}" for name, kind in table.all_columns)
+            nulls = ", ".join(f"cast(null as {kind}) as {name}" for name, kind in table.all_columns)
             relation = self.connection.sql(f"select {nulls} where false")
         relation.create_view(table.name)
 
     def run(self, statement: Statement, values: Mapping[str, str]) -> QueryResult:
         import duckdb
 
-        if statement.is_ddl:
+        compiled = self.cache.statement(statement)
+        if compiled.is_ddl:
             raise SqlError(
                 f"{statement.name}: CREATE TABLE runs in Athena (--engine athena); "
                 "locally the tables are read straight from the lake's files"
             )
-        statement.check_parameters(values)
+        check_parameters(statement.name, compiled.parameters, values)
         try:
-            cursor = self.connection.execute(statement.duckdb_sql(), {name: values[name] for name in statement.parameters})
+            cursor = self.connection.execute(compiled.sql, {name: values[name] for name in compiled.parameters})
             rows = cursor.fetchall()
         except duckdb.Error as problem:
             raise SqlError(f"{statement.name}: {problem}") from problem
