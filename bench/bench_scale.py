@@ -22,6 +22,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -166,15 +167,18 @@ def run_pipeline(files: list[Path], lake: Path, driver_memory: str, label: str) 
     env = {**os.environ, "TRIPLAKE_SPARK_DRIVER_MEMORY": driver_memory,
            "TRIPLAKE_SPARK_EVENT_LOG_DIR": event_log.resolve().as_uri()}
     trips_before = _parquet_rows(lake)
-    started = time.perf_counter()
-    child = subprocess.Popen(command, stdout=subprocess.PIPE, env=env, text=True)
-    sampler = TreeSampler(child.pid)
-    while child.poll() is None:
-        rss = sampler.sample()
-        console.print(f"  {label}: {time.perf_counter() - started:6.0f} s, memory {rss / 2**30:5.1f} GiB", end="\r")
-        time.sleep(SAMPLE_SECONDS)
-    wall = time.perf_counter() - started
-    output = child.stdout.read() if child.stdout else ""
+    # The run's JSON goes to a file: a pipe would fill (64 KiB) and block the child until it is read.
+    with tempfile.TemporaryFile("w+") as stdout:
+        started = time.perf_counter()
+        child = subprocess.Popen(command, stdout=stdout, env=env, text=True)
+        sampler = TreeSampler(child.pid)
+        while child.poll() is None:
+            rss = sampler.sample()
+            console.print(f"  {label}: {time.perf_counter() - started:6.0f} s, memory {rss / 2**30:5.1f} GiB", end="\r")
+            time.sleep(SAMPLE_SECONDS)
+        wall = time.perf_counter() - started
+        stdout.seek(0)
+        output = stdout.read()
     if child.returncode != 0:
         raise SystemExit(f"the pipeline failed ({child.returncode}): {output[-2000:]}")
     ingestions = json.loads(output)["ingestions"]

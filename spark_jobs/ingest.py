@@ -36,7 +36,7 @@ from pyspark.sql import types as T
 from spark_jobs.common import session, tables
 from spark_jobs.common.ingestions import COUNT_FIELDS, INGESTION_ID_PATTERN, new_ingestion_id
 from spark_jobs.common.lake import Lake, partition_path, partition_value, write_report, write_single_parquet
-from spark_jobs.common.lakefs import LakeFs
+from spark_jobs.common.lakefs import FileInfo, LakeFs
 from spark_jobs.common.times import week_start_of
 
 logger = logging.getLogger(__name__)
@@ -324,21 +324,27 @@ def rank_copies(batch: DataFrame) -> DataFrame:
 
 
 TRIP_HASH = "trip_hash"
+NEW, LAKE = "new", "lake"  # the two sides of the lake lookup
 
 
-def trips_in_lake(new_trip_ids: DataFrame, lake_trip_ids: DataFrame, broadcast: bool = True) -> DataFrame:
-    """The trip_ids of new_trip_ids that lake_trip_ids holds too (both: one column trip_id, no nulls needed).
+def trips_in_lake(new_trip_ids: DataFrame, lake_trip_ids: DataFrame, broadcast: str | None = NEW) -> DataFrame:
+    """The rows of new_trip_ids whose trip_id lake_trip_ids holds too (both: one column, trip_id).
 
-    The lake side may be many times the size of the batch, so it is never shuffled: it streams once past
-    a broadcast 64-bit hash of the new trip ids, and only the few lake ids whose hash matches are compared
-    exactly (a hash collision costs a comparison, never a lost trip). broadcast=False leaves the join to
-    Spark, for batches too large to broadcast.
+    Neither side is shuffled in full: the 64-bit hashes of the smaller side (`broadcast`: NEW or LAKE) are
+    broadcast and the other side streams past them once; only the few ids whose hash matches are then compared
+    exactly (a hash collision costs a comparison, never a lost trip). broadcast=None leaves both joins to Spark,
+    for sides too large to broadcast.
     """
-    hashes = new_trip_ids.select(F.xxhash64("trip_id").alias(TRIP_HASH))
-    candidates = lake_trip_ids.select("trip_id", F.xxhash64("trip_id").alias(TRIP_HASH)).join(
-        F.broadcast(hashes) if broadcast else hashes, on=TRIP_HASH, how="left_semi"
+    small, large = (lake_trip_ids, new_trip_ids) if broadcast == LAKE else (new_trip_ids, lake_trip_ids)
+    hashes = small.select(F.xxhash64("trip_id").alias(TRIP_HASH))
+    candidates = (
+        large.select("trip_id", F.xxhash64("trip_id").alias(TRIP_HASH))
+        .join(F.broadcast(hashes) if broadcast else hashes, on=TRIP_HASH, how="left_semi")
+        .select("trip_id")
     )
-    return new_trip_ids.join(candidates.select("trip_id"), on="trip_id", how="left_semi")
+    if broadcast == LAKE:  # candidates are new rows: keep those the lake really holds
+        return candidates.join(lake_trip_ids, on="trip_id", how="left_semi")
+    return new_trip_ids.join(candidates, on="trip_id", how="left_semi")
 
 
 def without_trips(staged: DataFrame, trip_ids: DataFrame) -> DataFrame:
@@ -468,34 +474,36 @@ def _lake_partition_dirs(fs: LakeFs, lake: Lake) -> dict[str, set[str]]:
     }
 
 
-# Above this many new trips, their hashes are not broadcast and Spark shuffles both sides of the lake check.
-MAX_BROADCAST_TRIPS = 20_000_000
+# Above this much Parquet on both sides, no side's hashes are broadcast and Spark shuffles both (about 20M trips).
+MAX_BROADCAST_PARQUET_BYTES = 2**30
 
 
-def lake_trip_ids(spark: SparkSession, fs: LakeFs, lake: Lake, partitions: set[str]) -> DataFrame | None:
-    """trip_id of every trip the lake holds in these partitions ('region=../week_start=..'), or None when it
-    holds none: only the partitions a file touches are read, and of them only one column."""
+def lake_trip_files(fs: LakeFs, lake: Lake, partitions: set[str]) -> list[FileInfo]:
+    """The trips files the lake holds in these partitions ('region=../week_start=..'): a listing, nothing read."""
     existing = _lake_partition_dirs(fs, lake)
-    paths = sorted(
-        lake.uri(tables.TRIPS, partition)
-        for partition in partitions
+    return [
+        entry
+        for partition in sorted(partitions)
         if partition.split("/")[1] in existing.get(partition.split("/")[0], ())
-    )
-    if not paths:
-        return None
-    # The schema is given: a partition emptied by a rolled-back run is a directory without files.
+        for entry in fs.list(lake.uri(tables.TRIPS, partition))
+        if entry.name.endswith(".parquet")
+    ]
+
+
+def read_trip_ids(spark: SparkSession, root: str, files: list[str]) -> DataFrame:
+    """The trip_id column of these trips files (partitioned under root), and nothing else of them."""
     trip_id = T.StructType([tables.TRIPS_SCHEMA["trip_id"]])
-    return spark.read.schema(trip_id).option("basePath", lake.uri(tables.TRIPS)).parquet(*paths).select("trip_id")
+    return spark.read.schema(trip_id).option("basePath", root).parquet(*files).select("trip_id")
 
 
-def _staged_files(fs: LakeFs, staging_dir: str) -> list[tuple[str, str]]:
-    """(uri, path relative to staging_dir) of every Parquet file written under staging_dir."""
+def _staged_files(fs: LakeFs, staging_dir: str) -> list[tuple[FileInfo, str]]:
+    """(file, path relative to staging_dir) of every Parquet file written under staging_dir."""
     staged = []
     for region_dir in fs.list(staging_dir):
         for week_dir in fs.list(region_dir.uri) if region_dir.is_dir else []:
             for part in fs.list(week_dir.uri) if week_dir.is_dir else []:
                 if part.name.endswith(".parquet"):
-                    staged.append((part.uri, f"{region_dir.name}/{week_dir.name}/{part.name}"))
+                    staged.append((part, f"{region_dir.name}/{week_dir.name}/{part.name}"))
     return staged
 
 
@@ -600,12 +608,17 @@ def _ingest_raw_copy(
         read, copies = line_counts.get, copy_counts.get
 
     already_present = 0
-    lake_ids = lake_trip_ids(spark, fs, lake, {relative.rsplit("/", 1)[0] for _, relative in _staged_files(fs, staged_trips)})
-    if lake_ids is not None:
-        with _timed("look up the staged trips in the lake partitions they touch"):
+    staged_files = _staged_files(fs, staged_trips)
+    lake_files = lake_trip_files(fs, lake, {relative.rsplit("/", 1)[0] for _, relative in staged_files})
+    if lake_files:
+        with _timed(f"look up the staged trips in the {len(lake_files)} lake files of the partitions they touch"):
             staged = spark.read.option("basePath", staged_trips).parquet(staged_trips)
+            staged_bytes, lake_bytes = sum(f.size for f, _ in staged_files), sum(f.size for f in lake_files)
+            smaller = LAKE if lake_bytes < staged_bytes else NEW
             present = trips_in_lake(
-                staged.select("trip_id"), lake_ids, broadcast=int(copies["trips"]) <= MAX_BROADCAST_TRIPS
+                staged.select("trip_id"),
+                read_trip_ids(spark, lake.uri(tables.TRIPS), [f.uri for f in lake_files]),
+                broadcast=smaller if min(staged_bytes, lake_bytes) <= MAX_BROADCAST_PARQUET_BYTES else None,
             ).persist()
             already_present = present.count()
         if already_present:
@@ -648,8 +661,8 @@ def _ingest_raw_copy(
     if rows_rejected:
         published.append(f"{tables.REJECTED_ROWS}/{ingestion_id}.parquet")
     fs.write_text(lake.staging(ingestion_id, PUBLISH_MARKER), json.dumps({"published": published}))
-    for (uri, _), target in zip(staged, published):
-        fs.rename(uri, lake.uri(target))
+    for (entry, _), target in zip(staged, published):
+        fs.rename(entry.uri, lake.uri(target))
     if rows_rejected:
         fs.rename(lake.staging(ingestion_id, "rejected.parquet"), lake.rejected_file(ingestion_id))
     partitions = sorted(

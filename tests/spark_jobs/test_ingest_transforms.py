@@ -197,7 +197,7 @@ def test_ranked_rows_arrive_sorted_by_origin_latitude_within_each_partition(spar
     assert [row["origin_lat_e7"] // 1000000 for row in ranked] == sorted(latitudes)
 
 
-@pytest.mark.parametrize("broadcast", [True, False])
+@pytest.mark.parametrize("broadcast", [ingest.NEW, ingest.LAKE, None])
 def test_trips_in_lake_finds_exactly_the_new_ids_the_lake_holds(spark, broadcast):
     new = spark.createDataFrame([("a",), ("b",), ("c",), ("c",), (None,)], "trip_id string")
     lake = spark.createDataFrame([("c",), ("z",), ("b",), ("b",), (None,)], "trip_id string")
@@ -206,12 +206,13 @@ def test_trips_in_lake_finds_exactly_the_new_ids_the_lake_holds(spark, broadcast
     assert sorted(row["trip_id"] for row in found) == ["b", "c", "c"]
 
 
-def test_a_hash_collision_is_compared_exactly_and_loses_no_trip(spark, monkeypatch):
-    # With a hash that maps every id to one value, every lake id is a candidate: only equal ids may match.
+@pytest.mark.parametrize("broadcast", [ingest.NEW, ingest.LAKE])
+def test_a_hash_collision_is_compared_exactly_and_loses_no_trip(spark, monkeypatch, broadcast):
+    # With a hash that maps every id to one value, every id is a candidate: only equal ids may match.
     monkeypatch.setattr(ingest.F, "xxhash64", lambda column: F.lit(7).cast("long"))
     new = spark.createDataFrame([("a",), ("b",)], "trip_id string")
     lake = spark.createDataFrame([("b",), ("y",), ("z",)], "trip_id string")
-    assert [row["trip_id"] for row in ingest.trips_in_lake(new, lake).collect()] == ["b"]
+    assert [row["trip_id"] for row in ingest.trips_in_lake(new, lake, broadcast).collect()] == ["b"]
 
 
 def test_without_trips_drops_the_ids_and_sorts_each_partition_by_origin_latitude(spark):
