@@ -490,10 +490,19 @@ def lake_trip_files(fs: LakeFs, lake: Lake, partitions: set[str]) -> list[FileIn
     ]
 
 
-def read_trip_ids(spark: SparkSession, root: str, files: list[str]) -> DataFrame:
-    """The trip_id column of these trips files (partitioned under root), and nothing else of them."""
-    trip_id = T.StructType([tables.TRIPS_SCHEMA["trip_id"]])
-    return spark.read.schema(trip_id).option("basePath", root).parquet(*files).select("trip_id")
+def read_trip_ids(spark: SparkSession, root: str, files: list[str], started: tuple[datetime, datetime]) -> DataFrame:
+    """trip_id of the trips in these files (partitioned under root) that started within [first, last].
+
+    A trip's identity includes its start, so a trip outside the new trips' time span cannot be one of them:
+    the filter is pushed down to Parquet, which skips every row group whose started_at range lies outside
+    (an upload of the next days reads nothing of the week it shares with the lake).
+    """
+    columns = T.StructType([tables.TRIPS_SCHEMA["trip_id"], tables.TRIPS_SCHEMA["started_at"]])
+    return (
+        spark.read.schema(columns).option("basePath", root).parquet(*files)
+        .where(F.col("started_at").between(*started))
+        .select("trip_id")
+    )
 
 
 def _staged_files(fs: LakeFs, staging_dir: str) -> list[tuple[FileInfo, str]]:
@@ -596,6 +605,8 @@ def _ingest_raw_copy(
                 copy_counts,
                 F.count(F.when(~F.col("first_copy"), 1)).alias("duplicates"),
                 F.count(F.when(F.col("first_copy"), 1)).alias("trips"),
+                F.min("started_at").alias("first_start"),
+                F.max("started_at").alias("last_start"),
             )
             .where(F.col("first_copy"))
             .withColumn("ingestion_id", F.lit(ingestion_id))
@@ -610,14 +621,19 @@ def _ingest_raw_copy(
     already_present = 0
     staged_files = _staged_files(fs, staged_trips)
     lake_files = lake_trip_files(fs, lake, {relative.rsplit("/", 1)[0] for _, relative in staged_files})
-    if lake_files:
+    lake_ids = (
+        read_trip_ids(spark, lake.uri(tables.TRIPS), [f.uri for f in lake_files], (copies["first_start"], copies["last_start"]))
+        if lake_files
+        else None
+    )
+    if lake_ids is not None and not lake_ids.isEmpty():
         with _timed(f"look up the staged trips in the {len(lake_files)} lake files of the partitions they touch"):
             staged = spark.read.option("basePath", staged_trips).parquet(staged_trips)
             staged_bytes, lake_bytes = sum(f.size for f, _ in staged_files), sum(f.size for f in lake_files)
             smaller = LAKE if lake_bytes < staged_bytes else NEW
             present = trips_in_lake(
                 staged.select("trip_id"),
-                read_trip_ids(spark, lake.uri(tables.TRIPS), [f.uri for f in lake_files]),
+                lake_ids,
                 broadcast=smaller if min(staged_bytes, lake_bytes) <= MAX_BROADCAST_PARQUET_BYTES else None,
             ).persist()
             already_present = present.count()
