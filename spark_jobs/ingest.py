@@ -525,6 +525,41 @@ def _write_trips(trips: DataFrame, uri: str) -> None:
     )
 
 
+def _restage_without_lake_trips(
+    spark: SparkSession, fs: LakeFs, lake: Lake, ingestion_id: str, staged_trips: str, started: tuple[datetime, datetime]
+) -> tuple[str, int]:
+    """Looks the staged trips up in the lake; returns where the trips to publish are staged and how many of the
+    staged trips the lake already held (staged again without them, when there were any).
+
+    Only the lake's trips in the partitions the staged trips fall in, and that started within their time span,
+    are read (`read_trip_ids`); usually there are none, and nothing is looked up at all.
+    """
+    staged_files = _staged_files(fs, staged_trips)
+    lake_files = lake_trip_files(fs, lake, {relative.rsplit("/", 1)[0] for _, relative in staged_files})
+    if not lake_files:
+        return staged_trips, 0
+    lake_ids = read_trip_ids(spark, lake.uri(tables.TRIPS), [entry.uri for entry in lake_files], started)
+    if lake_ids.isEmpty():
+        return staged_trips, 0
+    with _timed(f"look up the staged trips in the {len(lake_files)} lake files of the partitions they touch"):
+        staged = spark.read.option("basePath", staged_trips).parquet(staged_trips)
+        staged_bytes, lake_bytes = sum(entry.size for entry, _ in staged_files), sum(entry.size for entry in lake_files)
+        smaller = LAKE if lake_bytes < staged_bytes else NEW
+        present = trips_in_lake(
+            staged.select("trip_id"),
+            lake_ids,
+            broadcast=smaller if min(staged_bytes, lake_bytes) <= MAX_BROADCAST_PARQUET_BYTES else None,
+        ).persist()
+        already_present = present.count()
+    if already_present:
+        with _timed(f"restage without the {already_present} trips the lake already holds"):
+            new_trips = lake.staging(ingestion_id, "new_trips")
+            _write_trips(without_trips(staged, present), new_trips)
+            staged_trips = new_trips
+    present.unpersist()
+    return staged_trips, already_present
+
+
 def _record_ingestion(spark: SparkSession, fs: LakeFs, lake: Lake, result: IngestionResult) -> None:
     row = {
         "ingestion_id": result.ingestion_id,
@@ -618,31 +653,9 @@ def _ingest_raw_copy(
         _write_trips(trips, staged_trips)
         read, copies = line_counts.get, copy_counts.get
 
-    already_present = 0
-    staged_files = _staged_files(fs, staged_trips)
-    lake_files = lake_trip_files(fs, lake, {relative.rsplit("/", 1)[0] for _, relative in staged_files})
-    lake_ids = (
-        read_trip_ids(spark, lake.uri(tables.TRIPS), [f.uri for f in lake_files], (copies["first_start"], copies["last_start"]))
-        if lake_files
-        else None
+    staged_trips, already_present = _restage_without_lake_trips(
+        spark, fs, lake, ingestion_id, staged_trips, (copies["first_start"], copies["last_start"])
     )
-    if lake_ids is not None and not lake_ids.isEmpty():
-        with _timed(f"look up the staged trips in the {len(lake_files)} lake files of the partitions they touch"):
-            staged = spark.read.option("basePath", staged_trips).parquet(staged_trips)
-            staged_bytes, lake_bytes = sum(f.size for f, _ in staged_files), sum(f.size for f in lake_files)
-            smaller = LAKE if lake_bytes < staged_bytes else NEW
-            present = trips_in_lake(
-                staged.select("trip_id"),
-                lake_ids,
-                broadcast=smaller if min(staged_bytes, lake_bytes) <= MAX_BROADCAST_PARQUET_BYTES else None,
-            ).persist()
-            already_present = present.count()
-        if already_present:
-            with _timed(f"restage without the {already_present} trips the lake already holds"):
-                new_trips = lake.staging(ingestion_id, "new_trips")
-                _write_trips(without_trips(staged, present), new_trips)
-                staged_trips = new_trips
-        present.unpersist()
 
     rejected_by_reason = {reason: int(read[reason]) for reason in REJECT_REASONS if read[reason]}
     rows_rejected = sum(rejected_by_reason.values())
