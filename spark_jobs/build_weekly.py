@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         "partition_paths": [partition_path(spark, *partition) for partition in result.partitions_rebuilt]
     }
     write_report(spark, args.lake_root, args.ingestion_id, "build_weekly", report)
-    print(json.dumps(report))
+    print(json.dumps(report, default=str))
     return 0
 
 

@@ -712,7 +712,7 @@ def main(argv: list[str] | None = None) -> int:
         "partition_paths": [partition_path(spark, *partition) for partition in result.partitions_written]
     }
     write_report(spark, args.lake_root, result.ingestion_id, "ingest", report)
-    print(json.dumps(report))
+    print(json.dumps(report, default=str))
     return 0 if result.status == SUCCEEDED else 1
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 
 from spark_jobs import build_weekly, group_routes, ingest
@@ -85,3 +86,13 @@ def test_a_second_file_rebuilds_only_its_weeks_and_a_rerun_changes_nothing(spark
         Counter(read_table(lake_root, "curated/trip_routes", partitioned=True)["route_id"].to_pylist())
     )
     assert result.routes == {region: [row for row in routes if row["region"] == region] for region in result.routes}
+
+
+def test_the_job_prints_its_report_as_json_with_the_routes_it_published(spark, lake_root, capsys):
+    ingestion = ingest.ingest_file(spark, SAMPLE.as_uri(), lake_root)
+    group_routes.group_routes(spark, lake_root, ingestion.ingestion_id, options=QUICK)
+    capsys.readouterr()
+    assert build_weekly.main(["--lake-root", lake_root, "--ingestion-id", ingestion.ingestion_id]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert len(report["partition_paths"]) == 15
+    assert sum(route["trips"] for rows in report["routes"].values() for route in rows) == 100
