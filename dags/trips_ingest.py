@@ -5,8 +5,10 @@ An S3 `ObjectCreated` notification lands on the landing queue; the asset watcher
 this DAG runs (DESIGN.md §2). For each new `.csv`/`.csv.gz` under the landing prefix — or each `source_uris` entry
 of a run started by hand with conf `{"source_uris": ["s3://bucket/key.csv"]}`:
 
-RECEIVED → **ingest** → **group_routes** → **build_weekly** → Glue partitions → SUCCEEDED, or FAILED naming the
-task that failed. The three Spark jobs share one pool slot, so uploads arriving together are written one at a time.
+RECEIVED → the lake's writer lease → **ingest** → **group_routes** → **build_weekly** (the commit) → lease released →
+Glue partitions → SUCCEEDED, or FAILED naming the task that failed (a failed step rolls its ingestion back). One
+ingestion holds the lake at a time, whoever else writes it (`triplake run`, another Airflow): a waiting file's lease
+task is rescheduled, so it holds no worker slot while it waits.
 
 Wiring only: what each task does lives in `triplake.orchestration` (tested without Airflow). Nothing here calls AWS
 when the file is parsed.
@@ -20,7 +22,7 @@ from typing import Any
 from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 from airflow.providers.amazon.aws.operators.emr import EmrServerlessStartJobOperator
 from airflow.providers.common.messaging.triggers.msg_queue import MessageQueueTrigger
-from airflow.sdk import Asset, AssetWatcher, chain, dag, task, task_group
+from airflow.sdk import Asset, AssetWatcher, PokeReturnValue, chain, dag, task, task_group
 
 from triplake import orchestration
 from triplake.aws.sns import publish_status
@@ -60,14 +62,20 @@ def publish(event: dict) -> None:
     publish_status(aws_client("sns"), orchestration.topic_arn(settings, aws_client("sts")), event)
 
 
+def lake_lease(ingestion: orchestration.Ingestion, dag_run_id: str, seconds: float | None = None):
+    return orchestration.ingestion_lease(settings, ingestion, dag_run_id, aws_client("s3"), seconds)
+
+
 def announce_failure(context: Any) -> None:
-    """on_failure_callback of every step: FAILED, naming the task and what went wrong."""
+    """on_failure_callback of every step: FAILED, naming the task and what went wrong; the lake is given back."""
     task_instance = context["ti"]
     ingestion = orchestration.Ingestion.from_dict(
         task_instance.xcom_pull(task_ids="plan_ingestions")[task_instance.map_index]
     )
     ingest_report = orchestration.read_report(aws_client("s3"), settings.lake_root, ingestion.ingestion_id, "ingest")
     task_name = task_instance.task_id.rsplit(".", 1)[-1]
+    if task_name != orchestration.LEASE_TASK:
+        lake_lease(ingestion, context["dag_run"].run_id).release()
     publish(orchestration.failed_event(ingestion, task_name, context.get("exception"), ingest_report,
                                        context["dag_run"].run_id))
 
@@ -92,6 +100,21 @@ def trips_ingest():
             publish(orchestration.received_event(ingestion, context["dag_run"].run_id))
         return [ingestion.to_dict() for ingestion in ingestions]
 
+    @task.sensor(task_id=orchestration.LEASE_TASK, mode="reschedule", poke_interval=5,
+                 timeout=settings.lake_lease_wait_seconds)
+    def acquire_lake_lease(ingestion: dict[str, str], **context) -> PokeReturnValue:
+        """Takes the lake's writer lease for this ingestion; while another ingestion holds it, waits (rescheduled)."""
+        holder = orchestration.try_acquire(lake_lease(orchestration.Ingestion.from_dict(ingestion),
+                                                      context["dag_run"].run_id))
+        if holder is not None:
+            print(f"waiting for the lake: it is being written by {holder.describe()}")
+        return PokeReturnValue(is_done=holder is None)
+
+    @task
+    def release_lake_lease(ingestion: dict[str, str], **context) -> None:
+        """The ingestion has committed: the next one may write the lake."""
+        lake_lease(orchestration.Ingestion.from_dict(ingestion), context["dag_run"].run_id).release()
+
     @task
     def register_partitions(ingestion: dict[str, str]) -> dict[str, int]:
         """Adds the partitions the jobs wrote to the Glue catalog, so Athena sees them (no MSCK REPAIR)."""
@@ -100,7 +123,7 @@ def trips_ingest():
         s3, catalog, ingestion_id = aws_client("s3"), aws_client("glue"), ingestion["ingestion_id"]
         trips_paths = orchestration.read_report(s3, settings.lake_root, ingestion_id, "ingest")["partition_paths"]
         weekly_paths = orchestration.read_report(s3, settings.lake_root, ingestion_id, "build_weekly")["partition_paths"]
-        paths = {"trips": trips_paths, "trip_routes": trips_paths, "weekly_trips": weekly_paths}
+        paths = {"trips_files": trips_paths, "trip_routes_files": trips_paths, "weekly_trips_files": weekly_paths}
         return {
             table.name: glue.register_partitions(catalog, settings.glue_database, table, settings.lake_root,
                                                  paths[table.name])
@@ -119,18 +142,23 @@ def trips_ingest():
         """A Spark job of spark_jobs/ on the configured runner; all of them share the lake writers' pool slot."""
         if settings.spark_runner == "local":
             @task(task_id=job, pool=settings.lake_writers_pool)
-            def run_locally(ingestion: dict[str, str]) -> None:
+            def run_locally(ingestion: dict[str, str], **context) -> None:
                 from triplake.local.spark_submit import run_spark_job
 
-                arguments = orchestration.job_arguments(job, orchestration.Ingestion.from_dict(ingestion),
-                                                        settings.lake_root)
-                run_spark_job(job, arguments, settings)
+                this = orchestration.Ingestion.from_dict(ingestion)
+                lease = lake_lease(this, context["dag_run"].run_id)
+                lease.renew()  # fails at once when the ingestion no longer holds the lake
+                with lease.kept_alive():
+                    run_spark_job(job, orchestration.job_arguments(job, this, settings.lake_root), settings)
 
             return run_locally(ingestion)
 
         @task(task_id=f"{job}_job_driver")
-        def job_driver(ingestion: dict[str, str]) -> dict[str, Any]:
-            return orchestration.emr_job_driver(job, orchestration.Ingestion.from_dict(ingestion), settings)
+        def job_driver(ingestion: dict[str, str], **context) -> dict[str, Any]:
+            this = orchestration.Ingestion.from_dict(ingestion)
+            # The job run is deferred while it runs and nothing renews the lease: it is extended for the whole run.
+            lake_lease(this, context["dag_run"].run_id, settings.emr_lease_seconds).renew()
+            return orchestration.emr_job_driver(job, this, settings)
 
         driver = job_driver(ingestion)
         run_on_emr = EmrServerlessStartJobOperator(
@@ -150,8 +178,8 @@ def trips_ingest():
 
     @task_group(group_id="ingestion")
     def one_file(ingestion):
-        chain(*[spark_job(job, ingestion) for job in orchestration.SPARK_JOBS],
-              register_partitions(ingestion), announce_succeeded(ingestion))
+        chain(acquire_lake_lease(ingestion), *[spark_job(job, ingestion) for job in orchestration.SPARK_JOBS],
+              release_lake_lease(ingestion), register_partitions(ingestion), announce_succeeded(ingestion))
 
     one_file.expand(ingestion=plan_ingestions())
 

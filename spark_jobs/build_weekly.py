@@ -1,21 +1,17 @@
-"""Build the weekly table: trips per region, route and ISO week (marts/weekly_trips), and the routes table.
+"""Build the weekly table: trips per region, route and ISO week, then commit the ingestion: its last step.
 
-    trip_routes partitions an ingestion wrote -> count per (region, route_id, week_start) -> replace exactly
-    those partitions of weekly_trips -> routes: every region's model with the trips of each route, summed
-    from weekly_trips
+    trip_routes files the ingestion's routes step wrote -> count per (region, route_id, week_start, model_version)
+    -> weekly_trips files of this ingestion -> commit (the ingestions record) -> clean up
 
-Only the (region, week) partitions whose trip_routes changed are rebuilt: the files a routes step writes carry
-its ingestion id, including the whole region when its model was refitted. Each rebuilt partition is counted
-from all of its trip_routes files, so a rerun, or a later file adding trips to the same week, gives the
-same table as a rebuild from scratch. Weeks without trips have no row: the queries count them as zero.
-The routes table is summed from weekly_trips (a few rows per route and week), so neither step reads the
-whole of trip_routes: the cost of an ingestion follows the partitions it touches, not the size of the lake.
+Each ingestion adds its own counts and never rewrites another's: the view weekly_trips sums the counts of the
+committed ingestions under each region's current model version. A refit assigned all of a region's trips under
+its new version, so the refit's counts are the region's whole counts for that version. Weeks without trips have
+no row: the queries count them as zero. The step reads only what this ingestion wrote, so its cost follows the
+partitions the file touched, not the size of the lake.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 import sys
 import time
@@ -24,20 +20,20 @@ from dataclasses import asdict, dataclass
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from spark_jobs.common import session, tables
-from spark_jobs.common.lake import Lake, partition_path, partition_value, write_report, write_single_parquet
-from spark_jobs.common.lakefs import LakeFs, join_uri
-from spark_jobs.group_routes import route_rows, saved_models
+from spark_jobs.common import publish, session, tables
+from spark_jobs.common.job import JobOutcome, run_job
+from spark_jobs.common.lake import Lake, partition_dir, partition_path, partition_value
+from spark_jobs.common.lakefs import LakeFs
+from spark_jobs.group_routes import load_model
 
 logger = logging.getLogger(__name__)
 
 
 def weekly_counts(trip_routes: DataFrame) -> DataFrame:
-    """Trips per region, route and week: one row per (region, route_id, week_start) that has trips."""
+    """Trips per region, route, week and model version: one row per group that has trips."""
     return (
-        trip_routes.groupBy("region", "route_id", "week_start")
+        trip_routes.groupBy("region", "route_id", "week_start", "model_version")
         .agg(F.count(F.lit(1)).alias("trips"))
-        .select(*tables.WEEKLY_TRIPS_SCHEMA.fieldNames())
     )
 
 
@@ -49,79 +45,97 @@ def trips_by_route(weekly_trips: DataFrame) -> DataFrame:
 @dataclass
 class WeeklyResult:
     ingestion_id: str
-    partitions_rebuilt: list[tuple[str, str]]
+    partitions_rebuilt: list[tuple[str, str]]  # the (region, week_start) partitions this ingestion added counts to
     seconds: float
-    routes: dict[str, list[dict]]  # region -> its rows of the routes table, as published
+    routes: dict[str, list[dict]]  # region -> its routes with their trips in the whole lake, as committed
+    committed: bool
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def changed_partitions(spark: SparkSession, fs: LakeFs, lake: Lake, ingestion_id: str) -> list[str]:
-    """Directories (region=../week_start=..) of trip_routes that hold files written for this ingestion."""
-    files = fs.glob(lake.ingestion_files(tables.TRIP_ROUTES, ingestion_id))
-    return sorted({"/".join(entry.uri.rsplit("/", 3)[1:3]) for entry in files})
+def ingestion_route_files(spark: SparkSession, fs: LakeFs, lake: Lake, ingestion_id: str) -> dict[str, list]:
+    """The trip_routes files this ingestion wrote, by region directory."""
+    by_region: dict[str, list] = {}
+    for entry in fs.glob(lake.uri(tables.TRIP_ROUTES, "region=*", "week_start=*", f"v*-{ingestion_id}-*.parquet")):
+        by_region.setdefault(entry.uri.rsplit("/", 3)[1], []).append(entry)
+    return by_region
 
 
-def build_weekly(spark: SparkSession, lake_root: str, ingestion_id: str) -> WeeklyResult:
-    """Rebuilds the weekly_trips partitions that the ingestion's routes step changed."""
+def build_weekly(spark: SparkSession, lake_root: str, ingestion_id: str, commit: bool = True) -> WeeklyResult:
+    """Counts the trips the ingestion's routes step assigned per route and week, then commits the ingestion."""
     session.configure(spark)
     started = time.perf_counter()
     fs, lake = LakeFs(spark), Lake(lake_root)
-    partitions = changed_partitions(spark, fs, lake, ingestion_id)
-    if partitions:
+    publication = publish.Publication(spark, fs, lake, ingestion_id, "build_weekly").begin()
+    files = ingestion_route_files(spark, fs, lake, ingestion_id)
+    partitions: set[str] = set()
+    if files:
         trip_routes_root = lake.uri(tables.TRIP_ROUTES)
         trip_routes = spark.read.option("basePath", trip_routes_root).parquet(
-            *[join_uri(trip_routes_root, partition) for partition in partitions]
+            *[entry.uri for entries in files.values() for entry in entries]
         )
+        staged_root = publication.stage("weekly_trips")
         (
             weekly_counts(trip_routes)
+            .withColumn("ingestion_id", F.lit(ingestion_id))
+            .select(*tables.WEEKLY_TRIPS_SCHEMA.fieldNames())
             .repartition(*tables.TRIPS_PARTITION_COLUMNS)  # one file per partition: the table is small
             .write.mode("overwrite")
-            # Replaces the partitions in the output and leaves every other week as it is.
-            .option("partitionOverwriteMode", "dynamic")
             .partitionBy(*tables.TRIPS_PARTITION_COLUMNS)
-            .parquet(lake.uri(tables.WEEKLY_TRIPS))
+            .parquet(staged_root)
         )
-    rebuilt = [tuple(partition_value(spark, part) for part in partition.split("/")) for partition in partitions]
-    logger.info("weekly_trips: %d partitions rebuilt in %.1f s", len(rebuilt), time.perf_counter() - started)
-    routes = publish_routes(spark, fs, lake, ingestion_id)
-    return WeeklyResult(ingestion_id, rebuilt, round(time.perf_counter() - started, 2), routes)
+        for staged in fs.glob(f"{staged_root}/region=*/week_start=*/*.parquet"):
+            region_dir, week_dir, name = staged.uri.rsplit("/", 3)[1:]
+            version = int(publish.VERSIONED_FILE.match(files[region_dir][0].name).group(1))
+            target = publish.versioned_name(version, ingestion_id, name)
+            publication.add(staged.uri, f"{tables.WEEKLY_TRIPS}/{region_dir}/{week_dir}/{target}")
+            partitions.add(f"{region_dir}/{week_dir}")
+    publication.publish()
+    rebuilt = sorted(tuple(partition_value(spark, part) for part in partition.split("/")) for partition in partitions)
+    logger.info("weekly_trips: counts added to %d partitions in %.1f s", len(rebuilt), time.perf_counter() - started)
+    routes = route_summaries(spark, fs, lake, sorted({partition_value(spark, region_dir) for region_dir in files}))
+    if commit:
+        publish.commit(spark, fs, lake, ingestion_id)
+    return WeeklyResult(ingestion_id, rebuilt, round(time.perf_counter() - started, 2), routes, commit)
 
 
-def publish_routes(spark: SparkSession, fs: LakeFs, lake: Lake, ingestion_id: str) -> dict[str, list[dict]]:
-    """Rewrites the small routes table: every region's model with the trips of each route, from weekly_trips."""
-    weekly_root = lake.uri(tables.WEEKLY_TRIPS)
-    counts: dict[tuple[str, str], int] = {}
-    if fs.glob(f"{weekly_root}/region=*/week_start=*/*.parquet"):
-        weekly_trips = spark.read.option("basePath", weekly_root).parquet(weekly_root)
-        counts = {(row["region"], row["route_id"]): row["trips"] for row in trips_by_route(weekly_trips).collect()}
-    rows_by_region = {
-        region: route_rows(model, {route: trips for (of, route), trips in counts.items() if of == region})
-        for region, model in saved_models(spark, fs, lake).items()
-    }
-    write_single_parquet(
-        spark.createDataFrame([row for rows in rows_by_region.values() for row in rows], tables.ROUTES_SCHEMA),
-        lake.staging(f"{ingestion_id}.routes-table"),
-        lake.uri(tables.ROUTES, "routes.parquet"),
-        fs,
-    )
-    return rows_by_region
+def route_summaries(spark: SparkSession, fs: LakeFs, lake: Lake, regions: list[str]) -> dict[str, list[dict]]:
+    """Each region's routes under its current model with their trips in the lake (what the routes view will show
+    once the ingestion commits): the model's metadata and the sum of the region's weekly counts."""
+    summaries = {}
+    for region in regions:
+        model = load_model(spark, fs, lake, region, with_pipeline=False)
+        if model is None:
+            continue
+        region_dir = lake.uri(tables.WEEKLY_TRIPS, partition_dir(spark, "region", region))
+        weekly = (
+            spark.read.option("basePath", lake.uri(tables.WEEKLY_TRIPS)).parquet(region_dir)
+            .where(F.col("model_version") == model.version)
+        )
+        trips = {row["route_id"]: row["trips"] for row in trips_by_route(weekly).collect()}
+        summaries[region] = [
+            {"region": region, "route_id": route_id, "trips": int(trips.get(route_id, 0)), "model_version": model.version,
+             "typical_hour": centroid["typical_hour"]}
+            for route_id, centroid in sorted(model.centroids.items())
+        ]
+    return summaries
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="build_weekly", description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--lake-root", required=True, help="URI of the lake root")
-    parser.add_argument("--ingestion-id", required=True, help="the ingestion whose weeks are rebuilt")
-    args = parser.parse_args(argv)
-    spark = session.get_or_create("triplake-build-weekly")
+def _run(spark: SparkSession, args) -> JobOutcome:
     result = build_weekly(spark, args.lake_root, args.ingestion_id)
     report = result.to_dict() | {
         "partition_paths": [partition_path(spark, *partition) for partition in result.partitions_rebuilt]
     }
-    write_report(spark, args.lake_root, args.ingestion_id, "build_weekly", report)
-    print(json.dumps(report, default=str))
-    return 0
+    return JobOutcome(args.ingestion_id, report)
+
+
+def _arguments(parser) -> None:
+    parser.add_argument("--ingestion-id", required=True, help="the ingestion whose weeks are counted and committed")
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_job("build_weekly", __doc__, _arguments, _run, argv)
 
 
 if __name__ == "__main__":

@@ -8,16 +8,16 @@ fraction of the day, so 23:50 is close to 00:10), standardized so that no featur
 The cost grows linearly with the data: k is chosen on a small sample, the model is fitted on at most
 `fit_sample_rows` trips of a region, and assigning a trip is one distance computation per route.
 
-A region's model is saved under models/routes/ and reused: a new file's trips are assigned without refitting.
-A region is (re)fitted when it has no model yet or when asked (--refit); all of its trips are then reassigned,
-so trip_routes always agrees with the region's current model. The routes table (each model's routes with their
-trips) is published by build_weekly, which counts them from the weekly table it has just rebuilt. Route ids are readable and stable for the same
-data and seed: '<region>-NN', numbered by the size of the route in the fitting sample (01 = busiest).
+A region's model is saved under models/routes/region=<r>/v=<version>/ and reused: a new file's trips are assigned
+without refitting. A region is (re)fitted when it has no model yet or when asked (--refit): the fit is a new model
+version, all of the region's trips are assigned again under it, and the older version's routes stop counting when
+the ingestion commits (one unit: readers see either the old routes or the new ones, never a mix). Every trip_routes
+and route_models row carries its model_version. Route ids are readable and stable for the same data and seed:
+'<region>-NN', numbered by the size of the route in the fitting sample (01 = busiest).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import math
@@ -35,8 +35,9 @@ from pyspark.ml.feature import StandardScaler, VectorAssembler
 from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
-from spark_jobs.common import session, tables
-from spark_jobs.common.lake import Lake, partition_dir, partition_value, write_report
+from spark_jobs.common import publish, session, tables
+from spark_jobs.common.job import JobOutcome, run_job
+from spark_jobs.common.lake import Lake, partition_dir, partition_value, write_single_parquet
 from spark_jobs.common.lakefs import LakeFs
 from spark_jobs.common.times import day_fraction
 
@@ -50,6 +51,7 @@ MODEL_METADATA = "route_model.json"
 # needs fewer iterations than the final fit, which keeps Spark's default of 20.
 SCAN_MAX_ITER = 10
 PIPELINE_DIR = "pipeline"
+VERSION_DIR_PREFIX = "v="
 
 
 @dataclass(frozen=True)
@@ -129,6 +131,7 @@ class RouteModel:
     trained_at: datetime
     fit_seconds: float
     k_scores: dict[int, float] = field(default_factory=dict)  # silhouette of every candidate k
+    version: int = 1  # 1 for a region's first model, one more for every refit
     pipeline: PipelineModel | None = field(default=None, repr=False, compare=False)
 
     def metadata(self) -> dict:
@@ -152,6 +155,7 @@ class RouteModel:
             trained_at=datetime.fromisoformat(data["trained_at"]),
             fit_seconds=data["fit_seconds"],
             k_scores={int(k): score for k, score in data.get("k_scores", {}).items()},
+            version=int(data["version"]),
             pipeline=pipeline,
         )
 
@@ -256,13 +260,19 @@ def fit_region(region: str, trips: DataFrame, options: RouteOptions) -> RouteMod
     )
 
 
-def assign(trips: DataFrame, model: RouteModel) -> DataFrame:
-    """trip_routes rows (trip_id, region, route_id, week_start) for trips of the model's region."""
+def assign(trips: DataFrame, model: RouteModel, ingestion_id: str) -> DataFrame:
+    """trip_routes rows (trip_id, region, route_id, model_version, ingestion_id, week_start) for trips of the
+    model's region."""
     if model.pipeline is None:  # a single route
         clustered = trips.withColumn("cluster", F.lit(0))
     else:
         clustered = model.pipeline.transform(with_route_features(trips))
-    return assign_route_ids(clustered, model.route_ids).select(*tables.TRIP_ROUTES_SCHEMA.fieldNames())
+    return (
+        assign_route_ids(clustered, model.route_ids)
+        .withColumn("model_version", F.lit(model.version))
+        .withColumn("ingestion_id", F.lit(ingestion_id))
+        .select(*tables.TRIP_ROUTES_SCHEMA.fieldNames())
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -278,6 +288,7 @@ class RegionRoutes:
     refitted: bool
     fit_seconds: float | None
     trained_at: str
+    model_version: int
 
 
 @dataclass
@@ -292,28 +303,42 @@ class RoutesResult:
         return asdict(self)
 
 
-def _model_dir(spark: SparkSession, lake: Lake, region: str) -> str:
-    return lake.uri(tables.ROUTE_MODELS, partition_dir(spark, "region", region))
+def _region_models_dir(spark: SparkSession, lake: Lake, region: str) -> str:
+    return lake.uri(tables.MODELS, partition_dir(spark, "region", region))
 
 
-def load_model(spark: SparkSession, fs: LakeFs, lake: Lake, region: str) -> RouteModel | None:
-    """The region's saved model, or None. The metadata file is written last: without it there is no model."""
-    directory = _model_dir(spark, lake, region)
-    metadata_uri = f"{directory}/{MODEL_METADATA}"
-    if not fs.exists(metadata_uri):
+def model_versions(fs: LakeFs, models_dir: str) -> list[int]:
+    """The versions saved for a region (those with their metadata, which is written last), oldest first."""
+    return sorted(
+        int(entry.name.removeprefix(VERSION_DIR_PREFIX))
+        for entry in fs.list(models_dir)
+        if entry.is_dir and entry.name.startswith(VERSION_DIR_PREFIX) and fs.exists(f"{entry.uri}/{MODEL_METADATA}")
+    )
+
+
+def load_model(spark: SparkSession, fs: LakeFs, lake: Lake, region: str, with_pipeline: bool = True) -> RouteModel | None:
+    """The region's current model (its latest version), or None when it has none.
+
+    Under the lake's lease every version in the lake is committed or this ingestion's own: recovery removed the
+    rest before the ingestion began."""
+    models_dir = _region_models_dir(spark, lake, region)
+    versions = model_versions(fs, models_dir)
+    if not versions:
         return None
+    directory = f"{models_dir}/{VERSION_DIR_PREFIX}{versions[-1]}"
     pipeline_uri = f"{directory}/{PIPELINE_DIR}"
-    pipeline = PipelineModel.load(pipeline_uri) if fs.exists(pipeline_uri) else None  # None: a single route
-    return RouteModel.from_metadata(json.loads(fs.read_text(metadata_uri)), pipeline)
+    pipeline = PipelineModel.load(pipeline_uri) if with_pipeline and fs.exists(pipeline_uri) else None
+    return RouteModel.from_metadata(json.loads(fs.read_text(f"{directory}/{MODEL_METADATA}")), pipeline)
 
 
-def save_model(spark: SparkSession, fs: LakeFs, lake: Lake, model: RouteModel) -> None:
-    directory = _model_dir(spark, lake, model.region)
-    fs.delete(f"{directory}/{MODEL_METADATA}")  # a half-saved model must not look complete
-    fs.delete(f"{directory}/{PIPELINE_DIR}")
-    if model.pipeline is not None:
-        model.pipeline.write().overwrite().save(f"{directory}/{PIPELINE_DIR}")
-    fs.write_text(f"{directory}/{MODEL_METADATA}", json.dumps(model.metadata(), indent=2))
+def stage_model(fs: LakeFs, publication: publish.Publication, region_dir: str, model: RouteModel) -> None:
+    """Saves a fitted model in the staging area and plans its move to models/routes/<region>/v=<version>."""
+    relative = f"{region_dir}/{VERSION_DIR_PREFIX}{model.version}"
+    staged = publication.stage("models", relative)
+    if model.pipeline is not None:  # None: a single route, nothing to save
+        model.pipeline.write().overwrite().save(f"{staged}/{PIPELINE_DIR}")
+    fs.write_text(f"{staged}/{MODEL_METADATA}", json.dumps(model.metadata(), indent=2))
+    publication.add(staged, f"{tables.MODELS}/{relative}")
 
 
 def _read_trips(spark: SparkSession, lake: Lake, paths: list[str]) -> DataFrame:
@@ -329,48 +354,37 @@ def ingestion_trip_files(spark: SparkSession, fs: LakeFs, lake: Lake, ingestion_
     return by_region
 
 
-def _publish_trip_routes(
-    spark: SparkSession, fs: LakeFs, lake: Lake, assignments: DataFrame, ingestion_id: str, refitted: list[str]
-) -> None:
-    """Stages the new trip_routes files, then moves them in place: a refitted region's old files go, and files
-    an earlier attempt of this ingestion left are replaced (a rerun leaves what one run leaves)."""
-    staging = lake.staging(f"{ingestion_id}.routes")
-    fs.delete(staging)
-    assignments.write.mode("overwrite").partitionBy(*tables.TRIPS_PARTITION_COLUMNS).parquet(staging)
-    root = lake.uri(tables.TRIP_ROUTES)
-    for region in refitted:
-        fs.delete(f"{root}/{partition_dir(spark, 'region', region)}")
-    for stale in fs.glob(lake.ingestion_files(tables.TRIP_ROUTES, ingestion_id)):
-        fs.delete(stale.uri)
-    for staged in fs.glob(f"{staging}/region=*/week_start=*/*.parquet"):
-        region_dir, week_dir, name = staged.uri.rsplit("/", 3)[1:]
-        fs.rename(staged.uri, f"{root}/{region_dir}/{week_dir}/{ingestion_id}-{name}")
-    fs.delete(staging)
-
-
-def route_rows(model: RouteModel, trips_by_route: dict[str, int]) -> list[dict]:
-    """Rows of the routes table for one region's model: each route's centroid, typical hour and trips."""
+def route_model_rows(model: RouteModel, ingestion_id: str) -> list[dict]:
+    """Rows of route_models for one fitted model: each route's centroid and typical hour, and the model's k,
+    silhouette, version and training time (the routes view adds each route's trips)."""
     return [
         {
             "region": model.region,
             "route_id": route_id,
-            "trips": trips_by_route.get(route_id, 0),
             **{name: centroid[name] for name in (*SPATIAL_FEATURES, "typical_hour")},
             "k": model.k,
             "silhouette": model.silhouette,
             "trained_at": model.trained_at,
+            "model_version": model.version,
+            "sample_rows": model.sample_rows,
+            "ingestion_id": ingestion_id,
         }
         for route_id, centroid in sorted(model.centroids.items())
     ]
 
 
-def saved_models(spark: SparkSession, fs: LakeFs, lake: Lake) -> dict[str, RouteModel]:
-    """Every region's saved model, described by its metadata alone (no pipeline is loaded)."""
-    models = {}
-    for entry in fs.glob(lake.uri(tables.ROUTE_MODELS, "region=*", MODEL_METADATA)):
-        region = partition_value(spark, entry.uri.rsplit("/", 2)[1])
-        models[region] = RouteModel.from_metadata(json.loads(fs.read_text(entry.uri)), pipeline=None)
-    return dict(sorted(models.items()))
+def _stage_assignments(
+    spark: SparkSession, publication: publish.Publication, assignments: DataFrame, versions: dict[str, int]
+) -> None:
+    """Writes trip_routes rows into the staging area and plans each file's move to its partition, named
+    v<model version>-<ingestion id>-<part> (the version is what a refit's clean-up goes by)."""
+    staged_root = publication.stage("trip_routes")
+    assignments.write.mode("overwrite").partitionBy(*tables.TRIPS_PARTITION_COLUMNS).parquet(staged_root)
+    for staged in publication.fs.glob(f"{staged_root}/region=*/week_start=*/*.parquet"):
+        region_dir, week_dir, name = staged.uri.rsplit("/", 3)[1:]
+        version = versions[partition_value(spark, region_dir)]
+        target = publish.versioned_name(version, publication.ingestion_id, name)
+        publication.add(staged.uri, f"{tables.TRIP_ROUTES}/{region_dir}/{week_dir}/{target}")
 
 
 def group_routes(
@@ -380,7 +394,7 @@ def group_routes(
     refit: bool | Collection[str] = False,
     options: RouteOptions | None = None,
 ) -> RoutesResult:
-    """Assigns a route to every trip an ingestion wrote, fitting the models of regions that need one.
+    """Assigns a route to every trip an ingestion wrote, fitting a new model version for regions that need one.
 
     refit: True fits every region of the ingestion again; a collection of names fits those regions again.
     """
@@ -388,49 +402,59 @@ def group_routes(
     step_started = time.perf_counter()
     options = options or RouteOptions()
     fs, lake = LakeFs(spark), Lake(lake_root)
+    publication = publish.Publication(spark, fs, lake, ingestion_id, "group_routes").begin()
     batch_files = ingestion_trip_files(spark, fs, lake, ingestion_id)
 
-    models: dict[str, RouteModel] = {}
-    for region in sorted(batch_files):
-        refit_region = refit is True or (not isinstance(refit, bool) and region in refit)
-        model = None if refit_region else load_model(spark, fs, lake, region)
-        if model is not None:
-            models[region] = model
+    current: dict[str, RouteModel | None] = {region: load_model(spark, fs, lake, region) for region in sorted(batch_files)}
+    models = {
+        region: model for region, model in current.items()
+        if model is not None and not (refit is True or (not isinstance(refit, bool) and region in refit))
+    }
     refitted = sorted(set(batch_files) - set(models))
 
     def fit(region: str) -> RouteModel:
         region_trips = _read_trips(spark, lake, [lake.uri(tables.TRIPS, partition_dir(spark, "region", region))])
         model = fit_region(region, region_trips, options)
-        save_model(spark, fs, lake, model)
-        logger.info("%s: k=%d (silhouette %s) fitted on %d trips in %.1f s", region, model.k, model.silhouette,
-                    model.sample_rows, model.fit_seconds)
+        model.version = (current[region].version if current[region] else 0) + 1
+        stage_model(fs, publication, partition_dir(spark, "region", region), model)
+        logger.info("%s: model v%d, k=%d (silhouette %s) fitted on %d trips in %.1f s", region, model.version, model.k,
+                    model.silhouette, model.sample_rows, model.fit_seconds)
         return model
 
     # Regions are fitted side by side: a fit is many small Spark jobs that leave cores idle one at a time.
     with ThreadPoolExecutor(max_workers=max(1, min(len(refitted), MAX_PARALLEL_FITS))) as pool:
         models.update(zip(refitted, pool.map(fit, refitted)))
     models = dict(sorted(models.items()))
+    for region in refitted:
+        if current[region] is not None:
+            publication.superseded.append(publish.Supersede(partition_dir(spark, "region", region), models[region].version))
 
     started = time.perf_counter()
     assigned = 0
     if models:
         parts = []
         for region, model in models.items():
-            # A refitted region gets all of its trips (re)assigned; the others only this ingestion's.
+            # A refitted region gets all of its trips assigned under the new version; the others only this ingestion's.
             paths = (
                 [lake.uri(tables.TRIPS, partition_dir(spark, "region", region))]
                 if region in refitted
                 else batch_files[region]
             )
-            parts.append(assign(_read_trips(spark, lake, paths), model))
+            parts.append(assign(_read_trips(spark, lake, paths), model, ingestion_id))
         assignments = parts[0]
         for part in parts[1:]:
             assignments = assignments.unionByName(part)
         counted = Observation("assigned")
-        _publish_trip_routes(
-            spark, fs, lake, assignments.observe(counted, F.count(F.lit(1)).alias("trips")), ingestion_id, refitted
-        )
+        _stage_assignments(spark, publication, assignments.observe(counted, F.count(F.lit(1)).alias("trips")),
+                           {region: model.version for region, model in models.items()})
         assigned = int(counted.get["trips"])
+    if refitted:
+        rows = [row for region in refitted for row in route_model_rows(models[region], ingestion_id)]
+        staged = publication.stage("route_models.parquet")
+        write_single_parquet(spark.createDataFrame(rows, tables.ROUTE_MODELS_SCHEMA), publication.stage("route_models"),
+                             staged, fs)
+        publication.add(staged, f"{tables.ROUTE_MODELS}/{ingestion_id}.parquet")
+    publication.publish()
     assign_seconds = round(time.perf_counter() - started, 2)
     return RoutesResult(
         ingestion_id=ingestion_id,
@@ -445,23 +469,25 @@ def group_routes(
                 refitted=region in refitted,
                 fit_seconds=model.fit_seconds if region in refitted else None,
                 trained_at=model.trained_at.isoformat(),
+                model_version=model.version,
             )
             for region, model in models.items()
         ],
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="group_routes", description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--lake-root", required=True, help="URI of the lake root")
+def _run(spark: SparkSession, args) -> JobOutcome:
+    result = group_routes(spark, args.lake_root, args.ingestion_id, refit=args.refit)
+    return JobOutcome(args.ingestion_id, result.to_dict())
+
+
+def _arguments(parser) -> None:
     parser.add_argument("--ingestion-id", required=True, help="the ingestion whose trips get routes")
     parser.add_argument("--refit", action="store_true", help="fit the regions' models again instead of reusing them")
-    args = parser.parse_args(argv)
-    spark = session.get_or_create("triplake-group-routes")
-    result = group_routes(spark, args.lake_root, args.ingestion_id, refit=args.refit)
-    write_report(spark, args.lake_root, args.ingestion_id, "group_routes", result.to_dict())
-    print(json.dumps(result.to_dict(), default=str))
-    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_job("group_routes", __doc__, _arguments, _run, argv)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,9 @@
-"""Ingest one CSV file of trips into the lake.
+"""Ingest one CSV file of trips into the lake: the first step of an ingestion.
 
-    raw copy -> header check -> parse and validate every line -> trip_id
+    recover interrupted ingestions -> raw copy -> header check -> parse and validate every line -> trip_id
              -> deduplicate inside the file (one shuffle, one sort) -> staged Parquet
              -> look the staged trips up in the lake partitions they touch (restage without them if any)
-             -> publish (move the staged files into curated/trips) -> ingestions row (the commit)
+             -> publish (record, then move the staged files into curated/trips and curated/rejected_rows)
 
 The file is parsed once: the counts come from observations on that pass. The lake is read only where the
 file has trips (its (region, week_start) partitions), one column of it, and never shuffled: its cost grows
@@ -14,17 +14,16 @@ rejected_rows with its line number and reason, and the counts reconcile:
     rows_read = rows_valid + rows_rejected
     rows_valid = duplicates_in_batch + already_present + rows_written
 
-Writers are serialized (one ingestion at a time, as the DAG guarantees). A run that dies mid-publish is
-rolled back by the next run before it starts, so a rerun leaves exactly the rows a clean run leaves.
+What this step publishes is seen by readers only when the ingestion commits, after its routes and weeks
+(spark_jobs.common.publish). Writers are one at a time (the lake's lease); an ingestion that died before it
+committed is rolled back by the next one before it starts, so a rerun leaves exactly the rows a clean run leaves.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
-import time
 import sys
+import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -33,9 +32,10 @@ from pyspark.sql import Column, DataFrame, Observation, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from spark_jobs.common import session, tables
-from spark_jobs.common.ingestions import COUNT_FIELDS, INGESTION_ID_PATTERN, new_ingestion_id
-from spark_jobs.common.lake import Lake, partition_path, partition_value, write_report, write_single_parquet
+from spark_jobs.common import publish, session, tables
+from spark_jobs.common.ingestions import INGESTION_ID_PATTERN, new_ingestion_id
+from spark_jobs.common.job import JobOutcome, run_job
+from spark_jobs.common.lake import Lake, partition_path, partition_value, write_single_parquet
 from spark_jobs.common.lakefs import FileInfo, LakeFs
 from spark_jobs.common.times import week_start_of
 
@@ -80,8 +80,8 @@ REJECT_REASONS = (
     EMPTY_DATASOURCE,
 )
 
-SUCCEEDED = "SUCCEEDED"
-FAILED = "FAILED"
+SUCCEEDED = publish.SUCCEEDED
+FAILED = publish.FAILED
 
 
 class InvalidFileError(ValueError):
@@ -442,29 +442,6 @@ def _first_line(spark: SparkSession, uri: str) -> str | None:
     return first[0]["value"] if first else None
 
 
-PUBLISH_MARKER = "_PUBLISHING.json"
-
-
-def recover_interrupted(fs: LakeFs, lake: Lake) -> list[str]:
-    """Roll back every ingestion that died after it started to publish but before it committed.
-
-    An ingestion commits by writing its ingestions record; until then its published files are listed in a
-    marker in its staging directory. Returns the ids rolled back.
-    """
-    rolled_back = []
-    for entry in fs.list(lake.uri(tables.STAGING)):
-        ingestion_id = entry.name
-        marker = lake.staging(ingestion_id, PUBLISH_MARKER)
-        if not fs.exists(lake.ingestion_record(ingestion_id)) and fs.exists(marker):
-            for relative in json.loads(fs.read_text(marker))["published"]:
-                target = lake.uri(relative)
-                if fs.exists(target):
-                    fs.delete(target)
-            rolled_back.append(ingestion_id)
-        fs.delete(entry.uri)
-    return rolled_back
-
-
 def _lake_partition_dirs(fs: LakeFs, lake: Lake) -> dict[str, set[str]]:
     """Directory names of the trips partitions in the lake: region dir -> its week dirs (a listing)."""
     return {
@@ -526,7 +503,12 @@ def _write_trips(trips: DataFrame, uri: str) -> None:
 
 
 def _restage_without_lake_trips(
-    spark: SparkSession, fs: LakeFs, lake: Lake, ingestion_id: str, staged_trips: str, started: tuple[datetime, datetime]
+    spark: SparkSession,
+    fs: LakeFs,
+    lake: Lake,
+    publication: publish.Publication,
+    staged_trips: str,
+    started: tuple[datetime, datetime],
 ) -> tuple[str, int]:
     """Looks the staged trips up in the lake; returns where the trips to publish are staged and how many of the
     staged trips the lake already held (staged again without them, when there were any).
@@ -553,40 +535,28 @@ def _restage_without_lake_trips(
         already_present = present.count()
     if already_present:
         with _timed(f"restage without the {already_present} trips the lake already holds"):
-            new_trips = lake.staging(ingestion_id, "new_trips")
+            new_trips = publication.stage("new_trips")
             _write_trips(without_trips(staged, present), new_trips)
             staged_trips = new_trips
     present.unpersist()
     return staged_trips, already_present
 
 
-def _record_ingestion(spark: SparkSession, fs: LakeFs, lake: Lake, result: IngestionResult) -> None:
-    row = {
-        "ingestion_id": result.ingestion_id,
-        "source_uri": result.source_uri,
-        "status": result.status,
-        **{name: getattr(result.counts, name) for name in COUNT_FIELDS},
-        "started_at": result.started_at,
-        "finished_at": result.finished_at,
-        "error": json.dumps(result.error) if result.error else None,
-    }
-    record = spark.createDataFrame([row], tables.INGESTIONS_SCHEMA)
-    write_single_parquet(
-        record, lake.staging(result.ingestion_id, "ingestion"), lake.ingestion_record(result.ingestion_id), fs
-    )
-
-
 def ingest_file(
     spark: SparkSession, source_uri: str, lake_root: str, ingestion_id: str | None = None
 ) -> IngestionResult:
-    """Ingest one file into the lake; returns the result (FAILED with an error for an invalid file)."""
+    """Begins an ingestion and publishes the file's trips and rejected rows (not visible until the ingestion
+    commits, after its routes and weeks: spark_jobs.common.publish). An invalid file is recorded FAILED at once."""
     session.configure(spark)
     started_at = datetime.now(timezone.utc)
     ingestion_id = ingestion_id or new_ingestion_id(started_at)
     if not INGESTION_ID_PATTERN.match(ingestion_id):
         raise ValueError(f"ingestion id {ingestion_id!r} must be letters, digits, '.', '_' or '-'")
     fs, lake = LakeFs(spark), Lake(lake_root)
-    recover_interrupted(fs, lake)
+    publish.check_lease(fs, lake, ingestion_id)
+    publish.recover(spark, fs, lake)
+    intent = {"ingestion_id": ingestion_id, "source_uri": source_uri, "started_at": started_at.isoformat()}
+    publish.write_intent(fs, lake, intent)
 
     raw_uri = None
     try:
@@ -596,11 +566,13 @@ def ingest_file(
         fs.copy(source_uri, raw_uri)  # nothing a user sent is ever lost
         counts, partitions = _ingest_raw_copy(spark, fs, lake, raw_uri, ingestion_id)
         status, error = SUCCEEDED, None
+        publish.write_intent(fs, lake, intent | {"raw_uri": raw_uri, "counts": asdict(counts)})
     except InvalidFileError as invalid:
         counts, partitions = Counts(), []
         status, error = FAILED, {"kind": InvalidFileError.kind, "message": str(invalid)}
+        publish.abort(spark, fs, lake, ingestion_id, error)  # records the FAILED ingestion: nothing was published
 
-    result = IngestionResult(
+    return IngestionResult(
         ingestion_id=ingestion_id,
         source_uri=source_uri,
         raw_uri=raw_uri,
@@ -611,9 +583,6 @@ def ingest_file(
         error=error,
         partitions_written=partitions,
     )
-    _record_ingestion(spark, fs, lake, result)  # the commit point
-    fs.delete(lake.staging(ingestion_id))
-    return result
 
 
 def _ingest_raw_copy(
@@ -622,6 +591,7 @@ def _ingest_raw_copy(
     header_line = _first_line(spark, raw_uri)
     positions = column_positions(header_line)
     assert header_line is not None
+    publication = publish.Publication(spark, fs, lake, ingestion_id, "ingest").begin()
 
     lines = read_lines(spark, raw_uri)
     with _timed("parse, deduplicate inside the file and stage its trips (one pass over the file)"):
@@ -649,12 +619,12 @@ def _ingest_raw_copy(
         )
         # No sort here: rows arrive ordered by origin latitude from the dedupe, and the writer keeps one file
         # open per partition (session.JOB_SQL_CONF), so each file is sorted for bbox pruning as it is written.
-        staged_trips = lake.staging(ingestion_id, "trips")
+        staged_trips = publication.stage("trips")
         _write_trips(trips, staged_trips)
         read, copies = line_counts.get, copy_counts.get
 
     staged_trips, already_present = _restage_without_lake_trips(
-        spark, fs, lake, ingestion_id, staged_trips, (copies["first_start"], copies["last_start"])
+        spark, fs, lake, publication, staged_trips, (copies["first_start"], copies["last_start"])
     )
 
     rejected_by_reason = {reason: int(read[reason]) for reason in REJECT_REASONS if read[reason]}
@@ -667,10 +637,11 @@ def _ingest_raw_copy(
                 rejected.withColumn("ingestion_id", F.lit(ingestion_id))
                 .select(*tables.REJECTED_ROWS_SCHEMA.fieldNames())
                 .orderBy("line_number"),
-                lake.staging(ingestion_id, "rejected"),
-                lake.staging(ingestion_id, "rejected.parquet"),
+                publication.stage("rejected"),
+                publication.stage("rejected.parquet"),
                 fs,
             )
+            publication.add(publication.stage("rejected.parquet"), lake.rejected_path(ingestion_id))
 
     counts = Counts(
         rows_read=int(read["rows_read"]),
@@ -685,35 +656,31 @@ def _ingest_raw_copy(
         raise RuntimeError(f"counts do not reconcile, nothing was published: {counts}")
 
     staged = _staged_files(fs, staged_trips)
-    published = [f"{tables.TRIPS}/{relative.rsplit('/', 1)[0]}/{ingestion_id}-{relative.rsplit('/', 1)[1]}"
-                 for _, relative in staged]
-    if rows_rejected:
-        published.append(f"{tables.REJECTED_ROWS}/{ingestion_id}.parquet")
-    fs.write_text(lake.staging(ingestion_id, PUBLISH_MARKER), json.dumps({"published": published}))
-    for (entry, _), target in zip(staged, published):
-        fs.rename(entry.uri, lake.uri(target))
-    if rows_rejected:
-        fs.rename(lake.staging(ingestion_id, "rejected.parquet"), lake.rejected_file(ingestion_id))
+    for entry, relative in staged:
+        partition, name = relative.rsplit("/", 1)
+        publication.add(entry.uri, f"{tables.TRIPS}/{partition}/{ingestion_id}-{name}")
+    publication.publish()
     partitions = sorted(
         {tuple(partition_value(spark, directory) for directory in relative.split("/")[:2]) for _, relative in staged}
     )
     return counts, partitions
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="ingest", description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--input", required=True, help="URI of the CSV or CSV.gz file (file://, s3://)")
-    parser.add_argument("--lake-root", required=True, help="URI of the lake root")
-    parser.add_argument("--ingestion-id", help="id to use (default: time-based and unique)")
-    args = parser.parse_args(argv)
-    spark = session.get_or_create("triplake-ingest")
+def _run(spark: SparkSession, args) -> JobOutcome:
     result = ingest_file(spark, args.input, args.lake_root, args.ingestion_id)
     report = result.to_dict() | {
         "partition_paths": [partition_path(spark, *partition) for partition in result.partitions_written]
     }
-    write_report(spark, args.lake_root, result.ingestion_id, "ingest", report)
-    print(json.dumps(report, default=str))
-    return 0 if result.status == SUCCEEDED else 1
+    return JobOutcome(result.ingestion_id, report, succeeded=result.status == SUCCEEDED)
+
+
+def _arguments(parser) -> None:
+    parser.add_argument("--input", required=True, help="URI of the CSV or CSV.gz file (file://, s3://)")
+    parser.add_argument("--ingestion-id", help="id to use (default: time-based and unique)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_job("ingest", __doc__, _arguments, _run, argv)
 
 
 if __name__ == "__main__":

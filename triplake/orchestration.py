@@ -2,8 +2,8 @@
 
 One DAG run takes every file named by its triggering asset events (each event holds a batch of SQS messages, each
 message a batch of S3 records) or, for a run started by hand, by `source_uris` in its conf. Each file becomes one
-ingestion: RECEIVED -> ingest -> group_routes -> build_weekly -> Glue partitions -> SUCCEEDED, or FAILED at the
-step that failed. The Spark jobs leave their results as JSON reports in the lake (`_reports/<ingestion>/<job>.json`),
+ingestion: RECEIVED -> the lake's writer lease -> ingest -> group_routes -> build_weekly (which commits) -> lease
+released -> Glue partitions -> SUCCEEDED, or FAILED at the step that failed. The Spark jobs leave their results as JSON reports in the lake (`_reports/<ingestion>/<job>.json`),
 so the DAG reads the same thing whether a job ran in a local spark-submit or on EMR Serverless.
 """
 
@@ -17,12 +17,15 @@ from typing import Any, Iterable, Mapping
 from urllib.parse import urlparse
 
 from spark_jobs.common.ingestions import COUNT_FIELDS, new_ingestion_id, report_path
+from spark_jobs.common.lease import LeaseRecord
 from triplake.events import FAILED, RECEIVED, SUCCEEDED, Skipped, status_event, uploaded_files
+from triplake.lease import LakeBusyError, LakeLease
 from triplake.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 SPARK_JOBS = ("ingest", "group_routes", "build_weekly")
+LEASE_TASK = "acquire_lake_lease"
 PACKAGE_ZIP = "spark_jobs.zip"
 # The JIT refuses to compile methods over 8 kB, and Spark's generated code for the parse is bigger (DESIGN.md §8).
 JIT_OPTIONS = "-XX:-DontCompileHugeMethods"
@@ -70,6 +73,27 @@ def planned_ingestions(
         if uri not in uris:
             uris.append(uri)
     return [Ingestion(new_ingestion_id(), uri) for uri in uris], skipped
+
+
+def ingestion_lease(settings: Settings, ingestion: Ingestion, dag_run_id: str | None, s3_client: Any,
+                    seconds: float | None = None) -> LakeLease:
+    """The lake's writer lease as the DAG holds it for one ingestion: taken before ingest, renewed while a job
+    runs, released after build_weekly committed (or when a step failed). Any task of the ingestion may renew it:
+    the lease belongs to the ingestion, not to one process."""
+    lease = LakeLease.for_lake(settings.lake_root, settings, ingestion.ingestion_id,
+                               owner=f"DAG trips_ingest, run {dag_run_id}", s3_client=s3_client)
+    if seconds is not None:
+        lease.seconds = seconds
+    return lease
+
+
+def try_acquire(lease: LakeLease) -> LeaseRecord | None:
+    """Takes the lease if the lake is free (or its holder is gone); else returns who holds it."""
+    try:
+        lease.acquire(wait_seconds=0)
+    except LakeBusyError as busy:
+        return busy.holder
+    return None
 
 
 def job_arguments(job: str, ingestion: Ingestion, lake_root: str) -> list[str]:
@@ -141,6 +165,10 @@ def failed_event(ingestion: Ingestion, task: str, failure: BaseException | str |
     report_error = (ingest_report or {}).get("error")
     if task == "ingest" and report_error:
         error = {"kind": report_error["kind"], "message": report_error["message"]}
+    elif task == LEASE_TASK:
+        error = {"kind": "lake_busy",
+                 "message": "another ingestion held the lake's writer lease for longer than TRIPLAKE_LAKE_LEASE_WAIT_SECONDS; "
+                            "nothing was written. Trigger the file again once the lake is free (docs/runbook.md)."}
     else:
         detail = str(failure).strip().splitlines()[-1] if failure and str(failure).strip() else "see the task log"
         error = {"kind": "task_failed",

@@ -1,15 +1,29 @@
-"""The batch pipeline, in-process on local Spark: what `triplake run` does for each input file."""
+"""The batch pipeline, in-process on local Spark: what `triplake run` does for each input file.
+
+Each file is one ingestion under the lake's writer lease: ingest -> group_routes -> build_weekly, which commits.
+A step that fails rolls the ingestion back (it is recorded FAILED with the step and the error) and the next file
+goes on; a process that is killed leaves the rollback to the next writer.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
+import socket
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Callable
 
 from pyspark.sql import SparkSession
 
 from spark_jobs.build_weekly import WeeklyResult, build_weekly
+from spark_jobs.common.ingestions import new_ingestion_id
+from spark_jobs.common.job import abort_after_failure
+from spark_jobs.common.lease import LeaseLostError, LeaseRecord
 from spark_jobs.group_routes import RoutesResult, group_routes
-from spark_jobs.ingest import SUCCEEDED, IngestionResult, ingest_file
+from spark_jobs.ingest import FAILED, SUCCEEDED, Counts, IngestionResult, ingest_file
+from triplake.lease import LakeLease
+from triplake.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
 
@@ -27,7 +41,7 @@ class PipelineResult:
 
     def to_dict(self) -> dict:
         return {
-            "status": SUCCEEDED if self.succeeded else "FAILED",
+            "status": SUCCEEDED if self.succeeded else FAILED,
             "lake_root": self.lake_root,
             "ingestions": [
                 {
@@ -40,21 +54,54 @@ class PipelineResult:
         }
 
 
-def run_pipeline(spark: SparkSession, input_uris: list[str], lake_root: str, refit: bool = False) -> PipelineResult:
+def run_owner() -> str:
+    return f"triplake run on {socket.gethostname()} (pid {os.getpid()})"
+
+
+def run_pipeline(
+    spark: SparkSession,
+    input_uris: list[str],
+    lake_root: str,
+    refit: bool = False,
+    settings: Settings | None = None,
+    on_wait: Callable[[LeaseRecord], None] | None = None,
+) -> PipelineResult:
     """Ingest each file in order, one ingestion each (later files dedupe against earlier ones), give its trips
-    their routes and rebuild the weeks it changed. With refit, each region's model is fitted again once, by the
-    first file that has it."""
+    their routes and count its weeks, then commit it. With refit, each region's model is fitted again once, by the
+    first file that has it. Raises LakeBusyError when another writer holds the lake for too long."""
+    settings = settings or get_settings()
     result = PipelineResult(lake_root=lake_root, ingestions=[])
     refitted: set[str] = set()
     for uri in input_uris:
-        logger.info("ingesting %s into %s", uri, lake_root)
-        ingestion = ingest_file(spark, uri, lake_root)
+        ingestion_id = new_ingestion_id()
+        lease = LakeLease.for_lake(lake_root, settings, ingestion_id, run_owner(), pid=os.getpid())
+        logger.info("ingesting %s into %s as %s", uri, lake_root, ingestion_id)
+        with lease.held(settings.lake_lease_wait_seconds, on_wait):
+            step = "ingest"
+            try:
+                ingestion = ingest_file(spark, uri, lake_root, ingestion_id)
+                if ingestion.status == SUCCEEDED:
+                    step = "group_routes"
+                    regions = {region for region, _ in ingestion.partitions_written}
+                    routes = group_routes(spark, lake_root, ingestion_id, refit=(regions - refitted) if refit else False)
+                    refitted |= {region.region for region in routes.regions if region.refitted}
+                    step = "build_weekly"
+                    weekly = build_weekly(spark, lake_root, ingestion_id)
+                    result.routes[ingestion_id], result.weekly[ingestion_id] = routes, weekly
+            except LeaseLostError:
+                raise  # another writer has the lake now: touch nothing
+            except Exception as failure:
+                logger.exception("%s failed for %s", step, uri)
+                abort_after_failure(spark, lake_root, ingestion_id, step, failure)
+                ingestion = _failed(ingestion_id, uri, step, failure)
         result.ingestions.append(ingestion)
-        if ingestion.status != SUCCEEDED:
-            continue
-        regions = {region for region, _ in ingestion.partitions_written}
-        routes = group_routes(spark, lake_root, ingestion.ingestion_id, refit=(regions - refitted) if refit else False)
-        refitted |= {region.region for region in routes.regions if region.refitted}
-        result.routes[ingestion.ingestion_id] = routes
-        result.weekly[ingestion.ingestion_id] = build_weekly(spark, lake_root, ingestion.ingestion_id)
     return result
+
+
+def _failed(ingestion_id: str, uri: str, step: str, failure: BaseException) -> IngestionResult:
+    detail = (str(failure).strip().splitlines() or [type(failure).__name__])[-1]
+    now = datetime.now(timezone.utc)
+    return IngestionResult(
+        ingestion_id=ingestion_id, source_uri=uri, raw_uri=None, status=FAILED, counts=Counts(), started_at=now,
+        finished_at=now, error={"kind": "step_failed", "message": f"{step} failed: {detail}", "step": step},
+    )

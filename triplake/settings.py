@@ -41,6 +41,17 @@ class Settings(BaseSettings):
         default=None, description="Local Spark writes its event log here (history server, spill figures of bench-scale)"
     )
 
+    lake_lease_seconds: float = Field(
+        default=120.0, gt=0,
+        description="Life of the lake's writer lease without renewal; its holder renews it every third of that",
+    )
+    lake_lease_wait_seconds: float = Field(
+        default=1800.0, ge=0, description="How long a writer waits for a lake another ingestion is writing, then fails"
+    )
+    fault_at: str | None = Field(
+        default=None, description="Tests only: the publish point (e.g. ingest:moving) where a Spark job kills itself"
+    )
+
     landing_bucket: str = Field(default="triplake-landing", description="Bucket users upload their CSV files to")
     landing_prefix: str = Field(default="incoming/", description="Key prefix whose new objects start an ingestion")
     landing_queue_name: str = Field(default="triplake-landing", description="SQS queue of the landing bucket's events")
@@ -60,6 +71,10 @@ class Settings(BaseSettings):
     emr_application_id: str | None = Field(default=None, description="EMR Serverless application (emr-serverless runner)")
     emr_execution_role_arn: str | None = Field(default=None, description="Job role of the EMR Serverless job runs")
     emr_poll_seconds: int = Field(default=30, ge=1, description="How often the deferred EMR job runs are checked")
+    emr_lease_seconds: float = Field(
+        default=7200.0, gt=0,
+        description="A deferred EMR job run cannot renew the lake's lease, so the DAG extends it this long before each job",
+    )
     emr_package_uri: str | None = Field(
         default=None, description="s3:// prefix holding the `make package` zip and entry points for EMR Serverless"
     )

@@ -10,6 +10,7 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 
 from spark_jobs.common import session as job_session
+from spark_jobs.common.publish import FAULT_CONF
 from triplake.jars import missing_jars, jar_paths
 from triplake.settings import Settings
 
@@ -60,6 +61,8 @@ def local_spark_conf(settings: Settings, with_credentials: bool = True) -> dict[
         "spark.sql.adaptive.enabled": "true",
         **job_session.JOB_SQL_CONF,
     }
+    if settings.fault_at:
+        conf[FAULT_CONF] = settings.fault_at
     if settings.spark_event_log_dir:
         conf |= {"spark.eventLog.enabled": "true", "spark.eventLog.dir": settings.spark_event_log_dir}
     if missing_jars(settings.jars_dir):

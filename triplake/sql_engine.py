@@ -148,6 +148,26 @@ def statements(folder: str) -> list[Statement]:
     return [Statement.from_file(path) for path in sorted((SQL_DIR / folder).glob("*.sql"))]
 
 
+def ordered_views(views: list[Statement] | None = None) -> list[Statement]:
+    """The views of sql/views, each after the views it reads: DuckDB and Athena check a view's query when it is
+    created, so this is the order to create them in."""
+    from sqlglot import exp
+
+    views = statements("views") if views is None else views
+    by_name = {view.expression.this.name: view for view in views}
+    needs = {
+        name: {table.name for table in view.expression.expression.find_all(exp.Table)} & set(by_name) - {name}
+        for name, view in by_name.items()
+    }
+    ordered: list[str] = []
+    while len(ordered) < len(by_name):
+        ready = sorted(name for name in by_name if name not in ordered and needs[name] <= set(ordered))
+        if not ready:
+            raise SqlError(f"the views {sorted(set(by_name) - set(ordered))} read each other in a cycle")
+        ordered.extend(ready)
+    return [by_name[name] for name in ordered]
+
+
 @dataclass(frozen=True)
 class TableDefinition:
     """A lake table as sql/ddl declares it: columns, partition columns and location under the lake root."""
@@ -236,6 +256,18 @@ class SqlCache:
         data = self._entry(("statement", statement.text), compile_)
         return DuckDbStatement(data["sql"], tuple(data["parameters"]), data["is_ddl"])
 
+    def views(self) -> list[DuckDbStatement]:
+        """The views of sql/views in DuckDB's dialect, in the order they can be created."""
+        views = statements("views")
+
+        def compile_() -> list:
+            return [asdict(DuckDbStatement(view.duckdb_sql(), view.parameters, False)) for view in ordered_views(views)]
+
+        return [
+            DuckDbStatement(view["sql"], tuple(view["parameters"]), view["is_ddl"])
+            for view in self._entry(("views", *(view.text for view in views)), compile_)
+        ]
+
     def tables(self) -> list[DuckDbTable]:
         ddl = statements("ddl")
 
@@ -303,8 +335,8 @@ class LocalEngine:
             self.connection.register_filesystem(_lake_filesystem(self.lake_root, settings))
         for table in self.cache.tables():
             self._register_table(table)
-        for view in statements("views"):
-            self.connection.execute(self.cache.statement(view).sql)
+        for view in self.cache.views():
+            self.connection.execute(view.sql)
 
     def _files_glob(self, table: DuckDbTable) -> str:
         local = local_path(self.lake_root)

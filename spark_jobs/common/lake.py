@@ -30,7 +30,12 @@ class Lake:
         return self.uri(tables.INGESTIONS, f"{ingestion_id}.parquet")
 
     def rejected_file(self, ingestion_id: str) -> str:
-        return self.uri(tables.REJECTED_ROWS, f"{ingestion_id}.parquet")
+        return self.uri(self.rejected_path(ingestion_id))
+
+    @staticmethod
+    def rejected_path(ingestion_id: str) -> str:
+        """Path of an ingestion's rejected rows, relative to the lake root."""
+        return f"{tables.REJECTED_ROWS}/{ingestion_id}.parquet"
 
     def ingestion_files(self, table: str, ingestion_id: str) -> str:
         """Glob of the files an ingestion wrote into a table partitioned by region and week_start."""

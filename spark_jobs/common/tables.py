@@ -1,4 +1,9 @@
-"""Table names, locations and schemas of the lake: the contract of DESIGN.md §4, defined once."""
+"""Table locations and Spark schemas of the lake's files (docs/architecture.md, "Tables").
+
+These are the files the jobs write. What readers query are the views of sql/views over them (`trips`,
+`trip_routes`, `routes`, `weekly_trips`, `rejected_rows`), which keep only the rows of committed ingestions
+and of each region's current model version.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,8 @@ from pyspark.sql import types as T
 
 TRIPS = "curated/trips"
 TRIP_ROUTES = "curated/trip_routes"
-ROUTES = "curated/routes"
-ROUTE_MODELS = "models/routes"
+ROUTE_MODELS = "curated/route_models"  # one row per route of every fitted model version
+MODELS = "models/routes"  # the fitted pipelines: region=<r>/v=<version>/
 WEEKLY_TRIPS = "marts/weekly_trips"
 REJECTED_ROWS = "curated/rejected_rows"
 INGESTIONS = "curated/ingestions"
@@ -31,22 +36,23 @@ TRIPS_SCHEMA = T.StructType(
     ]
 )
 
-# Partitioned like trips (region, week_start), so an ingestion writes and a weekly rebuild reads only the
-# partitions it touches; week_start is a partition column on top of the contract's trip_id, region, route_id.
+# Partitioned like trips (region, week_start), so an ingestion writes and a weekly step reads only the
+# partitions it touches. Every row names the model version that assigned it and the ingestion that wrote it.
 TRIP_ROUTES_SCHEMA = T.StructType(
     [
         T.StructField("trip_id", T.StringType(), False),
         T.StructField("region", T.StringType(), False),
         T.StructField("route_id", T.StringType(), False),
+        T.StructField("model_version", T.IntegerType(), False),
+        T.StructField("ingestion_id", T.StringType(), False),
         T.StructField("week_start", T.StringType(), False),
     ]
 )
 
-ROUTES_SCHEMA = T.StructType(
+ROUTE_MODELS_SCHEMA = T.StructType(
     [
         T.StructField("region", T.StringType(), False),
         T.StructField("route_id", T.StringType(), False),
-        T.StructField("trips", T.LongType(), False),
         T.StructField("origin_lon", T.DoubleType(), False),
         T.StructField("origin_lat", T.DoubleType(), False),
         T.StructField("destination_lon", T.DoubleType(), False),
@@ -55,16 +61,22 @@ ROUTES_SCHEMA = T.StructType(
         T.StructField("k", T.IntegerType(), False),
         T.StructField("silhouette", T.DoubleType(), True),
         T.StructField("trained_at", T.TimestampType(), False),
+        T.StructField("model_version", T.IntegerType(), False),
+        T.StructField("sample_rows", T.LongType(), False),  # trips the model was fitted on
+        T.StructField("ingestion_id", T.StringType(), False),
     ]
 )
 
-# Hive-partitioned by region and week_start (region, week_start are partition columns in the files' paths).
+# Trips per route and ISO week that one ingestion added under one model version: the view weekly_trips sums
+# them over the committed ingestions of the region's current version (a refit writes the region's full counts).
 WEEKLY_TRIPS_SCHEMA = T.StructType(
     [
         T.StructField("region", T.StringType(), False),
         T.StructField("route_id", T.StringType(), False),
         T.StructField("week_start", T.StringType(), False),
+        T.StructField("model_version", T.IntegerType(), False),
         T.StructField("trips", T.LongType(), False),
+        T.StructField("ingestion_id", T.StringType(), False),
     ]
 )
 

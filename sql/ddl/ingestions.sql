@@ -1,5 +1,6 @@
--- grain: one row per ingestion (one uploaded file): its status and reconciled counts,
+-- grain: one row per ingestion attempt (ingestion_id), failed or not: its status and reconciled counts,
 -- rows_read = rows_valid + rows_rejected and rows_valid = duplicates_in_batch + already_present + rows_written.
+-- A SUCCEEDED row is the ingestion's commit: the views show the rows of an ingestion once this row exists.
 create external table if not exists ingestions (
     ingestion_id string,
     source_uri string,

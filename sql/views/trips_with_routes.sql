@@ -1,5 +1,5 @@
--- grain: one row per distinct trip (trip_id), with the route its region's model assigned it to
--- (route_id is null for trips whose routes step has not run yet).
+-- grain: one row per distinct trip (trip_id), with the route its region's current model assigns it to
+-- (every committed trip has one: an ingestion commits after its routes).
 create or replace view trips_with_routes as
 with trips as (
     select * from trips

@@ -1,7 +1,8 @@
--- grain: one row per distinct trip (trip_id), Hive-partitioned by region and ISO week (week_start = its Monday).
+-- grain: one row per trip an ingestion published (trip_id), committed or not: query the view `trips`, which keeps
+-- the trips of committed ingestions only. Hive-partitioned by region and ISO week (week_start = its Monday).
 -- Files are sorted by origin latitude inside each partition, so bounding-box filters skip row groups.
 -- ${lake_root} is the lake URI (s3://bucket/prefix), filled in from the deployment's settings.
-create external table if not exists trips (
+create external table if not exists trips_files (
     trip_id string,
     origin_lon double,
     origin_lat double,

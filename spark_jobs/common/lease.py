@@ -1,0 +1,66 @@
+"""The lake's writer lease as the jobs and the orchestrator both read it (standard library only).
+
+One object at the lake root, `_lease.json`, names the ingestion that may write the lake and until when. The
+process that starts the jobs takes it and keeps it alive (`triplake.lease`: an S3 conditional write or an
+O_EXCL file, whichever the lake is on); the jobs only check it before they publish, so a job whose ingestion
+lost the lease stops instead of writing beside the new holder (a fence).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+
+LEASE_FILE = "_lease.json"
+
+
+class LeaseLostError(RuntimeError):
+    """This ingestion does not hold the lake's writer lease (any more): nothing more is published."""
+
+
+@dataclass(frozen=True)
+class LeaseRecord:
+    """Who writes the lake: the ingestion, the program and machine holding it, and until when."""
+
+    ingestion_id: str
+    owner: str  # what holds it, for people: "triplake run on host (pid 123)", "DAG trips_ingest run ..."
+    host: str
+    pid: int | None  # set when one process holds the lease for its whole life: a dead pid frees it at once
+    acquired_at: str  # ISO 8601, UTC
+    expires_at: str  # ISO 8601, UTC
+    token: str  # changes with every write: what a compare-and-swap on a file:// lease compares
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> LeaseRecord:
+        data = json.loads(text)
+        return cls(**{name: data.get(name) for name in cls.__dataclass_fields__})
+
+    def expired(self, now: datetime | None = None) -> bool:
+        return (now or datetime.now(timezone.utc)) >= datetime.fromisoformat(self.expires_at)
+
+    def describe(self) -> str:
+        return f"ingestion {self.ingestion_id} ({self.owner}), acquired {self.acquired_at}, expires {self.expires_at}"
+
+
+def check_held(lease_text: str | None, ingestion_id: str) -> None:
+    """Raises LeaseLostError unless the lease names this ingestion and has not expired.
+
+    No lease at all is accepted: a job started by hand on a lake nobody else writes (the tests, a one-off rerun).
+    """
+    if lease_text is None:
+        return
+    lease = LeaseRecord.from_json(lease_text)
+    if lease.ingestion_id != ingestion_id:
+        raise LeaseLostError(
+            f"the lake is being written by {lease.describe()}, not by ingestion {ingestion_id}: this step stops "
+            "without publishing anything (start ingestions through `triplake run` or the DAG, which wait for the lake)"
+        )
+    if lease.expired():
+        raise LeaseLostError(
+            f"the writer lease of ingestion {ingestion_id} expired at {lease.expires_at}: another writer may take "
+            "the lake over, so this step stops without publishing anything; run the file again"
+        )

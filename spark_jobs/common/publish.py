@@ -1,0 +1,283 @@
+"""The lake's one publish protocol: how every step of an ingestion adds files to the tables, how the ingestion
+commits, and how an interrupted one is undone. Every writer and every table go through here.
+
+An ingestion (one uploaded file) is one transaction over all the tables, whatever runs its steps:
+
+    begin     (ingest)        recover every interrupted ingestion; write _staging/<id>/ingestion.json (the intent)
+    each step (ingest, group_routes, build_weekly):
+      stage   the step's files under _staging/<id>/<step>/
+      record  _staging/<id>/<step>.manifest.json: every path the step will add (and what it will supersede)
+      move    each staged file to its place in its table, under a name that carries the ingestion id
+    commit    (build_weekly)  write curated/ingestions/<id>.parquet with status SUCCEEDED: the commit point
+    clean up  delete what the ingestion superseded (a refitted region's older routes) and _staging/<id>/
+
+Nothing is ever overwritten in a table: every file an ingestion adds is new, and readers see only the files of
+committed ingestions (the views of sql/views filter on `ingestion_id` and on each region's current model), so a
+query during any of these steps gives the answer of the lake before the ingestion. A refit adds a new model
+version and the region's routes under it; the older version stops counting at the commit, in one step.
+
+Recovery needs nothing but the lake: an ingestion with a staging directory and no ingestions record died (or
+lost its lease) before it committed, so every path its manifests list is deleted and a FAILED record says so;
+one whose record is there had committed, so only its clean-up is finished. Steps are idempotent: a step run
+again first removes what an earlier attempt of the same step published. Writers are one at a time (the lease
+of spark_jobs.common.lease); the steps check it before they publish.
+
+A move is a rename on file:// and a copy and a delete on S3, so publishing is not atomic by itself; the filter
+on committed ingestions is what makes it look atomic to readers. With Apache Iceberg in AWS, `record` and
+`commit` would become one Iceberg commit per ingestion and the views would become plain tables
+(docs/architecture.md says why the lake does not use it yet).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import signal
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from pyspark.sql import SparkSession
+
+from spark_jobs.common import tables
+from spark_jobs.common.ingestions import COUNT_FIELDS
+from spark_jobs.common.lake import Lake, write_single_parquet
+from spark_jobs.common.lakefs import LakeFs
+from spark_jobs.common.lease import LEASE_FILE, check_held
+
+logger = logging.getLogger(__name__)
+
+INTENT = "ingestion.json"
+MANIFEST_SUFFIX = ".manifest.json"
+SUCCEEDED = "SUCCEEDED"
+FAILED = "FAILED"
+INTERRUPTED = "interrupted"
+# Tests stop a job at a publish point by naming it here (kill -9 of the driver, not an exception).
+FAULT_CONF = "spark.triplake.faultAt"
+# A file of a versioned table (trip_routes, weekly_trips) is named v<model version>-<ingestion id>-<part>.
+VERSIONED_FILE = re.compile(r"^v(\d+)-")
+
+
+def checkpoint(spark: SparkSession, point: str) -> None:
+    """A named publish point; the process kills itself here when FAULT_CONF names it (fault-injection tests)."""
+    if spark.conf.get(FAULT_CONF, "") == point:
+        logger.warning("fault injection: killing this process at %s", point)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def check_lease(fs: LakeFs, lake: Lake, ingestion_id: str) -> None:
+    """Raises LeaseLostError when another ingestion holds the lake or this ingestion's lease expired."""
+    lease = lake.uri(LEASE_FILE)
+    check_held(fs.read_text(lease) if fs.exists(lease) else None, ingestion_id)
+
+
+def versioned_name(version: int, ingestion_id: str, name: str) -> str:
+    return f"v{version}-{ingestion_id}-{name}"
+
+
+@dataclass(frozen=True)
+class Supersede:
+    """A refit: the region's files and models of every version below `below_version` go once the ingestion commits."""
+
+    region_dir: str  # region=<escaped name>
+    below_version: int
+
+
+@dataclass
+class Publication:
+    """One step's files on their way into the lake (stage -> record -> move); see the module docstring."""
+
+    spark: SparkSession
+    fs: LakeFs
+    lake: Lake
+    ingestion_id: str
+    step: str
+    moves: list[tuple[str, str]] = field(default_factory=list)  # (staged URI, target path relative to the lake)
+    superseded: list[Supersede] = field(default_factory=list)
+
+    @property
+    def staging_dir(self) -> str:
+        return self.lake.staging(self.ingestion_id, self.step)
+
+    @property
+    def manifest_uri(self) -> str:
+        return self.lake.staging(self.ingestion_id, self.step + MANIFEST_SUFFIX)
+
+    def begin(self) -> Publication:
+        """Removes what an earlier attempt of this step published, so a rerun leaves what one run leaves."""
+        if self.fs.exists(self.manifest_uri):
+            removed = _delete_targets(self.fs, self.lake, _read_json(self.fs, self.manifest_uri))
+            logger.info("%s %s: removed %d files of an earlier attempt", self.step, self.ingestion_id, removed)
+            self.fs.delete(self.manifest_uri)
+        self.fs.delete(self.staging_dir)
+        return self
+
+    def stage(self, *parts: str) -> str:
+        """Where the step writes a staged file or directory."""
+        return self.lake.uri(tables.STAGING, self.ingestion_id, self.step, *parts)
+
+    def add(self, staged_uri: str, target: str) -> None:
+        self.moves.append((staged_uri, target))
+
+    def publish(self) -> list[str]:
+        """Records every target, then moves the staged files into place; returns the targets."""
+        checkpoint(self.spark, f"{self.step}:staged")
+        check_lease(self.fs, self.lake, self.ingestion_id)
+        targets = [target for _, target in self.moves]
+        manifest = {
+            "ingestion_id": self.ingestion_id,
+            "step": self.step,
+            "targets": targets,
+            "superseded": [{"region_dir": s.region_dir, "below_version": s.below_version} for s in self.superseded],
+        }
+        self.fs.write_text(self.manifest_uri, json.dumps(manifest, indent=1))
+        checkpoint(self.spark, f"{self.step}:recorded")
+        for number, (staged, target) in enumerate(self.moves, start=1):
+            self.fs.rename(staged, self.lake.uri(target))
+            if number == 1:
+                checkpoint(self.spark, f"{self.step}:moving")
+        checkpoint(self.spark, f"{self.step}:moved")
+        self.fs.delete(self.staging_dir)
+        return targets
+
+
+# --------------------------------------------------------------------------------------------------
+# The ingestion: intent, commit, abort, recovery
+# --------------------------------------------------------------------------------------------------
+
+
+def write_intent(fs: LakeFs, lake: Lake, intent: dict) -> None:
+    """What the ingestion is (id, source, start) and, once ingest has published, its counts: read by the commit."""
+    fs.write_text(lake.staging(intent["ingestion_id"], INTENT), json.dumps(intent, indent=1, default=str))
+
+
+def read_intent(fs: LakeFs, lake: Lake, ingestion_id: str) -> dict | None:
+    uri = lake.staging(ingestion_id, INTENT)
+    return _read_json(fs, uri) if fs.exists(uri) else None
+
+
+def is_committed(spark: SparkSession, fs: LakeFs, lake: Lake, ingestion_id: str) -> bool | None:
+    """True when the ingestion committed, False when it is recorded as FAILED, None when it has no record."""
+    record = lake.ingestion_record(ingestion_id)
+    if not fs.exists(record):
+        return None
+    return spark.read.schema(tables.INGESTIONS_SCHEMA).parquet(record).first()["status"] == SUCCEEDED
+
+
+def commit(spark: SparkSession, fs: LakeFs, lake: Lake, ingestion_id: str) -> dict:
+    """Makes everything the ingestion's steps published visible at once: its SUCCEEDED record. Returns the record."""
+    check_lease(fs, lake, ingestion_id)
+    intent = read_intent(fs, lake, ingestion_id)
+    if intent is None or intent.get("counts") is None:
+        if is_committed(spark, fs, lake, ingestion_id):
+            return {"ingestion_id": ingestion_id, "status": SUCCEEDED}  # a rerun of a step that had committed
+        raise RuntimeError(f"ingestion {ingestion_id} has nothing to commit: its ingest step has not published "
+                           "(it failed or was rolled back); run the file again")
+    record = _write_record(spark, fs, lake, intent, SUCCEEDED, None)
+    checkpoint(spark, "commit:recorded")
+    clean_up(fs, lake, ingestion_id)
+    return record
+
+
+def abort(spark: SparkSession, fs: LakeFs, lake: Lake, ingestion_id: str, error: dict) -> bool:
+    """Undoes an ingestion that did not commit: deletes everything its steps published and records it FAILED.
+
+    Returns False (and only cleans up) when the ingestion had committed after all."""
+    if is_committed(spark, fs, lake, ingestion_id):
+        clean_up(fs, lake, ingestion_id)
+        return False
+    removed = sum(_delete_targets(fs, lake, manifest) for manifest in _manifests(fs, lake, ingestion_id))
+    intent = read_intent(fs, lake, ingestion_id)
+    if intent is not None and not fs.exists(lake.ingestion_record(ingestion_id)):
+        _write_record(spark, fs, lake, intent, FAILED, error)
+    fs.delete(lake.staging(ingestion_id))
+    logger.info("ingestion %s rolled back (%d files removed): %s", ingestion_id, removed, error["message"])
+    return True
+
+
+def recover(spark: SparkSession, fs: LakeFs, lake: Lake) -> list[str]:
+    """Finishes or undoes every ingestion an earlier writer left behind; returns the ids that were rolled back.
+
+    Run by the first step of every ingestion, under the lake's lease, so nobody else is writing."""
+    rolled_back = []
+    for entry in fs.list(lake.uri(tables.STAGING)):
+        error = {
+            "kind": INTERRUPTED,
+            "message": "the ingestion stopped before it committed (its process was killed, or it lost the lake's "
+                       "lease); everything it had written was rolled back. Upload or run the file again.",
+        }
+        if abort(spark, fs, lake, entry.name, error):
+            rolled_back.append(entry.name)
+    if rolled_back:
+        logger.warning("rolled back interrupted ingestions: %s", ", ".join(rolled_back))
+    return rolled_back
+
+
+def clean_up(fs: LakeFs, lake: Lake, ingestion_id: str) -> None:
+    """After the commit: delete what the ingestion superseded (older model versions of refitted regions), then its
+    staging directory. Idempotent: recovery runs it again for an ingestion that committed and died here."""
+    for manifest in _manifests(fs, lake, ingestion_id):
+        for item in manifest.get("superseded", []):
+            delete_superseded(fs, lake, Supersede(item["region_dir"], item["below_version"]))
+    fs.delete(lake.staging(ingestion_id))
+
+
+def delete_superseded(fs: LakeFs, lake: Lake, superseded: Supersede) -> int:
+    """Deletes a region's trip_routes and weekly_trips files and models of versions below `below_version`."""
+    deleted = 0
+    for table in (tables.TRIP_ROUTES, tables.WEEKLY_TRIPS):
+        for week in fs.list(lake.uri(table, superseded.region_dir)):
+            for part in fs.list(week.uri):
+                version = VERSIONED_FILE.match(part.name)
+                if version and int(version.group(1)) < superseded.below_version:
+                    fs.delete(part.uri)
+                    deleted += 1
+    for model in fs.list(lake.uri(tables.ROUTE_MODELS, superseded.region_dir)):
+        if model.name.startswith("v=") and int(model.name[2:]) < superseded.below_version:
+            fs.delete(model.uri)
+            deleted += 1
+    return deleted
+
+
+def _manifests(fs: LakeFs, lake: Lake, ingestion_id: str) -> list[dict]:
+    return [
+        _read_json(fs, entry.uri)
+        for entry in fs.list(lake.staging(ingestion_id))
+        if entry.name.endswith(MANIFEST_SUFFIX)
+    ]
+
+
+def _delete_targets(fs: LakeFs, lake: Lake, manifest: dict) -> int:
+    removed = 0
+    for target in manifest["targets"]:
+        uri = lake.uri(target)
+        if fs.exists(uri):
+            fs.delete(uri)
+            removed += 1
+    return removed
+
+
+def _read_json(fs: LakeFs, uri: str) -> dict:
+    return json.loads(fs.read_text(uri))
+
+
+def _write_record(spark: SparkSession, fs: LakeFs, lake: Lake, intent: dict, status: str, error: dict | None) -> dict:
+    counts = intent.get("counts") if status == SUCCEEDED else None
+    row = {
+        "ingestion_id": intent["ingestion_id"],
+        "source_uri": intent["source_uri"],
+        "status": status,
+        **{name: int((counts or {}).get(name, 0)) for name in COUNT_FIELDS},
+        "started_at": datetime.fromisoformat(intent["started_at"]),
+        "finished_at": datetime.now(timezone.utc),
+        "error": json.dumps(error) if error else None,
+    }
+    ingestion_id = intent["ingestion_id"]
+    write_single_parquet(
+        spark.createDataFrame([row], tables.INGESTIONS_SCHEMA),
+        lake.staging(ingestion_id, "record"),
+        lake.ingestion_record(ingestion_id),
+        fs,
+    )
+    return row
