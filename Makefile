@@ -10,7 +10,7 @@ PY      := $(BIN)/python
 CHECKOV_VENV  := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.setup-done
 
-.PHONY: help setup demo batch-demo test check-infra bench bench-scale bench-events package constraints clean
+.PHONY: help setup demo batch-demo test check-infra bench bench-scale bench-events package infra-tables constraints clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -62,6 +62,9 @@ bench-events: $(STAMP)  ## upload -> RECEIVED and upload -> SUCCEEDED latency of
 
 package: $(STAMP)  ## build .local/package: spark_jobs.zip and the job entry points that EMR Serverless runs
 	$(PY) -m triplake.package --out .local/package
+
+infra-tables: $(STAMP)  ## write infra/tables.tf.json (Terraform's Glue tables) from sql/ddl
+	$(PY) -m triplake.aws.glue > infra/tables.tf.json
 
 constraints: $(STAMP)  ## re-resolve requirements.txt and pin every package of the resolve in constraints.txt
 	$(PY) -m pip install --dry-run --ignore-installed --quiet --disable-pip-version-check \

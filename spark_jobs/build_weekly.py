@@ -67,6 +67,9 @@ def build_weekly(spark: SparkSession, lake_root: str, ingestion_id: str, commit:
     session.configure(spark)
     started = time.perf_counter()
     fs, lake = LakeFs(spark), Lake(lake_root)
+    if publish.is_committed(spark, fs, lake, ingestion_id) is not None:
+        logger.info("ingestion %s is recorded already: nothing to count or commit", ingestion_id)
+        return WeeklyResult(ingestion_id, [], 0.0, {}, committed=False)
     publication = publish.Publication(spark, fs, lake, ingestion_id, "build_weekly").begin()
     files = ingestion_route_files(spark, fs, lake, ingestion_id)
     partitions: set[str] = set()

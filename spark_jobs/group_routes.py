@@ -402,6 +402,9 @@ def group_routes(
     step_started = time.perf_counter()
     options = options or RouteOptions()
     fs, lake = LakeFs(spark), Lake(lake_root)
+    if publish.is_committed(spark, fs, lake, ingestion_id) is not None:
+        logger.info("ingestion %s is recorded already: its routes cannot change", ingestion_id)
+        return RoutesResult(ingestion_id, 0, 0.0, 0.0, [])
     publication = publish.Publication(spark, fs, lake, ingestion_id, "group_routes").begin()
     batch_files = ingestion_trip_files(spark, fs, lake, ingestion_id)
 

@@ -555,6 +555,8 @@ def ingest_file(
     fs, lake = LakeFs(spark), Lake(lake_root)
     publish.check_lease(fs, lake, ingestion_id)
     publish.recover(spark, fs, lake)
+    if fs.exists(lake.ingestion_record(ingestion_id)):
+        raise ValueError(f"ingestion {ingestion_id} is recorded already: ingest the file again under a new id")
     intent = {"ingestion_id": ingestion_id, "source_uri": source_uri, "started_at": started_at.isoformat()}
     publish.write_intent(fs, lake, intent)
 

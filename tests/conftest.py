@@ -84,6 +84,13 @@ def read_table(lake_uri: str, relative: str, partitioned: bool = False) -> pa.Ta
 
 
 
+def lake_rows(lake_root: str, query: str, settings: Settings | None = None) -> list[dict]:
+    """A query's rows as a reader sees them: through the views of sql/views on DuckDB (committed ingestions only)."""
+    from triplake.sql_engine import LocalEngine, Statement
+
+    return LocalEngine(lake_root, settings or Settings()).run(Statement(query), {}).records()
+
+
 @pytest.fixture(scope="session")
 def sample_lake(spark, tmp_path_factory) -> str:
     """A lake holding the 100-row sample after the whole batch pipeline (trips, routes, weekly tables)."""

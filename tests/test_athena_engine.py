@@ -83,7 +83,7 @@ def test_a_bbox_with_an_explicit_window_is_one_query_whose_parameters_follow_the
 
 
 def test_ddl_gets_its_location_from_the_lake_root_and_takes_no_parameters(athena, test_settings):
-    ddl = statement("ddl/trips").with_lake_root("s3://triplake-lake/")
+    ddl = statement("ddl/trips_files").with_lake_root("s3://triplake-lake/")
     AthenaEngine(test_settings, athena).run(ddl, {})
     [execution] = last_executions(athena, 1)
     assert "LOCATION 's3://triplake-lake/curated/trips/'" in execution["Query"]
@@ -108,7 +108,7 @@ def test_cli_creates_a_table_in_athena_under_the_lake_root_and_answers_through_a
 
     moto_cli_settings()
     assert cli.main(["sql", "--engine", "athena", "--lake-root", "s3://lake-bucket/lake",
-                     "--file", "sql/ddl/weekly_trips.sql"]) == 0
+                     "--file", "sql/ddl/weekly_trips_files.sql"]) == 0
     [execution] = last_executions(athena, 1)
     assert "LOCATION 's3://lake-bucket/lake/marts/weekly_trips/'" in execution["Query"]
 

@@ -16,7 +16,7 @@ import hcl2
 import pytest
 
 from spark_jobs.common import tables as lake_tables
-from triplake.aws.glue import table_input
+from triplake.aws.glue import table_input, terraform_tables
 from triplake.events import INPUT_SUFFIXES
 from triplake.settings import REPO_ROOT, Settings
 from triplake.sql_engine import table_definitions
@@ -128,29 +128,19 @@ def test_the_lake_root_is_the_lake_bucket_and_prefix_and_the_package_lies_beside
     assert not package.startswith(lake_root), "the package must not live inside the lake the jobs overwrite"
 
 
-def test_glue_tables_have_the_columns_partitions_and_locations_of_sql_ddl():
-    terraform_tables = resolve_tables()
-    ddl = {table.name: table for table in table_definitions()}
-    assert set(terraform_tables) == set(ddl)
-    for name, table in ddl.items():
+def test_glue_tables_are_generated_from_sql_ddl_and_the_committed_file_has_not_drifted():
+    committed = json.loads((INFRA / "tables.tf.json").read_text())
+    assert committed == terraform_tables(), "sql/ddl changed: run `make infra-tables` and commit infra/tables.tf.json"
+    declared = committed["locals"]["tables"]
+    assert set(declared) == {table.name for table in table_definitions()}
+    for table in table_definitions():
         expected = table_input(table, "")
-        columns = [(column["Name"], column["Type"]) for column in expected["StorageDescriptor"]["Columns"]]
-        partitions = [(column["Name"], column["Type"]) for column in expected["PartitionKeys"]]
-        declared = terraform_tables[name]
-        assert declared["columns"] == columns, name
-        assert declared["partition_keys"] == partitions, name
-        assert declared["location"] == table.location, name
-
-
-def resolve_tables() -> dict[str, dict[str, Any]]:
-    def pairs(columns):
-        return [(unquote(column["name"]), unquote(column["type"])) for column in columns]
-
-    return {
-        name: {"location": unquote(body["location"]), "columns": pairs(body["columns"]),
-               "partition_keys": pairs(body["partition_keys"])}
-        for name, body in root_locals()["tables"].items()
-    }
+        assert [(c["name"], c["type"]) for c in declared[table.name]["columns"]] == [
+            (c["Name"], c["Type"]) for c in expected["StorageDescriptor"]["Columns"]]
+        assert declared[table.name]["location"] == table.location
+    glue_tables = [body for block in parsed(INFRA / "main.tf")["resource"] for kind, body in block.items()
+                   if unquote(kind) == "aws_glue_catalog_table"]
+    assert [table['"this"']["for_each"] for table in glue_tables] == ["${local.tables}"]
 
 
 def test_lifecycle_prefixes_are_the_lake_layout():

@@ -8,10 +8,13 @@ import boto3
 import pyarrow.parquet as pq
 
 from spark_jobs import ingest
-from tests.conftest import MOTO_CREDENTIALS, SAMPLE
+from spark_jobs.common import publish
+from spark_jobs.common.lake import Lake
+from spark_jobs.common.lakefs import LakeFs
+from tests.conftest import MOTO_CREDENTIALS, SAMPLE, lake_rows
 
 
-def test_sample_ingested_from_s3_into_an_s3_lake(spark, moto_endpoint):
+def test_sample_ingested_from_s3_into_an_s3_lake(spark, moto_endpoint, test_settings):
     s3 = boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1", **MOTO_CREDENTIALS)
     s3.create_bucket(Bucket="landing")
     s3.create_bucket(Bucket="lake")
@@ -32,4 +35,10 @@ def test_sample_ingested_from_s3_into_an_s3_lake(spark, moto_endpoint):
     assert rows == 100
     raw_key = f"triplake/raw/{result.ingestion_id}/trips sample.csv"
     assert s3.get_object(Bucket="lake", Key=raw_key)["Body"].read() == SAMPLE.read_bytes()
+    assert lake_rows("s3://lake/triplake", "select count(*) as n from trips", test_settings) == [{"n": 0}]
+
+    publish.commit(spark, LakeFs(spark), Lake("s3://lake/triplake"), result.ingestion_id)
+    keys = [item["Key"] for item in s3.list_objects_v2(Bucket="lake", Prefix="triplake/")["Contents"]]
     assert f"triplake/curated/ingestions/{result.ingestion_id}.parquet" in keys
+    assert not [key for key in keys if key.startswith("triplake/_staging/") and result.ingestion_id in key]
+    assert lake_rows("s3://lake/triplake", "select count(*) as n from trips", test_settings) == [{"n": 100}]

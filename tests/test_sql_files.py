@@ -20,6 +20,7 @@ from triplake.sql_engine import (
     SqlCache,
     SqlError,
     Statement,
+    ordered_views,
     statement,
     statements,
     table_definitions,
@@ -30,12 +31,24 @@ SPARK_TO_ATHENA = {T.StringType(): "string", T.DoubleType(): "double", T.LongTyp
                    T.IntegerType(): "int", T.TimestampType(): "timestamp"}
 # The table each DDL file declares, with the Spark schema and location its writer uses.
 WRITTEN_BY_SPARK = {
-    "trips": (tables.TRIPS, tables.TRIPS_SCHEMA),
-    "trip_routes": (tables.TRIP_ROUTES, tables.TRIP_ROUTES_SCHEMA),
-    "routes": (tables.ROUTES, tables.ROUTES_SCHEMA),
-    "weekly_trips": (tables.WEEKLY_TRIPS, tables.WEEKLY_TRIPS_SCHEMA),
+    "trips_files": (tables.TRIPS, tables.TRIPS_SCHEMA),
+    "trip_routes_files": (tables.TRIP_ROUTES, tables.TRIP_ROUTES_SCHEMA),
+    "route_models": (tables.ROUTE_MODELS, tables.ROUTE_MODELS_SCHEMA),
+    "weekly_trips_files": (tables.WEEKLY_TRIPS, tables.WEEKLY_TRIPS_SCHEMA),
     "ingestions": (tables.INGESTIONS, tables.INGESTIONS_SCHEMA),
-    "rejected_rows": (tables.REJECTED_ROWS, tables.REJECTED_ROWS_SCHEMA),
+    "rejected_rows_files": (tables.REJECTED_ROWS, tables.REJECTED_ROWS_SCHEMA),
+}
+# What readers query: the contract's tables (views over the files of committed ingestions) with their columns.
+READER_TABLES = {
+    "trips": ["trip_id", "region", "origin_lon", "origin_lat", "destination_lon", "destination_lat", "started_at",
+              "datasource", "week_start", "ingestion_id"],
+    "trip_routes": ["trip_id", "region", "route_id", "week_start", "model_version"],
+    "routes": ["region", "route_id", "trips", "origin_lon", "origin_lat", "destination_lon", "destination_lat",
+               "typical_hour", "k", "silhouette", "trained_at", "model_version"],
+    "weekly_trips": ["region", "route_id", "week_start", "trips"],
+    "ingestions": ["ingestion_id", "source_uri", "status", "rows_read", "rows_valid", "rows_rejected",
+                   "duplicates_in_batch", "already_present", "rows_written", "started_at", "finished_at", "error"],
+    "rejected_rows": ["ingestion_id", "line_number", "raw_line", "reason"],
 }
 # A value for every parameter any query takes, valid for the sample.
 SAMPLE_PARAMETERS = {
@@ -64,14 +77,27 @@ def test_the_ddl_declares_every_table_the_spark_jobs_write_with_the_same_columns
         expected = {field.name: SPARK_TO_ATHENA[field.dataType] for field in schema.fields}
         expected |= {"week_start": "date"} if "week_start" in columns else {}
         assert columns == expected, name
-    assert [name for name, _ in declared["trips"].partition_columns] == ["region", "week_start"]
+    assert [name for name, _ in declared["trips_files"].partition_columns] == ["region", "week_start"]
+
+
+def test_readers_find_the_contract_tables_with_their_columns(sample_lake):
+    connection = LocalEngine(sample_lake, Settings()).connection
+    for name, columns in READER_TABLES.items():
+        assert connection.sql(f"select * from {name}").columns == columns, name
+
+
+def test_views_are_created_after_the_views_they_read():
+    order = [view.expression.this.name for view in ordered_views()]
+    assert order.index("committed_ingestions") < order.index("trips") < order.index("trips_with_routes")
+    assert order.index("route_model_versions") < order.index("weekly_trips") < order.index("routes")
+    assert set(order) == {view.expression.this.name for view in statements("views")}
 
 
 def test_a_lake_root_fills_in_the_ddl_location():
-    ddl = statement("ddl/trips").with_lake_root("s3://lake-bucket/prefix/")
+    ddl = statement("ddl/trips_files").with_lake_root("s3://lake-bucket/prefix/")
     assert "LOCATION 's3://lake-bucket/prefix/curated/trips/'" in ddl.expression.sql("athena")
     with pytest.raises(SqlError, match="quote"):
-        statement("ddl/trips").with_lake_root("s3://x' --")
+        statement("ddl/trips_files").with_lake_root("s3://x' --")
 
 
 def test_named_parameters_become_duckdb_parameters_and_athena_positional_ones_in_text_order():
@@ -120,7 +146,7 @@ def test_tables_nothing_was_written_to_are_empty_with_their_declared_columns(sam
 def test_ddl_does_not_run_locally_and_bad_sql_is_a_clear_error(sample_lake):
     engine = LocalEngine(sample_lake, Settings())
     with pytest.raises(SqlError, match="runs in Athena"):
-        engine.run(statement("ddl/trips"), {})
+        engine.run(statement("ddl/trips_files"), {})
     with pytest.raises(SqlError, match="nonsense"):
         engine.run(Statement("select nonsense from trips"), {})
     with pytest.raises(SqlError, match="exactly one"):

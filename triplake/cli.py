@@ -82,6 +82,8 @@ def _routes_table(result) -> Table:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from spark_jobs.common.lease import LeaseLostError
+    from triplake.lease import LakeBusyError
     from triplake.pipeline import run_pipeline
     from triplake.spark import build_local_session
     from triplake.uris import local_path, to_uri
@@ -96,10 +98,18 @@ def _run(args: argparse.Namespace) -> int:
     if missing:
         raise UsageError(f"input file not found: {', '.join(missing)}")
 
+    def waiting(holder) -> None:
+        stderr.print(f"waiting for the lake (up to {settings.lake_lease_wait_seconds:.0f} s): it is being written by "
+                     f"{holder.describe()}")
+
     with stderr.status("starting Spark (local mode)...", spinner="dots"):
         spark = build_local_session(settings)
-    with stderr.status(f"ingesting {len(inputs)} file(s) and grouping their trips into routes...", spinner="dots"):
-        result = run_pipeline(spark, inputs, lake_root, refit=args.refit)
+    try:
+        with stderr.status(f"ingesting {len(inputs)} file(s) and grouping their trips into routes...", spinner="dots"):
+            result = run_pipeline(spark, inputs, lake_root, refit=args.refit, settings=settings, on_wait=waiting)
+    except (LakeBusyError, LeaseLostError) as problem:
+        stderr.print(f"[red]error:[/red] {problem}")
+        return 1
 
     if args.json:
         print(json.dumps(result.to_dict(), default=str))
@@ -115,8 +125,8 @@ def _run(args: argparse.Namespace) -> int:
                 console.print(f"  [red]{ingestion.ingestion_id} FAILED[/red] ({ingestion.error['kind']}): {ingestion.error['message']}")
         if result.routes:
             console.print(_routes_table(result))
-        console.print(f"Raw copies under {lake_root}/raw, trips in {lake_root}/curated/trips, "
-                      f"routes in {lake_root}/curated/routes.")
+        console.print(f"Raw copies under {lake_root}/raw; query the lake with `triplake sql` or "
+                      "`triplake weekly-average` (tables trips, routes, weekly_trips, ingestions, rejected_rows).")
     for ingestion in result.ingestions:
         if ingestion.error:
             stderr.print(f"[red]error:[/red] {ingestion.source_uri}: {ingestion.error['message']}")
@@ -179,6 +189,8 @@ def _weekly_average(args: argparse.Namespace) -> int:
 def _sql(args: argparse.Namespace) -> int:
     from triplake.sql_engine import SqlError, Statement, result_value
 
+    if args.create_views:
+        return _create_views(args)
     try:
         statement = Statement.from_file(args.file) if args.file else Statement(args.query)
         if statement.is_ddl:
@@ -204,6 +216,19 @@ def _sql(args: argparse.Namespace) -> int:
         for row in rows:
             table.add_row(*("" if value is None else str(value) for value in row))
         Console(width=None if Console().is_terminal else 160).print(table)
+    return 0
+
+
+def _create_views(args: argparse.Namespace) -> int:
+    from triplake.sql_engine import SqlError, ordered_views
+
+    engine = _engine(args)
+    try:
+        for view in ordered_views():
+            engine.run(view, {})
+            stderr.print(f"created view {view.expression.this.name}")
+    except SqlError as problem:
+        raise UsageError(str(problem)) from problem
     return 0
 
 
@@ -398,6 +423,8 @@ def build_parser() -> argparse.ArgumentParser:
     source = sql.add_mutually_exclusive_group(required=True)
     source.add_argument("query", nargs="?", help="the statement, e.g. \"select region, count(*) from trips group by region\"")
     source.add_argument("--file", type=Path, help="a file holding one statement, e.g. sql/queries/regions_of_datasource.sql")
+    source.add_argument("--create-views", action="store_true",
+                        help="create every view of sql/views, each after the views it reads (once per Athena catalog)")
     sql.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="value of a :NAME parameter")
     sql.add_argument("--format", choices=("table", "json", "csv"), default="table")
     sql.set_defaults(handler=_sql)

@@ -14,11 +14,9 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 
-from spark_jobs.common import tables
-from triplake.lake_files import table_dataset
 from triplake.settings import Settings
+from triplake.sql_engine import LocalEngine, statement
 
 SAMPLE_TRIPS = 20_000
 SEED = 7
@@ -41,23 +39,20 @@ def hour_text(hour: float) -> str:
 
 
 def load_region(lake_root: str, region: str, settings: Settings, sample: int = SAMPLE_TRIPS) -> RegionPicture:
-    routes_data = table_dataset(lake_root, tables.ROUTES, settings, partitioned=False)
-    routes = [] if routes_data is None else routes_data.to_table(filter=ds.field("region") == region).to_pylist()
+    """The region's routes and a sample of its trips, as readers see them (the views: committed ingestions only)."""
+    engine = LocalEngine(lake_root, settings)
+    routes = engine.run(statement("queries/routes_of_region"), {"region": region}).records()
     if not routes:
-        known = [] if routes_data is None else sorted(set(routes_data.to_table(columns=["region"])["region"].to_pylist()))
+        known = [row["region"] for row in engine.run(statement("queries/regions_with_routes"), {}).records()]
         raise NoRoutesError(
             f"no routes for region {region!r} in {lake_root}"
             + (f"; regions with routes: {', '.join(known)}" if known else "; run `triplake run` on some trips first")
         )
-    coordinates = ["trip_id", "origin_lon", "origin_lat", "destination_lon", "destination_lat"]
-    trips = table_dataset(lake_root, tables.TRIPS, settings).to_table(columns=coordinates, filter=ds.field("region") == region)
+    trips = engine.arrow(statement("queries/trips_of_region"), {"region": region})
     if trips.num_rows > sample:
         picked = np.sort(np.random.default_rng(SEED).choice(trips.num_rows, sample, replace=False))
         trips = trips.take(pa.array(picked))
-    assigned = table_dataset(lake_root, tables.TRIP_ROUTES, settings).to_table(
-        columns=["trip_id", "route_id"], filter=ds.field("region") == region
-    )
-    return RegionPicture(region, sorted(routes, key=lambda route: route["route_id"]), trips.join(assigned, "trip_id"))
+    return RegionPicture(region, routes, trips)
 
 
 def draw(picture: RegionPicture, out: Path) -> Path:

@@ -368,9 +368,17 @@ class LocalEngine:
             relation = self.connection.sql(f"select {nulls} where false")
         relation.create_view(table.name)
 
-    def run(self, statement: Statement, values: Mapping[str, str]) -> QueryResult:
+    def arrow(self, statement: Statement, values: Mapping[str, str]):
+        """The statement's result as a pyarrow Table (for results too large for Python tuples)."""
         import duckdb
 
+        compiled = self._compiled(statement, values)
+        try:
+            return self.connection.execute(compiled.sql, {name: values[name] for name in compiled.parameters}).to_arrow_table()
+        except duckdb.Error as problem:
+            raise SqlError(f"{statement.name}: {problem}") from problem
+
+    def _compiled(self, statement: Statement, values: Mapping[str, str]) -> DuckDbStatement:
         compiled = self.cache.statement(statement)
         if compiled.is_ddl:
             raise SqlError(
@@ -378,6 +386,12 @@ class LocalEngine:
                 "locally the tables are read straight from the lake's files"
             )
         check_parameters(statement.name, compiled.parameters, values)
+        return compiled
+
+    def run(self, statement: Statement, values: Mapping[str, str]) -> QueryResult:
+        import duckdb
+
+        compiled = self._compiled(statement, values)
         try:
             cursor = self.connection.execute(compiled.sql, {name: values[name] for name in compiled.parameters})
             rows = cursor.fetchall()

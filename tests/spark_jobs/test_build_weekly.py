@@ -1,4 +1,4 @@
-"""The weekly table: counts per region, route and ISO week, rebuilt only where an ingestion changed routes."""
+"""The weekly table: counts per region, route and ISO week, added by each ingestion for the weeks it touched."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import json
 from collections import Counter
 
 from spark_jobs import build_weekly, group_routes, ingest
-from tests.conftest import SAMPLE, read_table
 from spark_jobs.group_routes import RouteOptions
+from tests.conftest import SAMPLE, lake_rows, read_table
 
 QUICK = RouteOptions(max_k=4, silhouette_sample_rows=2_000)
 
@@ -19,26 +19,31 @@ def run(spark, path, lake_root):
 
 
 def weekly(lake_root) -> dict[tuple[str, str, str], int]:
-    rows = read_table(lake_root, "marts/weekly_trips", partitioned=True).to_pylist()
-    return {(row["region"], row["route_id"], row["week_start"]): row["trips"] for row in rows}
+    rows = lake_rows(lake_root, "select * from weekly_trips")
+    return {(row["region"], row["route_id"], row["week_start"].isoformat()): row["trips"] for row in rows}
 
 
 def expected_from_lake(lake_root) -> Counter:
-    """The weekly counts computed independently from trip_routes, with pyarrow."""
+    """The weekly counts computed independently from the trip_routes files of the current models, with pyarrow."""
     rows = read_table(lake_root, "curated/trip_routes", partitioned=True).to_pylist()
-    return Counter((row["region"], row["route_id"], row["week_start"]) for row in rows)
+    current = {}
+    for row in rows:
+        current[row["region"]] = max(current.get(row["region"], 0), row["model_version"])
+    return Counter((row["region"], row["route_id"], row["week_start"]) for row in rows
+                   if row["model_version"] == current[row["region"]])
 
 
 def test_weekly_counts_on_inline_rows_with_a_null_route_and_a_duplicate(spark):
     frame = spark.createDataFrame(
-        [("a", "Prague", "Prague-01", "2018-05-28"), ("a", "Prague", "Prague-01", "2018-05-28"),
-         ("b", "Prague", "Prague-02", "2018-05-28"), ("c", "Prague", "Prague-01", "2018-06-04"),
-         ("d", "Turin", None, "2018-05-28")],
-        "trip_id string, region string, route_id string, week_start string",
+        [("a", "Prague", "Prague-01", "2018-05-28", 1), ("a", "Prague", "Prague-01", "2018-05-28", 1),
+         ("b", "Prague", "Prague-02", "2018-05-28", 1), ("c", "Prague", "Prague-01", "2018-06-04", 1),
+         ("d", "Turin", None, "2018-05-28", 1), ("e", "Turin", None, "2018-05-28", 2)],
+        "trip_id string, region string, route_id string, week_start string, model_version int",
     )
-    result = {tuple(row[:3]): row["trips"] for row in build_weekly.weekly_counts(frame).collect()}
-    assert result == {("Prague", "Prague-01", "2018-05-28"): 2, ("Prague", "Prague-02", "2018-05-28"): 1,
-                      ("Prague", "Prague-01", "2018-06-04"): 1, ("Turin", None, "2018-05-28"): 1}
+    result = {tuple(row[:4]): row["trips"] for row in build_weekly.weekly_counts(frame).collect()}
+    assert result == {("Prague", "Prague-01", "2018-05-28", 1): 2, ("Prague", "Prague-02", "2018-05-28", 1): 1,
+                      ("Prague", "Prague-01", "2018-06-04", 1): 1, ("Turin", None, "2018-05-28", 1): 1,
+                      ("Turin", None, "2018-05-28", 2): 1}
 
 
 def test_trips_by_route_sums_the_weeks_of_each_route(spark):
@@ -61,7 +66,7 @@ def test_the_sample_gives_weekly_counts_that_add_up_to_its_trips(spark, lake_roo
     assert {week for _, _, week in table} == {"2018-04-30", "2018-05-07", "2018-05-14", "2018-05-21", "2018-05-28"}
 
 
-def test_a_second_file_rebuilds_only_its_weeks_and_a_rerun_changes_nothing(spark, lake_root, tmp_path):
+def test_a_second_file_adds_counts_only_to_its_weeks_and_a_rerun_changes_nothing(spark, lake_root, tmp_path):
     lines = SAMPLE.read_text().splitlines()
     header, rows = lines[0], lines[1:]
     may_28 = [row for row in rows if "2018-05-28" <= row.split(",")[3][:10] <= "2018-06-03"]
@@ -78,21 +83,25 @@ def test_a_second_file_rebuilds_only_its_weeks_and_a_rerun_changes_nothing(spark
     after = weekly(lake_root)
     assert {key: value for key, value in after.items() if key[2] != "2018-05-28"} == before
     assert after == dict(expected_from_lake(lake_root)) and sum(after.values()) == 100
-    build_weekly.build_weekly(spark, lake_root, result.ingestion_id)
+    build_weekly.build_weekly(spark, lake_root, result.ingestion_id)  # a rerun of the committed step
     assert weekly(lake_root) == after
-    # the routes table: each route's trips in the whole lake, as counted from trip_routes
-    routes = read_table(lake_root, "curated/routes").to_pylist()
+    # the routes view: each route's trips in the whole lake, as counted from trip_routes
+    routes = lake_rows(lake_root, "select * from routes")
     assert {row["route_id"]: row["trips"] for row in routes} == dict(
         Counter(read_table(lake_root, "curated/trip_routes", partitioned=True)["route_id"].to_pylist())
     )
-    assert result.routes == {region: [row for row in routes if row["region"] == region] for region in result.routes}
+    assert {region: {row["route_id"]: row["trips"] for row in rows} for region, rows in result.routes.items()} == {
+        region: {row["route_id"]: row["trips"] for row in routes if row["region"] == region} for region in result.routes
+    }
 
 
 def test_the_job_prints_its_report_as_json_with_the_routes_it_published(spark, lake_root, capsys):
     ingestion = ingest.ingest_file(spark, SAMPLE.as_uri(), lake_root)
     group_routes.group_routes(spark, lake_root, ingestion.ingestion_id, options=QUICK)
+    assert lake_rows(lake_root, "select count(*) as trips from trips") == [{"trips": 0}], "not committed yet"
     capsys.readouterr()
     assert build_weekly.main(["--lake-root", lake_root, "--ingestion-id", ingestion.ingestion_id]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert len(report["partition_paths"]) == 15
+    assert len(report["partition_paths"]) == 15 and report["committed"]
     assert sum(route["trips"] for rows in report["routes"].values() for route in rows) == 100
+    assert lake_rows(lake_root, "select count(*) as trips from trips") == [{"trips": 100}]

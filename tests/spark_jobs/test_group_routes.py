@@ -12,7 +12,7 @@ from sklearn.metrics import adjusted_rand_score
 
 from spark_jobs import build_weekly, group_routes, ingest
 from spark_jobs.group_routes import RouteOptions
-from tests.conftest import SAMPLE, read_table
+from tests.conftest import SAMPLE, lake_rows, read_table
 from triplake.generate import NOISE_ROUTE, GenerateOptions, generate
 from triplake.identity import planted_routes
 
@@ -21,18 +21,27 @@ QUICK = RouteOptions(max_k=6, silhouette_sample_rows=2_000)
 
 
 def ingest_and_route(spark, path: Path, lake_root: str, **kwargs):
+    """One whole ingestion (ingest, routes, the weekly step that commits it); the routes step's result."""
     ingestion = ingest.ingest_file(spark, path.as_uri(), lake_root)
     assert ingestion.status == "SUCCEEDED"
-    return ingestion, group_routes.group_routes(spark, lake_root, ingestion.ingestion_id, **kwargs)
+    routes = group_routes.group_routes(spark, lake_root, ingestion.ingestion_id, **kwargs)
+    build_weekly.build_weekly(spark, lake_root, ingestion.ingestion_id)
+    return ingestion, routes
 
 
 def trip_routes(lake_root: str) -> dict[str, str]:
-    table = read_table(lake_root, "curated/trip_routes", partitioned=True)
-    return dict(zip(table["trip_id"].to_pylist(), table["route_id"].to_pylist()))
+    """trip_id -> route_id as readers see it (the trip_routes view); each trip at most once."""
+    rows = lake_rows(lake_root, "select trip_id, route_id from trip_routes")
+    assert len({row["trip_id"] for row in rows}) == len(rows), "a trip has more than one current route"
+    return {row["trip_id"]: row["route_id"] for row in rows}
 
 
 def trip_ids(lake_root: str) -> list[str]:
-    return read_table(lake_root, "curated/trips", partitioned=True)["trip_id"].to_pylist()
+    return [row["trip_id"] for row in lake_rows(lake_root, "select trip_id from trips")]
+
+
+def routes_table(lake_root: str) -> list[dict]:
+    return lake_rows(lake_root, "select * from routes order by region, route_id")
 
 
 # --- pure transforms ---------------------------------------------------------------------------------
@@ -88,14 +97,14 @@ def test_planted_routes_are_found_with_an_adjusted_rand_index_of_at_least_0_9(sp
 # --- behaviour -----------------------------------------------------------------------------------------
 
 def test_the_sample_file_gives_every_trip_a_route(spark, lake_root):
-    ingestion, result = ingest_and_route(spark, SAMPLE, lake_root, options=QUICK)
-    build_weekly.build_weekly(spark, lake_root, ingestion.ingestion_id)  # publishes the routes table
+    _, result = ingest_and_route(spark, SAMPLE, lake_root, options=QUICK)
 
     routes = trip_routes(lake_root)
     assert sorted(routes) == sorted(trip_ids(lake_root)) and len(routes) == 100
     assert result.trips_assigned == 100
     assert {region.region for region in result.regions} == {"Prague", "Turin", "Hamburg"}
-    table = read_table(lake_root, "curated/routes").to_pylist()
+    assert {region.model_version for region in result.regions} == {1}
+    table = routes_table(lake_root)
     assert sum(row["trips"] for row in table) == 100
     assert {row["route_id"] for row in table} == set(routes.values())
     assert all(row["route_id"].startswith(row["region"] + "-") and 0 <= row["typical_hour"] < 24 for row in table)
@@ -107,35 +116,42 @@ def test_the_same_data_gives_the_same_route_ids_and_a_new_file_reuses_the_model(
     generate(GenerateOptions(rows=1_000, seed=6), second)
     lake_a, lake_b = (tmp_path / "a").as_uri(), (tmp_path / "b").as_uri()
 
-    first_a, _ = ingest_and_route(spark, first, lake_a, options=QUICK)
+    ingest_and_route(spark, first, lake_a, options=QUICK)
     ingest_and_route(spark, first, lake_b, options=QUICK)
     assert trip_routes(lake_a) == trip_routes(lake_b)
 
-    build_weekly.build_weekly(spark, lake_a, first_a.ingestion_id)
-    models_before = read_table(lake_a, "curated/routes").to_pylist()
-    ingestion, result = ingest_and_route(spark, second, lake_a, options=QUICK)
-    build_weekly.build_weekly(spark, lake_a, ingestion.ingestion_id)
+    models_before = routes_table(lake_a)
+    _, result = ingest_and_route(spark, second, lake_a, options=QUICK)
     assert not any(region.refitted for region in result.regions)
     routes = trip_routes(lake_a)
     assert sorted(routes) == sorted(trip_ids(lake_a))  # the new trips too, each once
-    models_after = read_table(lake_a, "curated/routes").to_pylist()
+    models_after = routes_table(lake_a)
     assert [(r["route_id"], r["trained_at"]) for r in models_after] == [(r["route_id"], r["trained_at"]) for r in models_before]
     assert sum(row["trips"] for row in models_after) == len(routes) == 4_000
 
 
-def test_refit_retrains_and_reassigns_every_trip_once(spark, lake_root, tmp_path):
-    data = tmp_path / "trips.csv"
+def test_refit_is_a_new_model_version_that_replaces_the_old_routes_as_one_unit(spark, lake_root, tmp_path):
+    data, more = tmp_path / "trips.csv", tmp_path / "more.csv"
     generate(GenerateOptions(rows=2_000, seed=8), data)
-    ingestion, first = ingest_and_route(spark, data, lake_root, options=QUICK)
+    generate(GenerateOptions(rows=500, seed=9), more)
+    _, first = ingest_and_route(spark, data, lake_root, options=QUICK)
+    ingestion = ingest.ingest_file(spark, more.as_uri(), lake_root)
     again = group_routes.group_routes(spark, lake_root, ingestion.ingestion_id, refit=True, options=QUICK)
 
-    assert all(region.refitted for region in again.regions)
+    assert all(region.refitted and region.model_version == 2 for region in again.regions)
     assert {region.trained_at for region in again.regions}.isdisjoint({region.trained_at for region in first.regions})
+    # Before the commit, readers still see the first model's routes for the first file's trips only.
+    assert {row["model_version"] for row in routes_table(lake_root)} == {1}
+    assert len(trip_routes(lake_root)) == 2_000
     build_weekly.build_weekly(spark, lake_root, ingestion.ingestion_id)
-    trained = {row["trained_at"].isoformat() for row in read_table(lake_root, "curated/routes").to_pylist()}
-    assert trained == {region.trained_at for region in again.regions}
-    table = read_table(lake_root, "curated/trip_routes", partitioned=True)
-    assert sorted(table["trip_id"].to_pylist()) == sorted(trip_ids(lake_root))
+    table = routes_table(lake_root)
+    assert {row["trained_at"].replace(tzinfo=timezone.utc).isoformat() for row in table} == {
+        region.trained_at for region in again.regions}
+    assert {row["model_version"] for row in table} == {2} and sum(row["trips"] for row in table) == 2_500
+    assert sorted(trip_routes(lake_root)) == sorted(trip_ids(lake_root))
+    # The superseded version is gone from the files once the refit committed.
+    files = read_table(lake_root, "curated/trip_routes", partitioned=True)
+    assert set(files["model_version"].to_pylist()) == {2} and files.num_rows == 2_500
 
 
 @pytest.mark.parametrize("trips", [1, 3])
@@ -156,11 +172,17 @@ def test_a_region_with_fewer_trips_than_the_minimum_k_still_gets_routes(spark, l
 
 
 def test_rerunning_the_routes_step_of_an_ingestion_leaves_what_one_run_leaves(spark, lake_root):
-    ingestion, _ = ingest_and_route(spark, SAMPLE, lake_root, options=QUICK)
-    once = trip_routes(lake_root)
+    ingestion = ingest.ingest_file(spark, SAMPLE.as_uri(), lake_root)
     group_routes.group_routes(spark, lake_root, ingestion.ingestion_id, options=QUICK)
+    group_routes.group_routes(spark, lake_root, ingestion.ingestion_id, options=QUICK)
+    build_weekly.build_weekly(spark, lake_root, ingestion.ingestion_id)
+    once = trip_routes(lake_root)
     table = read_table(lake_root, "curated/trip_routes", partitioned=True)
-    assert table.num_rows == 100 and trip_routes(lake_root) == once
+    assert table.num_rows == 100 and len(once) == 100
+    assert len(read_table(lake_root, "curated/route_models").to_pylist()) == len(routes_table(lake_root))
+    # and a rerun after the commit changes nothing
+    group_routes.group_routes(spark, lake_root, ingestion.ingestion_id, options=QUICK)
+    assert read_table(lake_root, "curated/trip_routes", partitioned=True).num_rows == 100 and trip_routes(lake_root) == once
 
 
 @pytest.mark.parametrize("bad", [dict(min_k=1), dict(min_k=5, max_k=4), dict(silhouette_sample_rows=5)])

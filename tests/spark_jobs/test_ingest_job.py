@@ -11,8 +11,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from spark_jobs import ingest
+from spark_jobs.common import publish
+from spark_jobs.common.lake import Lake
 from spark_jobs.common.lakefs import LakeFs
-from tests.conftest import BAD_ROWS, SAMPLE, read_table
+from tests.conftest import BAD_ROWS, SAMPLE, lake_rows, read_table
 from triplake.generate import GenerateOptions, generate
 
 
@@ -24,8 +26,16 @@ def trips(lake_root: str):
     return read_table(lake_root, "curated/trips", partitioned=True)
 
 
+def ingest_committed(spark, uri: str, lake_root: str) -> ingest.IngestionResult:
+    """The ingest step, then the commit (what build_weekly does after the routes): the ingestion as readers see it."""
+    result = ingest.ingest_file(spark, uri, lake_root)
+    if result.status == "SUCCEEDED":
+        publish.commit(spark, LakeFs(spark), Lake(lake_root), result.ingestion_id)
+    return result
+
+
 def test_sample_file_end_to_end(spark, lake_root):
-    result = ingest.ingest_file(spark, SAMPLE.as_uri(), lake_root)
+    result = ingest_committed(spark, SAMPLE.as_uri(), lake_root)
 
     assert result.status == "SUCCEEDED"
     counts = result.counts
@@ -51,9 +61,9 @@ def test_sample_file_end_to_end(spark, lake_root):
 
 
 def test_sample_ingested_twice_writes_nothing_the_second_time(spark, lake_root):
-    first = ingest.ingest_file(spark, SAMPLE.as_uri(), lake_root)
+    first = ingest_committed(spark, SAMPLE.as_uri(), lake_root)
     files_after_first = sorted(p.name for p in (lake_path(lake_root) / "curated/trips").rglob("*.parquet"))
-    second = ingest.ingest_file(spark, SAMPLE.as_uri(), lake_root)
+    second = ingest_committed(spark, SAMPLE.as_uri(), lake_root)
 
     assert second.counts.rows_written == 0
     assert second.counts.already_present == second.counts.rows_valid == 100
@@ -64,7 +74,7 @@ def test_sample_ingested_twice_writes_nothing_the_second_time(spark, lake_root):
 
 
 def test_bad_rows_are_kept_with_line_number_and_reason_and_counts_reconcile(spark, lake_root):
-    result = ingest.ingest_file(spark, BAD_ROWS.as_uri(), lake_root)
+    result = ingest_committed(spark, BAD_ROWS.as_uri(), lake_root)
 
     counts = result.counts
     assert counts.reconciles()
@@ -88,7 +98,7 @@ def test_bad_rows_are_kept_with_line_number_and_reason_and_counts_reconcile(spar
 
 
 def test_unsafe_regions_cannot_escape_their_partition_directory(spark, lake_root):
-    ingest.ingest_file(spark, BAD_ROWS.as_uri(), lake_root)
+    ingest_committed(spark, BAD_ROWS.as_uri(), lake_root)
     trips_dir = lake_path(lake_root) / "curated" / "trips"
     assert sorted(p.name for p in trips_dir.iterdir()) == ["region=Prague", "region=Turin"]
     assert not (lake_path(lake_root) / "curated" / "etc").exists()
@@ -99,7 +109,7 @@ def test_wrong_header_fails_the_file_and_writes_no_trips(spark, lake_root, tmp_p
     bad_header = tmp_path / "bad_header.csv"
     bad_header.write_text(SAMPLE.read_text().replace("destination_coord", "dest", 1))
 
-    result = ingest.ingest_file(spark, bad_header.as_uri(), lake_root)
+    result = ingest_committed(spark, bad_header.as_uri(), lake_root)
 
     assert result.status == "FAILED"
     assert result.error["kind"] == "invalid_file"
@@ -114,7 +124,7 @@ def test_wrong_header_fails_the_file_and_writes_no_trips(spark, lake_root, tmp_p
 def test_empty_file_is_an_invalid_file(spark, lake_root, tmp_path):
     empty = tmp_path / "empty.csv"
     empty.write_bytes(b"")
-    result = ingest.ingest_file(spark, empty.as_uri(), lake_root)
+    result = ingest_committed(spark, empty.as_uri(), lake_root)
     assert result.status == "FAILED"
     assert "the file is empty" in result.error["message"]
 
@@ -122,13 +132,13 @@ def test_empty_file_is_an_invalid_file(spark, lake_root, tmp_path):
 def test_header_only_file_succeeds_with_nothing_to_write(spark, lake_root, tmp_path):
     header_only = tmp_path / "header_only.csv"
     header_only.write_text(SAMPLE.read_text().splitlines()[0] + "\n")
-    result = ingest.ingest_file(spark, header_only.as_uri(), lake_root)
+    result = ingest_committed(spark, header_only.as_uri(), lake_root)
     assert result.status == "SUCCEEDED"
     assert result.counts.rows_read == 0 and result.counts.rows_written == 0
 
 
 def test_missing_file_fails_with_a_clear_error(spark, lake_root, tmp_path):
-    result = ingest.ingest_file(spark, (tmp_path / "nope.csv").as_uri(), lake_root)
+    result = ingest_committed(spark, (tmp_path / "nope.csv").as_uri(), lake_root)
     assert result.status == "FAILED"
     assert "does not exist" in result.error["message"]
 
@@ -137,7 +147,7 @@ def test_gzipped_file_gives_the_same_trips_as_the_plain_one(spark, lake_root, tm
     gz = tmp_path / "trips_sample.csv.gz"
     with SAMPLE.open("rb") as plain, gzip.open(gz, "wb") as packed:
         shutil.copyfileobj(plain, packed)
-    result = ingest.ingest_file(spark, gz.as_uri(), lake_root)
+    result = ingest_committed(spark, gz.as_uri(), lake_root)
     assert result.counts.rows_written == 100
     assert sorted(trips(lake_root)["trip_id"].to_pylist()) == sorted(
         trips(_ingested_copy(spark, tmp_path))["trip_id"].to_pylist()
@@ -146,7 +156,7 @@ def test_gzipped_file_gives_the_same_trips_as_the_plain_one(spark, lake_root, tm
 
 def _ingested_copy(spark, tmp_path: Path) -> str:
     root = (tmp_path / "plain-lake").as_uri()
-    ingest.ingest_file(spark, SAMPLE.as_uri(), root)
+    ingest_committed(spark, SAMPLE.as_uri(), root)
     return root
 
 
@@ -164,17 +174,18 @@ class _DiesAfterRenames(LakeFs):
         super().rename(source_uri, target_uri)
 
 
-def test_a_run_killed_mid_publish_and_rerun_leaves_what_a_clean_run_leaves(spark, lake_root, tmp_path, monkeypatch):
+def test_a_run_killed_mid_publish_is_invisible_and_rolled_back_by_the_next(spark, lake_root, tmp_path, monkeypatch):
     clean_root = (tmp_path / "clean").as_uri()
-    ingest.ingest_file(spark, SAMPLE.as_uri(), clean_root)
+    ingest_committed(spark, SAMPLE.as_uri(), clean_root)
 
     monkeypatch.setattr(ingest, "LakeFs", lambda session: _DiesAfterRenames(session, renames_allowed=7))
     with pytest.raises(KeyboardInterrupt):
         ingest.ingest_file(spark, SAMPLE.as_uri(), lake_root)
-    assert 0 < trips(lake_root).num_rows < 100  # half published: readers would see a partial batch
+    assert 0 < trips(lake_root).num_rows < 100  # half of the files are in place...
+    assert lake_rows(lake_root, "select count(*) as trips from trips") == [{"trips": 0}]  # ...and nobody sees them
 
     monkeypatch.undo()
-    rerun = ingest.ingest_file(spark, SAMPLE.as_uri(), lake_root)
+    rerun = ingest_committed(spark, SAMPLE.as_uri(), lake_root)
 
     assert rerun.counts.rows_written == 100 and rerun.counts.already_present == 0
     columns = ["trip_id", "region", "origin_lon", "origin_lat", "destination_lon", "destination_lat",
@@ -182,13 +193,15 @@ def test_a_run_killed_mid_publish_and_rerun_leaves_what_a_clean_run_leaves(spark
     assert trips(lake_root).select(columns).sort_by("trip_id").equals(
         trips(clean_root).select(columns).sort_by("trip_id")
     )
-    assert read_table(lake_root, "curated/ingestions").num_rows == 1  # the killed run never committed
+    # the killed run never committed: the rerun's recovery recorded it as interrupted
+    records = {row["status"]: row for row in read_table(lake_root, "curated/ingestions").to_pylist()}
+    assert set(records) == {"SUCCEEDED", "FAILED"} and '"kind": "interrupted"' in records["FAILED"]["error"]
 
 
 def test_each_trips_file_is_sorted_by_origin_latitude(spark, lake_root, tmp_path):
     generated = tmp_path / "generated.csv"
     generate(GenerateOptions(rows=20_000, seed=3, duplicate_rate=0.05), generated)
-    result = ingest.ingest_file(spark, generated.as_uri(), lake_root)
+    result = ingest_committed(spark, generated.as_uri(), lake_root)
 
     assert result.counts.reconciles() and result.counts.duplicates_in_batch > 0
     files = sorted((lake_path(lake_root) / "curated" / "trips").rglob("*.parquet"))
@@ -209,8 +222,8 @@ def test_a_second_file_is_deduplicated_against_the_lake_partitions_it_touches(sp
     reordered = [",".join([line.split(",")[4], *line.split(",")[:4]]) for line in rows[40:]]
     second.write_text("\n".join(["datasource,region,origin_coord,destination_coord,datetime", reordered[0], *reordered]) + "\n")
 
-    ingest.ingest_file(spark, first.as_uri(), lake_root)
-    result = ingest.ingest_file(spark, second.as_uri(), lake_root)
+    ingest_committed(spark, first.as_uri(), lake_root)
+    result = ingest_committed(spark, second.as_uri(), lake_root)
 
     counts = result.counts
     assert (counts.rows_read, counts.rows_valid) == (61, 61)

@@ -59,6 +59,26 @@ def ensure_catalog(glue: Any, database: str, lake_root: str) -> list[str]:
     return created
 
 
+def terraform_tables() -> dict[str, Any]:
+    """infra/tables.tf.json: `local.tables` for Terraform's Glue tables, made from sql/ddl (one declaration of
+    each table; tests/test_infra.py fails when the committed file differs from what this makes)."""
+    def columns(definition) -> list[dict[str, str]]:
+        return [{"name": column["Name"], "type": column["Type"]} for column in definition]
+
+    tables = {}
+    for table in table_definitions():
+        glue_input = table_input(table, "")
+        tables[table.name] = {
+            "location": table.location,
+            "columns": columns(glue_input["StorageDescriptor"]["Columns"]),
+            "partition_keys": columns(glue_input["PartitionKeys"]),
+        }
+    return {
+        "//": "Generated from sql/ddl by `make infra-tables` (python -m triplake.aws.glue): do not edit by hand.",
+        "locals": {"tables": tables},
+    }
+
+
 def partitioned_tables() -> list[TableDefinition]:
     return [table for table in table_definitions() if table.partition_columns]
 
@@ -97,3 +117,9 @@ def _partition_input(table: TableDefinition, lake_root: str, path: str) -> dict[
             **PARQUET_STORAGE,
         },
     }
+
+
+if __name__ == "__main__":
+    import json
+
+    print(json.dumps(terraform_tables(), indent=2))
