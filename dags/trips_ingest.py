@@ -16,19 +16,22 @@ when the file is parsed.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 from airflow.providers.amazon.aws.operators.emr import EmrServerlessStartJobOperator
 from airflow.providers.common.messaging.triggers.msg_queue import MessageQueueTrigger
-from airflow.sdk import Asset, AssetWatcher, PokeReturnValue, chain, dag, task, task_group
+from airflow.sdk import Asset, AssetWatcher, chain, dag, task, task_group
 
 from triplake import orchestration
 from triplake.aws.sns import publish_status
 from triplake.settings import get_settings
 
 settings = get_settings()
+LEASE_POLL = timedelta(seconds=5)
+LEASE_TRIES = max(1, int(settings.lake_lease_wait_seconds // LEASE_POLL.total_seconds()))
 
 if not settings.landing_queue_url:
     raise RuntimeError(
@@ -100,15 +103,12 @@ def trips_ingest():
             publish(orchestration.received_event(ingestion, context["dag_run"].run_id))
         return [ingestion.to_dict() for ingestion in ingestions]
 
-    @task.sensor(task_id=orchestration.LEASE_TASK, mode="reschedule", poke_interval=5,
-                 timeout=settings.lake_lease_wait_seconds)
-    def acquire_lake_lease(ingestion: dict[str, str], **context) -> PokeReturnValue:
-        """Takes the lake's writer lease for this ingestion; while another ingestion holds it, waits (rescheduled)."""
-        holder = orchestration.try_acquire(lake_lease(orchestration.Ingestion.from_dict(ingestion),
-                                                      context["dag_run"].run_id))
-        if holder is not None:
-            print(f"waiting for the lake: it is being written by {holder.describe()}")
-        return PokeReturnValue(is_done=holder is None)
+    # A busy lake fails the try and Airflow tries again after a pause, holding no worker slot in between (a
+    # reschedule-mode sensor would do the same, but Airflow 3.3 sometimes fails those on a late executor event).
+    @task(task_id=orchestration.LEASE_TASK, retries=LEASE_TRIES, retry_delay=LEASE_POLL)
+    def acquire_lake_lease(ingestion: dict[str, str], **context) -> None:
+        """Takes the lake's writer lease for this ingestion; while another ingestion holds it, tries again."""
+        orchestration.acquire_or_wait(lake_lease(orchestration.Ingestion.from_dict(ingestion), context["dag_run"].run_id))
 
     @task
     def release_lake_lease(ingestion: dict[str, str], **context) -> None:
@@ -138,8 +138,9 @@ def trips_ingest():
         publish(event)
         return event["counts"]
 
-    def spark_job(job: str, ingestion):
-        """A Spark job of spark_jobs/ on the configured runner; all of them share the lake writers' pool slot."""
+    def spark_job(job: str, ingestion) -> list:
+        """The tasks, in order, of a Spark job of spark_jobs/ on the configured runner; the jobs share the lake
+        writers' pool slot."""
         if settings.spark_runner == "local":
             @task(task_id=job, pool=settings.lake_writers_pool)
             def run_locally(ingestion: dict[str, str], **context) -> None:
@@ -151,7 +152,7 @@ def trips_ingest():
                 with lease.kept_alive():
                     run_spark_job(job, orchestration.job_arguments(job, this, settings.lake_root), settings)
 
-            return run_locally(ingestion)
+            return [run_locally(ingestion)]
 
         @task(task_id=f"{job}_job_driver")
         def job_driver(ingestion: dict[str, str], **context) -> dict[str, Any]:
@@ -173,13 +174,13 @@ def trips_ingest():
             waiter_delay=settings.emr_poll_seconds,
             pool=settings.lake_writers_pool,
         )
-        driver >> run_on_emr
-        return run_on_emr
+        return [driver, run_on_emr]
 
     @task_group(group_id="ingestion")
     def one_file(ingestion):
-        chain(acquire_lake_lease(ingestion), *[spark_job(job, ingestion) for job in orchestration.SPARK_JOBS],
-              release_lake_lease(ingestion), register_partitions(ingestion), announce_succeeded(ingestion))
+        jobs = [step for job in orchestration.SPARK_JOBS for step in spark_job(job, ingestion)]
+        chain(acquire_lake_lease(ingestion), *jobs, release_lake_lease(ingestion), register_partitions(ingestion),
+              announce_succeeded(ingestion))
 
     one_file.expand(ingestion=plan_ingestions())
 

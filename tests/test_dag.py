@@ -92,8 +92,10 @@ def test_the_dag_parses_without_calling_aws(dag_stack, monkeypatch):
         assert Path(path).stem in bag.dag_ids, "every DAG file holds the DAG of its own name"
     dag = bag.get_dag(DAG_ID)
     assert {task.task_id for task in dag.tasks} == {
-        "plan_ingestions", "ingestion.ingest", "ingestion.group_routes", "ingestion.build_weekly",
-        "ingestion.register_partitions", "ingestion.announce_succeeded"}
+        "plan_ingestions", "ingestion.acquire_lake_lease", "ingestion.ingest", "ingestion.group_routes",
+        "ingestion.build_weekly", "ingestion.release_lake_lease", "ingestion.register_partitions",
+        "ingestion.announce_succeeded"}
+    assert dag.get_task("ingestion.acquire_lake_lease").retries >= 100  # waits between tries, holding no worker
     assert {dag.get_task(f"ingestion.{job}").pool for job in ("ingest", "group_routes", "build_weekly")} == {
         dag_stack.settings.lake_writers_pool}
 

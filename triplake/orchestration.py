@@ -17,7 +17,6 @@ from typing import Any, Iterable, Mapping
 from urllib.parse import urlparse
 
 from spark_jobs.common.ingestions import COUNT_FIELDS, new_ingestion_id, report_path
-from spark_jobs.common.lease import LeaseRecord
 from triplake.events import FAILED, RECEIVED, SUCCEEDED, Skipped, status_event, uploaded_files
 from triplake.lease import LakeBusyError, LakeLease
 from triplake.settings import Settings
@@ -87,13 +86,16 @@ def ingestion_lease(settings: Settings, ingestion: Ingestion, dag_run_id: str | 
     return lease
 
 
-def try_acquire(lease: LakeLease) -> LeaseRecord | None:
-    """Takes the lease if the lake is free (or its holder is gone); else returns who holds it."""
+class LakeBusy(RuntimeError):
+    """The lake is being written by another ingestion: this try of the lease task waits for the next one."""
+
+
+def acquire_or_wait(lease: LakeLease) -> None:
+    """Takes the lease if the lake is free (or its holder is gone); else raises LakeBusy naming the holder."""
     try:
         lease.acquire(wait_seconds=0)
     except LakeBusyError as busy:
-        return busy.holder
-    return None
+        raise LakeBusy(f"waiting for the lake: it is being written by {busy.holder.describe()}") from None
 
 
 def job_arguments(job: str, ingestion: Ingestion, lake_root: str) -> list[str]:
