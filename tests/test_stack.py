@@ -81,27 +81,34 @@ def test_an_upload_starts_the_dag_and_its_success_arrives_at_watch(local_stack):
     assert events[1]["dag_run_id"].startswith("asset_triggered__"), "the upload, not a person, started the run"
 
 
-def test_three_files_uploaded_together_count_every_trip_exactly_once(local_stack, tmp_path):
+def test_three_uploads_and_a_triplake_run_at_the_same_time_count_every_trip_exactly_once(local_stack, tmp_path):
     generated = tmp_path / "generated.csv"
     assert cli.main(["generate", "--rows", "300", "--seed", "11", "--out", str(generated)]) == 0
     header, *lines = generated.read_text().splitlines()
-    # Overlapping slices: 20 lines are in two files each, so the lake must hold each of them once.
-    slices = {"part a.csv": lines[0:120], "part b.csv": lines[100:220], "part c.csv": lines[200:300]}
-    files = []
+    # Overlapping slices: 20 lines are in two uploads each, and the batch run's 100 lines are all in an upload
+    # too, so the lake must hold each of them once whichever writer gets the lake first.
+    slices = {"part a.csv": lines[0:120], "part b.csv": lines[100:220], "part c.csv": lines[200:300],
+              "batch.csv": lines[50:150]}
+    files = {}
     for name, part in slices.items():
-        files.append(tmp_path / name)
-        files[-1].write_text("\n".join([header, *part]) + "\n")
+        files[name] = tmp_path / name
+        files[name].write_text("\n".join([header, *part]) + "\n")
 
     watcher = watching(local_stack, ingestions=3)
-    for path in files:
+    batch = triplake(local_stack, "run", "--json", "--input", str(files.pop("batch.csv")))
+    for path in files.values():
         upload(local_stack, path)
     returncode, events = events_of(watcher)
     assert returncode == 0, events
-    finished = [event for event in events if event["status"] == "SUCCEEDED"]
-    assert sorted(event["source_uri"].rsplit("/", 1)[1] for event in finished) == sorted(slices)
-    written = sum(event["counts"]["rows_written"] for event in finished)
-    seen_before = sum(event["counts"]["already_present"] + event["counts"]["duplicates_in_batch"] for event in finished)
-    assert written == len(set(lines)) == 300 and seen_before == 40
+    out, err = batch.communicate(timeout=WATCH_TIMEOUT)
+    assert batch.returncode == 0, err
+    (batch_ingestion,) = json.loads(out)["ingestions"]
+    finished = [event["counts"] for event in events if event["status"] == "SUCCEEDED"] + [batch_ingestion]
+    assert sorted(event["source_uri"].rsplit("/", 1)[1] for event in events if event["status"] == "SUCCEEDED") == \
+        sorted(files)
+    written = sum(counts["rows_written"] for counts in finished)
+    seen_before = sum(counts["already_present"] + counts["duplicates_in_batch"] for counts in finished)
+    assert written == len(set(lines)) == 300 and seen_before == 140
 
     settings = Settings(aws_endpoint_url=local_stack.env["TRIPLAKE_AWS_ENDPOINT_URL"],
                         aws_access_key_id=local_stack.env["AWS_ACCESS_KEY_ID"],

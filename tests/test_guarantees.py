@@ -1,0 +1,137 @@
+"""The lake's guarantees, tested the way they fail: real processes killed with SIGKILL at the publish points, and
+writers started at the same moment. Every `triplake run` here is a process of its own, as a user's would be."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import SAMPLE, lake_rows, read_table
+from triplake.generate import GenerateOptions, generate
+from triplake.pipeline import run_pipeline
+
+TRIPLAKE = Path(sys.executable).with_name("triplake")
+# Publish points where a run is killed before its ingestion commits (spark_jobs.common.publish): after the first
+# trips file moved into place, after the refit's models and routes are all in place, in the middle of the weekly
+# counts. The last kill comes after the commit, before the clean-up.
+KILLED_BEFORE_THE_COMMIT = ["ingest:moving", "group_routes:moved", "build_weekly:moving"]
+KILLED_AFTER_THE_COMMIT = "commit:recorded"
+
+
+def triplake_run(lake: Path, *inputs: Path, fault_at: str | None = None, refit: bool = False,
+                 env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    environment = {name: value for name, value in (env or os.environ).items() if name != "TRIPLAKE_FAULT_AT"}
+    if fault_at:
+        environment["TRIPLAKE_FAULT_AT"] = fault_at
+    command = [str(TRIPLAKE), "run", "--json", "--lake-root", str(lake), "--input", *map(str, inputs)]
+    return subprocess.run(command + (["--refit"] if refit else []), env=environment, capture_output=True, text=True,
+                          timeout=900)
+
+
+def snapshot(lake_root: str, settings=None) -> dict[str, list]:
+    """Every table as readers see it, without what differs between two equal runs (ingestion ids, fit times)."""
+    def rows(query: str) -> list[tuple]:
+        return sorted(tuple(row.values()) for row in lake_rows(lake_root, query, settings))
+
+    return {
+        "trips": rows("select trip_id, region, origin_lon, origin_lat, destination_lon, destination_lat, started_at, "
+                      "datasource, week_start from trips"),
+        "trip_routes": rows("select trip_id, region, route_id, week_start, model_version from trip_routes"),
+        "weekly_trips": rows("select * from weekly_trips"),
+        "routes": rows("select region, route_id, trips, origin_lon, origin_lat, destination_lon, destination_lat, "
+                       "typical_hour, k, silhouette, model_version from routes"),
+        "rejected_rows": rows("select line_number, raw_line, reason from rejected_rows"),
+        "succeeded": rows("select source_uri, rows_read, rows_valid, rows_rejected, duplicates_in_batch, "
+                          "already_present, rows_written from ingestions where status = 'SUCCEEDED'"),
+    }
+
+
+@pytest.fixture(scope="module")
+def turin_file(tmp_path_factory) -> Path:
+    """200 new Turin trips and 10 the sample holds already: one region, refitted when it comes in with --refit."""
+    folder = tmp_path_factory.mktemp("turin")
+    generated = folder / "generated.csv"
+    generate(GenerateOptions(rows=600, seed=21), generated)
+    header, *lines = generated.read_text().splitlines()
+    sample_turin = [line for line in SAMPLE.read_text().splitlines() if line.startswith("Turin")]
+    turin = folder / "turin.csv"
+    turin.write_text("\n".join([header, *[line for line in lines if line.startswith("Turin")][:200],
+                                *sample_turin[:10]]) + "\n")
+    return turin
+
+
+def test_a_run_killed_at_any_publish_point_is_invisible_and_the_next_run_leaves_what_one_clean_run_leaves(
+        spark, tmp_path, turin_file):
+    clean = (tmp_path / "clean").as_uri()
+    run_pipeline(spark, [SAMPLE.as_uri()], clean)
+    run_pipeline(spark, [turin_file.as_uri()], clean, refit=True)
+    expected = snapshot(clean)
+
+    lake = tmp_path / "lake"
+    run_pipeline(spark, [SAMPLE.as_uri()], lake.as_uri())
+    before = snapshot(lake.as_uri())
+    for point in KILLED_BEFORE_THE_COMMIT:
+        killed = triplake_run(lake, turin_file, fault_at=point, refit=True)
+        assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+        assert snapshot(lake.as_uri()) == before, f"killed at {point}, readers must see the lake as it was"
+
+    # Killed after its commit: readers see the whole ingestion, the refit's old routes no longer count...
+    committed = triplake_run(lake, turin_file, fault_at=KILLED_AFTER_THE_COMMIT, refit=True)
+    assert committed.returncode == -signal.SIGKILL, committed.stderr[-2000:]
+    assert snapshot(lake.as_uri()) == expected
+    # ...and the next writer only finishes its clean-up (here a file whose trips the lake all holds).
+    again = run_pipeline(spark, [turin_file.as_uri()], lake.as_uri())
+    assert again.succeeded and again.ingestions[0].counts.rows_written == 0
+    assert {key: value for key, value in snapshot(lake.as_uri()).items() if key != "succeeded"} == {
+        key: value for key, value in expected.items() if key != "succeeded"}
+
+    records = read_table(lake.as_uri(), "curated/ingestions").to_pylist()
+    interrupted = [json.loads(row["error"]) for row in records if row["status"] == "FAILED"]
+    assert [error["kind"] for error in interrupted] == ["interrupted"] * len(KILLED_BEFORE_THE_COMMIT)
+    assert all(row["rows_written"] == 0 for row in records if row["status"] == "FAILED")
+    assert not list((lake / "_staging").iterdir()), "every interrupted ingestion was cleaned up"
+    turin_routes = read_table(lake.as_uri(), "curated/trip_routes", partitioned=True).to_pylist()
+    assert {row["model_version"] for row in turin_routes if row["region"] == "Turin"} == {2}, \
+        "the superseded model's routes are deleted once the refit committed"
+
+
+@pytest.mark.parametrize("where", ["file", "s3"])
+def test_two_runs_started_at_the_same_moment_leave_every_trip_once(where, tmp_path, moto_endpoint, test_settings):
+    header, *lines = SAMPLE.read_text().splitlines()
+    first, second = tmp_path / "first.csv", tmp_path / "second.csv"
+    if where == "file":  # the same file twice
+        first.write_text(SAMPLE.read_text())
+        second.write_text(SAMPLE.read_text())
+        lake, env, settings = (tmp_path / "lake").as_uri(), dict(os.environ), None
+    else:  # overlapping files into an s3:// lake
+        first.write_text("\n".join([header, *lines[:70]]) + "\n")
+        second.write_text("\n".join([header, *lines[40:]]) + "\n")
+        import boto3
+
+        boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1", aws_access_key_id="testing",
+                     aws_secret_access_key="testing").create_bucket(Bucket="concurrent-lake")
+        lake, settings = "s3://concurrent-lake/lake", test_settings
+        env = os.environ | {"TRIPLAKE_AWS_ENDPOINT_URL": moto_endpoint, "AWS_ACCESS_KEY_ID": "testing",
+                            "AWS_SECRET_ACCESS_KEY": "testing", "TRIPLAKE_AWS_REGION": "us-east-1"}
+    command = [str(TRIPLAKE), "run", "--json", "--lake-root", lake, "--input"]
+    runs = [subprocess.Popen(command + [str(path)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for path in (first, second)]
+    outputs = [run.communicate(timeout=900) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], [err[-2000:] for _, err in outputs]
+    assert any("waiting for the lake" in err for _, err in outputs), "one of them found the lake busy and waited"
+
+    counts = [json.loads(out)["ingestions"][0] for out, _ in outputs]
+    assert sum(count["rows_written"] for count in counts) == 100
+    assert sum(count["rows_valid"] for count in counts) == sum(count["rows_written"] + count["already_present"]
+                                                                + count["duplicates_in_batch"] for count in counts)
+    tables = snapshot(lake, settings)
+    assert len(tables["trips"]) == len({row[0] for row in tables["trips"]}) == 100
+    assert len(tables["trip_routes"]) == 100 and sum(row[-1] for row in tables["weekly_trips"]) == 100
+    for region, trips in (("Prague", 34), ("Turin", 38), ("Hamburg", 28)):
+        assert sum(row[2] for row in tables["routes"] if row[0] == region) == trips

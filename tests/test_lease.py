@@ -1,0 +1,125 @@
+"""The lake's writer lease on both stores (a file:// lake and an s3:// lake in moto): one holder at a time, a busy
+lake says who holds it, a dead or silent holder is taken over, renewals keep it, and the jobs' fence reads it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+import uuid
+
+import boto3
+import pytest
+
+from spark_jobs.common.lease import LeaseLostError, LeaseRecord, check_held
+from tests.conftest import MOTO_CREDENTIALS
+from triplake.lease import FileLeaseStore, LakeBusyError, LakeLease, S3LeaseStore, lease_store
+from triplake.settings import Settings
+
+
+@pytest.fixture(params=["file", "s3"])
+def store_factory(request, tmp_path, moto_endpoint):
+    """Makes stores that all point at the same lease, as two writers on two machines would."""
+    if request.param == "file":
+        return lambda: FileLeaseStore(tmp_path / "lake" / "_lease.json")
+    s3 = boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1", **MOTO_CREDENTIALS)
+    bucket = f"lease-{uuid.uuid4().hex[:12]}"
+    s3.create_bucket(Bucket=bucket)
+    return lambda: S3LeaseStore(s3, bucket, "lake/_lease.json")
+
+
+def lease(store_factory, ingestion_id: str, seconds: float = 60.0, pid: int | None = None) -> LakeLease:
+    return LakeLease(store_factory(), ingestion_id, owner=f"test writer {ingestion_id}", seconds=seconds, pid=pid)
+
+
+def test_one_writer_at_a_time_and_a_busy_lake_names_its_holder(store_factory):
+    first, second = lease(store_factory, "first"), lease(store_factory, "second")
+    first.acquire(wait_seconds=0)
+    with pytest.raises(LakeBusyError, match="being written by ingestion first \\(test writer first\\)") as busy:
+        second.acquire(wait_seconds=0)
+    assert busy.value.holder.ingestion_id == "first"
+    first.release()
+    second.acquire(wait_seconds=0)
+    assert store_factory().read()[0].ingestion_id == "second"
+
+
+def test_a_waiting_writer_gets_the_lake_when_it_is_released_and_hears_who_held_it(store_factory):
+    first, second = lease(store_factory, "first"), lease(store_factory, "second")
+    first.acquire(wait_seconds=0)
+    heard = []
+    threading.Timer(1.5, first.release).start()
+    started = time.monotonic()
+    second.acquire(wait_seconds=20, on_wait=heard.append)
+    assert 1.0 < time.monotonic() - started < 10
+    assert [holder.ingestion_id for holder in heard] == ["first"]  # said once, not at every poll
+
+
+def test_only_one_of_many_simultaneous_writers_wins(store_factory):
+    winners, barrier = [], threading.Barrier(8)
+
+    def contend(number: int) -> None:
+        writer = lease(store_factory, f"writer-{number}")
+        barrier.wait()
+        try:
+            writer.acquire(wait_seconds=0)
+            winners.append(number)
+        except LakeBusyError:
+            pass
+
+    threads = [threading.Thread(target=contend, args=(number,)) for number in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(winners) == 1
+    assert store_factory().read()[0].ingestion_id == f"writer-{winners[0]}"
+
+
+def test_an_expired_lease_is_taken_over_and_its_old_holder_cannot_renew_it(store_factory):
+    silent = lease(store_factory, "silent", seconds=0.5)
+    silent.acquire(wait_seconds=0)
+    time.sleep(0.8)
+    lease(store_factory, "next").acquire(wait_seconds=0)
+    with pytest.raises(LeaseLostError, match="now held by ingestion next"):
+        silent.renew()
+    silent.release()  # not its lease any more: nothing happens
+    assert store_factory().read()[0].ingestion_id == "next"
+
+
+def test_a_lease_kept_alive_outlives_its_first_expiry(store_factory):
+    holder = lease(store_factory, "holder", seconds=0.9)
+    holder.acquire(wait_seconds=0)
+    with holder.kept_alive():
+        time.sleep(2.0)
+        with pytest.raises(LakeBusyError):
+            lease(store_factory, "other").acquire(wait_seconds=0)
+    assert holder.lost is None
+
+
+def test_a_lease_whose_process_on_this_machine_is_gone_is_taken_at_once(store_factory):
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(finished.stdout)
+    lease(store_factory, "crashed", seconds=3600, pid=dead_pid).acquire(wait_seconds=0)
+    lease(store_factory, "next").acquire(wait_seconds=0)
+    assert store_factory().read()[0].ingestion_id == "next"
+
+
+def test_the_jobs_fence_refuses_another_holder_and_an_expired_lease():
+    record = LeaseRecord("holder", "test", "host", None, "2026-01-01T00:00:00+00:00", "2999-01-01T00:00:00+00:00", "t")
+    check_held(None, "anyone")  # no lease at all: a job run by hand on a lake nobody else writes
+    check_held(record.to_json(), "holder")
+    with pytest.raises(LeaseLostError, match="being written by ingestion holder"):
+        check_held(record.to_json(), "intruder")
+    expired = json.loads(record.to_json()) | {"expires_at": "2000-01-01T00:00:00+00:00"}
+    with pytest.raises(LeaseLostError, match="expired"):
+        check_held(json.dumps(expired), "holder")
+
+
+def test_the_store_follows_the_lake_root(tmp_path):
+    assert isinstance(lease_store(tmp_path.as_uri(), Settings()), FileLeaseStore)
+    store = lease_store("s3://bucket/some/prefix", Settings(), s3_client=object())
+    assert isinstance(store, S3LeaseStore) and (store.bucket, store.key) == ("bucket", "some/prefix/_lease.json")
+    with pytest.raises(ValueError, match="unsupported lake root"):
+        lease_store("gs://bucket/lake", Settings())
