@@ -108,7 +108,7 @@ def route_summaries(spark: SparkSession, fs: LakeFs, lake: Lake, regions: list[s
     once the ingestion commits): the model's metadata and the sum of the region's weekly counts."""
     summaries = {}
     for region in regions:
-        model = load_model(spark, fs, lake, region, with_pipeline=False)
+        model = load_model(spark, fs, lake, region)
         if model is None:
             continue
         region_dir = lake.uri(tables.WEEKLY_TRIPS, partition_dir(spark, "region", region))

@@ -1,14 +1,15 @@
-"""Group trips into routes: similar origin, destination and time of day (Spark MLlib KMeans), one model per region.
+"""Group trips into routes: similar origin, destination and time of day (KMeans), one model per region.
 
     trips of an ingestion -> per region: the saved model, or a new one fitted on a bounded sample of the
     region's trips (k chosen by silhouette) -> every trip gets a route -> trip_routes
 
 Features: origin and destination lon/lat, and the time of day as a point on a circle (sin and cos of the
 fraction of the day, so 23:50 is close to 00:10), standardized so that no feature dominates by its units.
-The cost grows linearly with the data: k is chosen on a small sample, the model is fitted on at most
-`fit_sample_rows` trips of a region, and assigning a trip is one distance computation per route.
+The cost grows linearly with the data: k is chosen on a small sample and the model is fitted on at most
+`fit_sample_rows` trips of a region, both on the driver (spark_jobs.common.kmeans), and assigning a trip is
+one distance per route, in Spark SQL.
 
-A region's model is saved under models/routes/region=<r>/v=<version>/ and reused: a new file's trips are assigned
+A region's model is saved as models/routes/region=<r>/v=<version>/route_model.json and reused: a new file's trips are assigned
 without refitting. A region is (re)fitted when it has no model yet or when asked (--refit): the fit is a new model
 version, all of the region's trips are assigned again under it, and the older version's routes stop counting when
 the ingestion commits (one unit: readers see either the old routes or the new ones, never a mix). Every trip_routes
@@ -25,17 +26,14 @@ import sys
 import time
 from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 
-from pyspark.ml import Pipeline, PipelineModel
-from pyspark.ml.clustering import KMeans
-from pyspark.ml.evaluation import ClusteringEvaluator
-from pyspark.ml.feature import StandardScaler, VectorAssembler
-from pyspark.sql import DataFrame, Observation, SparkSession
+import numpy as np
+from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
-from spark_jobs.common import publish, session, tables
+from spark_jobs.common import kmeans, publish, session, tables
 from spark_jobs.common.job import JobOutcome, run_job
 from spark_jobs.common.lake import Lake, partition_dir, partition_value, write_single_parquet
 from spark_jobs.common.lakefs import LakeFs
@@ -47,11 +45,8 @@ HOURS_PER_DAY = 24.0
 SPATIAL_FEATURES = ("origin_lon", "origin_lat", "destination_lon", "destination_lat")
 FEATURES = (*SPATIAL_FEATURES, "hour_sin", "hour_cos")
 MODEL_METADATA = "route_model.json"
-# Each KMeans iteration is a Spark job (~60 ms locally, whatever the sample size): ranking the candidate k
-# needs fewer iterations than the final fit, which keeps Spark's default of 20.
-SCAN_MAX_ITER = 10
-PIPELINE_DIR = "pipeline"
 VERSION_DIR_PREFIX = "v="
+MAX_PARALLEL_FITS = 4  # regions fitted side by side: collecting a region's sample is a Spark job
 
 
 @dataclass(frozen=True)
@@ -82,19 +77,6 @@ def with_route_features(trips: DataFrame) -> DataFrame:
     return trips.withColumn("hour_sin", F.sin(angle)).withColumn("hour_cos", F.cos(angle))
 
 
-def feature_stages() -> list:
-    """Features -> one vector, standardized (zero mean, unit variance per feature)."""
-    return [
-        VectorAssembler(inputCols=list(FEATURES), outputCol="raw_features"),
-        StandardScaler(inputCol="raw_features", outputCol="features", withMean=True, withStd=True),
-    ]
-
-
-def route_pipeline(k: int, seed: int) -> Pipeline:
-    """Standardized features -> KMeans with k clusters."""
-    return Pipeline(stages=[*feature_stages(), KMeans(k=k, seed=seed, featuresCol="features", predictionCol="cluster")])
-
-
 def typical_hour(hour_sin: float, hour_cos: float) -> float:
     """The hour of day in [0, 24) that a (mean) point on the time-of-day circle points to."""
     return (math.atan2(hour_sin, hour_cos) / (2 * math.pi) * HOURS_PER_DAY) % HOURS_PER_DAY
@@ -119,7 +101,8 @@ def assign_route_ids(clustered: DataFrame, route_ids: dict[int, str]) -> DataFra
 
 @dataclass
 class RouteModel:
-    """A region's fitted pipeline with what an analyst and the routes table need to know about it."""
+    """A region's fitted model: how features are standardized, the cluster centers, and what an analyst and the
+    routes table need to know about it. All of it is plain numbers, kept as one JSON file."""
 
     region: str
     k: int
@@ -130,33 +113,28 @@ class RouteModel:
     seed: int
     trained_at: datetime
     fit_seconds: float
+    feature_means: list[float]  # standardization: (feature - mean) / deviation, in the order of FEATURES
+    feature_deviations: list[float]
+    centers: list[list[float]]  # standardized cluster centers, by cluster index
     k_scores: dict[int, float] = field(default_factory=dict)  # silhouette of every candidate k
     version: int = 1  # 1 for a region's first model, one more for every refit
-    pipeline: PipelineModel | None = field(default=None, repr=False, compare=False)
 
     def metadata(self) -> dict:
-        # Not asdict(): it deep-copies every field, and the pipeline is a handle on JVM objects.
-        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "pipeline"}
+        data = asdict(self)
         data["trained_at"] = self.trained_at.isoformat()
         data["route_ids"] = {str(cluster): route for cluster, route in self.route_ids.items()}
         data["k_scores"] = {str(k): score for k, score in self.k_scores.items()}
         return data
 
     @classmethod
-    def from_metadata(cls, data: dict, pipeline: PipelineModel) -> RouteModel:
+    def from_metadata(cls, data: dict) -> RouteModel:
         return cls(
-            region=data["region"],
-            k=data["k"],
-            silhouette=data["silhouette"],
+            **{name: data[name] for name in ("region", "k", "silhouette", "centroids", "sample_rows", "seed",
+                                             "fit_seconds", "feature_means", "feature_deviations", "centers")},
             route_ids={int(cluster): route for cluster, route in data["route_ids"].items()},
-            centroids=data["centroids"],
-            sample_rows=data["sample_rows"],
-            seed=data["seed"],
             trained_at=datetime.fromisoformat(data["trained_at"]),
-            fit_seconds=data["fit_seconds"],
             k_scores={int(k): score for k, score in data.get("k_scores", {}).items()},
             version=int(data["version"]),
-            pipeline=pipeline,
         )
 
 
@@ -172,78 +150,45 @@ def k_candidates(rows: int, options: RouteOptions) -> list[int]:
     return list(range(options.min_k, min(options.max_k, math.isqrt(rows // 2)) + 1))
 
 
-def choose_k(features: DataFrame, rows: int, options: RouteOptions) -> tuple[int, float | None, dict[int, float]]:
-    """The k with the best silhouette among k_candidates() on a standardized sample (ties: the smaller k).
+def choose_k(points: np.ndarray, options: RouteOptions) -> tuple[int, float | None, dict[int, float]]:
+    """The k with the best silhouette among k_candidates() on standardized points (ties: the smaller k).
 
     A handful of trips cannot support a silhouette: the smallest k is taken as it is.
     """
-    candidates = k_candidates(rows, options)
+    candidates = k_candidates(len(points), options)
     if not candidates:
         return options.min_k, None, {}
-    # One partition: every KMeans iteration is a Spark job, and on a sample this small the cost is the job.
-    scaled = Pipeline(stages=feature_stages()).fit(features).transform(features).select("features").coalesce(1).cache()
-    try:
-        evaluator = ClusteringEvaluator(featuresCol="features", predictionCol="cluster", metricName="silhouette")
-        scores = {}
-        for k in candidates:
-            clustered = KMeans(
-                k=k, seed=options.seed, maxIter=SCAN_MAX_ITER, featuresCol="features", predictionCol="cluster"
-            ).fit(scaled)
-            predictions = clustered.transform(scaled)
-            # KMeans finds fewer clusters than k when the sample has fewer distinct points.
-            scores[k] = evaluator.evaluate(predictions) if len(clustered.clusterCenters()) > 1 else -1.0
-        best = max(candidates, key=lambda k: (round(scores[k], 6), -k))
-        return best, scores[best], scores
-    finally:
-        scaled.unpersist()
+    scores = {}
+    for k in candidates:
+        _, labels = kmeans.kmeans(points, k, options.seed)
+        # KMeans finds fewer clusters than k when the sample has fewer distinct points.
+        scores[k] = kmeans.silhouette(points, labels) if labels.max() > 0 else -1.0
+    best = max(candidates, key=lambda k: (round(scores[k], 6), -k))
+    return best, scores[best], scores
 
 
-FIT_ROWS_PER_PARTITION = 50_000
-SMALL_REGION_ROWS = 10_000
-MAX_PARALLEL_FITS = 4
-
-
-def spark_cores(frame: DataFrame) -> int:
-    return frame.sparkSession.sparkContext.defaultParallelism
-
-
-def fit_region(region: str, trips: DataFrame, options: RouteOptions) -> RouteModel:
-    """Fits a region's route model on a bounded sample of its trips (trip columns incl. started_at)."""
+def fit_points(region: str, points: np.ndarray, options: RouteOptions) -> RouteModel:
+    """A region's model from its sample (rows of FEATURES): standardize, choose k, fit, name the routes."""
     started = time.perf_counter()
-    features = with_route_features(trips).select(*FEATURES)
-    total = features.count()
-    if total == 0:
+    if len(points) == 0:
         raise ValueError(f"region {region!r} has no trips to learn routes from")
-    # Fewer, larger partitions: each KMeans iteration is a Spark job over all of them.
-    partitions = max(1, min(spark_cores(trips), total // FIT_ROWS_PER_PARTITION))
-    fit_sample = _sample(features, total, options.fit_sample_rows, options.seed).coalesce(partitions).cache()
-    try:
-        fit_rows = fit_sample.count()
-        # Spark's KMeans fails when a sample has fewer distinct points than k: a small region is checked.
-        distinct_points = fit_sample.distinct().count() if fit_rows < SMALL_REGION_ROWS else fit_rows
-        k_sample = _sample(fit_sample, fit_rows, options.silhouette_sample_rows, options.seed + 1)
-        k, silhouette, k_scores = choose_k(k_sample, min(fit_rows, options.silhouette_sample_rows), options)
-        k = min(k, distinct_points)
-        if k >= 2:
-            pipeline = route_pipeline(k, options.seed).fit(fit_sample)
-            clustered = pipeline.transform(fit_sample)
-        else:  # one distinct point: one route, nothing to learn
-            pipeline, clustered = None, fit_sample.withColumn("cluster", F.lit(0))
-        clusters = clustered.groupBy("cluster").agg(
-            F.count(F.lit(1)).alias("size"), *[F.avg(name).alias(name) for name in FEATURES]
-        ).collect()
-        sizes = {row["cluster"]: row["size"] for row in clusters}
-        means = {row["cluster"]: row for row in clusters}
-    finally:
-        fit_sample.unpersist()
-    centers = {cluster: [means[cluster][name] for name in FEATURES] for cluster in sizes}
-    route_ids = route_ids_by_size(region, sizes, centers)
+    means, deviations = kmeans.standardization(points)
+    scaled = (points - means) / deviations
+    rng = np.random.default_rng(options.seed + 1)
+    k_sample = (scaled if len(scaled) <= options.silhouette_sample_rows
+                else scaled[rng.choice(len(scaled), options.silhouette_sample_rows, replace=False)])
+    k, silhouette, k_scores = choose_k(k_sample, options)
+    centers, labels = kmeans.kmeans(scaled, k, options.seed)  # fewer centers when fewer distinct points than k
+    sizes = {cluster: int(size) for cluster, size in enumerate(np.bincount(labels))}
+    means_of = {cluster: points[labels == cluster].mean(axis=0) for cluster in sizes}
+    route_ids = route_ids_by_size(region, sizes, {cluster: list(mean) for cluster, mean in means_of.items()})
+    feature = {name: index for index, name in enumerate(FEATURES)}
     centroids = {
         route_ids[cluster]: {
-            **{name: means[cluster][name] for name in SPATIAL_FEATURES},
-            "typical_hour": typical_hour(means[cluster]["hour_sin"], means[cluster]["hour_cos"]),
+            **{name: float(mean[feature[name]]) for name in SPATIAL_FEATURES},
+            "typical_hour": typical_hour(mean[feature["hour_sin"]], mean[feature["hour_cos"]]),
         }
-        for cluster in sizes
+        for cluster, mean in means_of.items()
     }
     return RouteModel(
         region=region,
@@ -251,22 +196,54 @@ def fit_region(region: str, trips: DataFrame, options: RouteOptions) -> RouteMod
         silhouette=silhouette,
         route_ids=route_ids,
         centroids=centroids,
-        sample_rows=fit_rows,
+        sample_rows=len(points),
         seed=options.seed,
         trained_at=datetime.now(timezone.utc),
-        fit_seconds=round(time.perf_counter() - started, 2),
+        fit_seconds=round(time.perf_counter() - started, 3),
+        feature_means=means.tolist(),
+        feature_deviations=deviations.tolist(),
+        centers=centers.tolist(),
         k_scores=k_scores,
-        pipeline=pipeline,
     )
+
+
+def fit_region(region: str, trips: DataFrame, options: RouteOptions) -> RouteModel:
+    """Fits a region's route model on a bounded sample of its trips (trip columns incl. started_at), collected
+    to the driver: at most fit_sample_rows x 6 numbers."""
+    started = time.perf_counter()
+    features = with_route_features(trips).select(*FEATURES)
+    total = features.count()
+    rows = _sample(features, total, options.fit_sample_rows, options.seed).collect()
+    points = np.array([[row[name] for name in FEATURES] for row in rows], dtype=float).reshape(-1, len(FEATURES))
+    model = fit_points(region, points, options)
+    model.fit_seconds = round(time.perf_counter() - started, 3)
+    return model
+
+
+def nearest_cluster(model: RouteModel) -> Column:
+    """The index of the model's center nearest to each trip (columns FEATURES), in Spark SQL: standardized
+    features, one squared distance per center, and the first center at the least distance."""
+    scaled = [
+        (F.col(name) - F.lit(mean)) / F.lit(deviation)
+        for name, mean, deviation in zip(FEATURES, model.feature_means, model.feature_deviations)
+    ]
+    distances = [
+        sum(((value - F.lit(coordinate)) ** 2 for value, coordinate in zip(scaled, center)), F.lit(0.0))
+        for center in model.centers
+    ]
+    if len(distances) == 1:
+        return F.lit(0)
+    least = F.least(*distances)
+    choice = F.when(distances[0] == least, F.lit(0))
+    for cluster, distance in enumerate(distances[1:], start=1):
+        choice = choice.when(distance == least, F.lit(cluster))
+    return choice
 
 
 def assign(trips: DataFrame, model: RouteModel, ingestion_id: str) -> DataFrame:
     """trip_routes rows (trip_id, region, route_id, model_version, ingestion_id, week_start) for trips of the
     model's region."""
-    if model.pipeline is None:  # a single route
-        clustered = trips.withColumn("cluster", F.lit(0))
-    else:
-        clustered = model.pipeline.transform(with_route_features(trips))
+    clustered = with_route_features(trips).withColumn("cluster", nearest_cluster(model))
     return (
         assign_route_ids(clustered, model.route_ids)
         .withColumn("model_version", F.lit(model.version))
@@ -316,7 +293,7 @@ def model_versions(fs: LakeFs, models_dir: str) -> list[int]:
     )
 
 
-def load_model(spark: SparkSession, fs: LakeFs, lake: Lake, region: str, with_pipeline: bool = True) -> RouteModel | None:
+def load_model(spark: SparkSession, fs: LakeFs, lake: Lake, region: str) -> RouteModel | None:
     """The region's current model (its latest version), or None when it has none.
 
     Under the lake's lease every version in the lake is committed or this ingestion's own: recovery removed the
@@ -325,18 +302,14 @@ def load_model(spark: SparkSession, fs: LakeFs, lake: Lake, region: str, with_pi
     versions = model_versions(fs, models_dir)
     if not versions:
         return None
-    directory = f"{models_dir}/{VERSION_DIR_PREFIX}{versions[-1]}"
-    pipeline_uri = f"{directory}/{PIPELINE_DIR}"
-    pipeline = PipelineModel.load(pipeline_uri) if with_pipeline and fs.exists(pipeline_uri) else None
-    return RouteModel.from_metadata(json.loads(fs.read_text(f"{directory}/{MODEL_METADATA}")), pipeline)
+    metadata = fs.read_text(f"{models_dir}/{VERSION_DIR_PREFIX}{versions[-1]}/{MODEL_METADATA}")
+    return RouteModel.from_metadata(json.loads(metadata))
 
 
 def stage_model(fs: LakeFs, publication: publish.Publication, region_dir: str, model: RouteModel) -> None:
-    """Saves a fitted model in the staging area and plans its move to models/routes/<region>/v=<version>."""
+    """Writes a fitted model in the staging area and plans its move to models/routes/<region>/v=<version>."""
     relative = f"{region_dir}/{VERSION_DIR_PREFIX}{model.version}"
     staged = publication.stage("models", relative)
-    if model.pipeline is not None:  # None: a single route, nothing to save
-        model.pipeline.write().overwrite().save(f"{staged}/{PIPELINE_DIR}")
     fs.write_text(f"{staged}/{MODEL_METADATA}", json.dumps(model.metadata(), indent=2))
     publication.add(staged, f"{tables.MODELS}/{relative}")
 
@@ -424,7 +397,7 @@ def group_routes(
                     model.silhouette, model.sample_rows, model.fit_seconds)
         return model
 
-    # Regions are fitted side by side: a fit is many small Spark jobs that leave cores idle one at a time.
+    # Regions are fitted side by side: reading and collecting a sample is a Spark job that leaves a core idle.
     with ThreadPoolExecutor(max_workers=max(1, min(len(refitted), MAX_PARALLEL_FITS))) as pool:
         models.update(zip(refitted, pool.map(fit, refitted)))
     models = dict(sorted(models.items()))

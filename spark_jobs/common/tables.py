@@ -12,7 +12,7 @@ from pyspark.sql import types as T
 TRIPS = "curated/trips"
 TRIP_ROUTES = "curated/trip_routes"
 ROUTE_MODELS = "curated/route_models"  # one row per route of every fitted model version
-MODELS = "models/routes"  # the fitted pipelines: region=<r>/v=<version>/
+MODELS = "models/routes"  # the fitted models: region=<r>/v=<version>/route_model.json
 WEEKLY_TRIPS = "marts/weekly_trips"
 REJECTED_ROWS = "curated/rejected_rows"
 INGESTIONS = "curated/ingestions"
