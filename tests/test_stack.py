@@ -24,16 +24,36 @@ from triplake.sql_engine import LocalEngine, Statement
 WATCH_TIMEOUT = 400
 
 
+BASE = Settings(spark_master="local[2]", spark_driver_memory="1g", spark_shuffle_partitions=4)
+
+
+class Stack:
+    """The stack of this module; a test may stop it and bring it up again in the same directory."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.state = stack.up(BASE, directory=directory, say=lambda _: None)
+
+    def __getattr__(self, name):
+        return getattr(self.state, name)
+
+
 @pytest.fixture(scope="module")
 def local_stack(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("stack")
-    base = Settings(spark_master="local[2]", spark_driver_memory="1g", spark_shuffle_partitions=4)
-    state = stack.up(base, directory=directory, say=lambda _: None)
+    current = Stack(tmp_path_factory.mktemp("stack"))
     try:
-        yield state
+        yield current
     finally:
-        stack.down(directory, say=lambda _: None)
-        assert not any(stack._alive(pid) for pid in state.pids), "stack down stops every process it started"
+        pids = current.state.pids
+        stack.down(current.directory, say=lambda _: None, forget=True)
+        assert not any(stack._alive(pid) for pid in pids), "stack down stops every process it started"
+
+
+def lake_engine(state: stack.StackState) -> LocalEngine:
+    settings = Settings(aws_endpoint_url=state.env["TRIPLAKE_AWS_ENDPOINT_URL"],
+                        aws_access_key_id=state.env["AWS_ACCESS_KEY_ID"],
+                        aws_secret_access_key=state.env["AWS_SECRET_ACCESS_KEY"])
+    return LocalEngine(state.env["TRIPLAKE_LAKE_ROOT"], settings)
 
 
 def triplake(state: stack.StackState, *arguments: str, **options) -> subprocess.Popen:
@@ -110,10 +130,30 @@ def test_three_uploads_and_a_triplake_run_at_the_same_time_count_every_trip_exac
     seen_before = sum(counts["already_present"] + counts["duplicates_in_batch"] for counts in finished)
     assert written == len(set(lines)) == 300 and seen_before == 140
 
-    settings = Settings(aws_endpoint_url=local_stack.env["TRIPLAKE_AWS_ENDPOINT_URL"],
-                        aws_access_key_id=local_stack.env["AWS_ACCESS_KEY_ID"],
-                        aws_secret_access_key=local_stack.env["AWS_SECRET_ACCESS_KEY"])
-    engine = LocalEngine(local_stack.env["TRIPLAKE_LAKE_ROOT"], settings)
     query = Statement("select count(*) as trips, count(distinct trip_id) as distinct_trips from trips")
-    (row,) = engine.run(query, {}).records()
+    (row,) = lake_engine(local_stack.state).run(query, {}).records()
     assert row == {"trips": 400, "distinct_trips": 400}, "the sample's 100 and the 300 generated, each once"
+
+
+def test_down_and_up_keep_the_lake_and_a_killed_stack_fails_the_run_it_left_behind(local_stack):
+    counted = Statement("select count(*) as trips from trips")
+    before = lake_engine(local_stack.state).run(counted, {}).records()
+    assert before == [{"trips": 400}]
+    said = []
+    stack.down(local_stack.directory, say=said.append)
+    assert any(line.startswith("saved ") for line in said), said
+    local_stack.state = stack.up(BASE, directory=local_stack.directory, say=said.append)
+    assert lake_engine(local_stack.state).run(counted, {}).records() == before, "the lake came back with the stack"
+    assert any(line.startswith("restored ") for line in said), said
+
+    # Kill the whole stack (no `down`) while a run ingests: the next `up` fails that run and announces it.
+    watcher = watching(local_stack.state, ingestions=1)
+    upload(local_stack.state, SAMPLE)
+    received = json.loads(watcher.stdout.readline())
+    assert received["status"] == "RECEIVED"
+    for pid in local_stack.state.pids:
+        os.killpg(pid, 9)
+    watcher.kill()
+    said.clear()
+    local_stack.state = stack.up(BASE, directory=local_stack.directory, say=said.append)
+    assert any(f"FAILED announced for {received['ingestion_id']}" in line for line in said), said

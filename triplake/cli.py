@@ -268,7 +268,7 @@ def _stack(args: argparse.Namespace) -> int:
         stderr.print('Use the stack from this shell: eval "$(triplake stack env)"')
         return 0
     if args.action == "down":
-        stack.down(say=lambda line: stderr.print(line))
+        stack.down(say=lambda line: stderr.print(line), forget=args.forget)
         return 0
     state = stack.StackState.load()
     if args.action == "env":
@@ -437,6 +437,8 @@ def build_parser() -> argparse.ArgumentParser:
     stack.add_argument("action", choices=("up", "down", "status", "env"),
                        help="up | down | status | env (export lines for the stack's endpoint and names)")
     stack.add_argument("--json", action="store_true", help="status: print exactly one JSON object on stdout")
+    stack.add_argument("--forget", action="store_true",
+                       help="down: also wipe the saved buckets, catalog and Airflow history (the next up starts empty)")
     stack.set_defaults(handler=_stack)
 
     watch = commands.add_parser("watch", help="receive ingestion status events as they happen (SNS HTTP subscription)")

@@ -103,5 +103,5 @@ def _failed(ingestion_id: str, uri: str, step: str, failure: BaseException) -> I
     now = datetime.now(timezone.utc)
     return IngestionResult(
         ingestion_id=ingestion_id, source_uri=uri, raw_uri=None, status=FAILED, counts=Counts(), started_at=now,
-        finished_at=now, error={"kind": "step_failed", "message": f"{step} failed: {detail}", "step": step},
+        finished_at=now, error={"kind": "task_failed", "message": f"{step} failed: {detail}", "task": step},
     )

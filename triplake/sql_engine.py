@@ -374,7 +374,7 @@ class LocalEngine:
 
         compiled = self._compiled(statement, values)
         try:
-            return self.connection.execute(compiled.sql, {name: values[name] for name in compiled.parameters}).to_arrow_table()
+            return self.connection.sql(compiled.sql, params={name: values[name] for name in compiled.parameters}).to_arrow_table()
         except duckdb.Error as problem:
             raise SqlError(f"{statement.name}: {problem}") from problem
 

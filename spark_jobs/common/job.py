@@ -63,7 +63,7 @@ def abort_after_failure(spark: SparkSession, lake_root: str, ingestion_id: str, 
     """Rolls back the ingestion a step failed in and records it FAILED, naming the step and the error."""
     fs, lake = LakeFs(spark), Lake(lake_root)
     detail = (str(failure).strip().splitlines() or [type(failure).__name__])[-1]
-    error = {"kind": "step_failed", "message": f"{step} failed: {detail}", "step": step}
+    error = {"kind": "task_failed", "message": f"{step} failed: {detail}", "task": step}
     try:
         publish.check_lease(fs, lake, ingestion_id)
         publish.abort(spark, fs, lake, ingestion_id, error)

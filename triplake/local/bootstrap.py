@@ -43,7 +43,9 @@ def lake_bucket(settings: Settings) -> str:
     return parsed.netloc
 
 
-def bootstrap(settings: Settings) -> Resources:
+def bootstrap(settings: Settings, notify: bool = True) -> Resources:
+    """Creates every resource. notify=False leaves the landing bucket's notification for later
+    (connect_landing_notifications): the local stack first restores its saved objects, which must start nothing."""
     s3, sqs, sns, glue_client, athena = clients(settings, "s3", "sqs", "sns", "glue", "athena")
     for bucket in (settings.landing_bucket, lake_bucket(settings)):
         _private_encrypted_bucket(s3, bucket, settings.aws_region)
@@ -57,16 +59,8 @@ def bootstrap(settings: Settings) -> Resources:
     queue_arn = _queue_arn(sqs, queue_url)
     sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"Policy": json.dumps(_only_bucket_may_send(
         queue_arn, settings.landing_bucket))})
-    s3.put_bucket_notification_configuration(
-        Bucket=settings.landing_bucket,
-        NotificationConfiguration={"QueueConfigurations": [
-            {"Id": f"triplake-{suffix.strip('.').replace('.', '-')}", "QueueArn": queue_arn,
-             "Events": ["s3:ObjectCreated:*"],
-             "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": settings.landing_prefix},
-                                                {"Name": "suffix", "Value": suffix}]}}}
-            for suffix in INPUT_SUFFIXES
-        ]},
-    )
+    if notify:
+        connect_landing_notifications(settings, queue_url)
 
     topic_arn = sns.create_topic(Name=settings.status_topic_name)["TopicArn"]
     glue.ensure_catalog(glue_client, settings.glue_database, settings.lake_root)
@@ -78,6 +72,22 @@ def bootstrap(settings: Settings) -> Resources:
     )
     logger.info("bootstrapped %s", resources)
     return resources
+
+
+def connect_landing_notifications(settings: Settings, queue_url: str) -> None:
+    """The landing bucket tells the queue about every new .csv and .csv.gz under the landing prefix."""
+    s3, sqs = clients(settings, "s3", "sqs")
+    queue_arn = _queue_arn(sqs, queue_url)
+    s3.put_bucket_notification_configuration(
+        Bucket=settings.landing_bucket,
+        NotificationConfiguration={"QueueConfigurations": [
+            {"Id": f"triplake-{suffix.strip('.').replace('.', '-')}", "QueueArn": queue_arn,
+             "Events": ["s3:ObjectCreated:*"],
+             "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": settings.landing_prefix},
+                                                {"Name": "suffix", "Value": suffix}]}}}
+            for suffix in INPUT_SUFFIXES
+        ]},
+    )
 
 
 def _private_encrypted_bucket(s3: Any, bucket: str, region: str) -> None:

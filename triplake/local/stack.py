@@ -1,12 +1,18 @@
 """The local stack: a moto server as AWS, the resources Terraform would create, and `airflow standalone` running the
 DAG against them — no AWS account, no Docker. State lives in .local/stack/; every process runs in its own process
 group, and `down` stops exactly the groups `up` started (by their ids, never by name).
+
+The moto server keeps its data in memory, so `down` saves the buckets, the Glue partitions and the landing queue's
+pending uploads under .local/stack/saved/ and `up` restores them before anything can start a run: the lake and
+Airflow's history (its SQLite database, kept under .local/stack/airflow/) stay together. `down --forget` wipes
+both. Runs that a stopped or killed stack left running are failed by the next `up`, with a FAILED status event.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,14 +22,20 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from triplake.local.airflow_env import airflow_env
 from triplake.aws import clients
-from triplake.local.bootstrap import bootstrap
+from triplake.aws.sns import publish_status
+from triplake.events import FAILED, status_event
+from triplake.local import saved_state
+from triplake.local.airflow_env import airflow_env
+from triplake.local.bootstrap import bootstrap, connect_landing_notifications
 from triplake.local.moto_server import LOOPBACK, free_port
 from triplake.settings import LOCAL_DIR, Settings
 
 STACK_DIR = LOCAL_DIR / "stack"
 STATE_FILE = "state.json"
+SAVED_DIR = "saved"
+AIRFLOW_DIR = "airflow"
+DAG_ID = "trips_ingest"
 LOCAL_CREDENTIALS = {"aws_access_key_id": "triplake-local", "aws_secret_access_key": "triplake-local"}
 LOCAL_LAKE_ROOT = "s3://triplake-lake/lake"
 AIRFLOW_USER = "admin"
@@ -79,8 +91,8 @@ def up(base: Settings, directory: Path = STACK_DIR, say: Callable[[str], None] =
     existing = StackState.load(directory)
     if existing and all(_alive(pid) for pid in existing.pids):
         raise StackError(f"the stack is already up (Airflow {existing.airflow_url}); `triplake stack down` first")
-    if existing:
-        down(directory, say=lambda _: None)
+    if existing:  # a stack that was killed: its state file is left, its processes are gone
+        down(directory, say=lambda _: None, save=False)
     directory.mkdir(parents=True, exist_ok=True)
 
     port = free_port()
@@ -92,19 +104,21 @@ def up(base: Settings, directory: Path = STACK_DIR, say: Callable[[str], None] =
                   [moto])
         say(f"moto server (local AWS) at {state.moto_endpoint}")
         settings = stack_settings(state.moto_endpoint, base)
-        resources = bootstrap(settings).to_dict()
+        resources = bootstrap(settings, notify=False).to_dict()
         settings = settings.model_copy(update={"landing_queue_url": resources["landing_queue_url"],
                                                "status_topic_arn": resources["status_topic_arn"]})
         state.resources, state.env = resources, client_env(settings, resources)
         say(f"created buckets {resources['landing_bucket']} and {resources['lake_bucket']}, the landing queue with a "
             f"dead-letter queue, the status topic, Glue database {resources['glue_database']}, Athena workgroup")
+        _restore(directory / SAVED_DIR, settings, say)
 
-        home = directory / "airflow"
+        home = directory / AIRFLOW_DIR
         api_port = free_port()
         # standalone starts `airflow scheduler`, `airflow triggerer`, ... by name: this venv's airflow comes first.
         env = os.environ | airflow_env(settings, home, api_port) | {
             "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])}
         _airflow(["db", "migrate"], env, directory / "airflow.log")
+        _fail_interrupted_runs(env, directory / "airflow.log", settings, say)
         _airflow(["pools", "set", settings.lake_writers_pool, "1", "Spark jobs that write the lake, one at a time"],
                  env, directory / "airflow.log")
         state.airflow_pid = _start([_airflow_bin(), "standalone"], directory / "airflow.log", env)
@@ -120,21 +134,81 @@ def up(base: Settings, directory: Path = STACK_DIR, say: Callable[[str], None] =
                   ready_timeout, directory / "airflow.log", state.pids)
         say("the trips_ingest DAG is watching the landing queue: uploads start ingestions")
     except BaseException:
-        down(directory, say=lambda _: None)
+        down(directory, say=lambda _: None, save=False)  # a half-started stack must not replace the saved state
         raise
     return state
 
 
-def down(directory: Path = STACK_DIR, say: Callable[[str], None] = print, grace: float = 20.0) -> bool:
+def down(directory: Path = STACK_DIR, say: Callable[[str], None] = print, grace: float = 20.0,
+         forget: bool = False, save: bool = True) -> bool:
+    """Stops the stack; first saves its AWS state (unless forget, which wipes the saved state and Airflow's history
+    together, so a later `up` starts empty)."""
     state = StackState.load(directory)
     if state is None:
-        say("the stack is not up")
+        if forget:
+            _forget(directory, say)
+        else:
+            say("the stack is not up")
         return False
-    for pid in state.pids:
-        _stop_group(pid, grace)
+    if state.airflow_pid:
+        _stop_group(state.airflow_pid, grace)  # no run may write while the state is saved
+    if save and not forget and _alive(state.moto_pid) and state.resources:
+        _save(directory / SAVED_DIR, state, say)
+    _stop_group(state.moto_pid, grace)
     Path(directory, STATE_FILE).unlink(missing_ok=True)
     say("stopped Airflow and the moto server")
+    if forget:
+        _forget(directory, say)
     return True
+
+
+def _settings_of(state: StackState) -> Settings:
+    return Settings(aws_endpoint_url=state.moto_endpoint, aws_region=state.env.get("TRIPLAKE_AWS_REGION", "us-east-1"),
+                    **LOCAL_CREDENTIALS)
+
+
+def _save(saved: Path, state: StackState, say: Callable[[str], None]) -> None:
+    s3, glue, sqs = clients(_settings_of(state), "s3", "glue", "sqs")
+    resources = state.resources
+    counts = saved_state.save(saved, s3, glue, sqs, [resources["landing_bucket"], resources["lake_bucket"]],
+                              resources["glue_database"], resources["landing_queue_url"])
+    say(f"saved {counts['objects']} objects, {counts['partitions']} Glue partitions and {counts['messages']} pending "
+        f"uploads to {saved} (`triplake stack up` restores them; `down --forget` wipes them)")
+
+
+def _restore(saved: Path, settings: Settings, say: Callable[[str], None]) -> None:
+    s3, glue, sqs = clients(settings, "s3", "glue", "sqs")
+    counts = saved_state.restore(saved, s3, glue)
+    connect_landing_notifications(settings, str(settings.landing_queue_url))  # restored objects started nothing
+    pending = saved_state.restore_messages(saved, sqs, str(settings.landing_queue_url))
+    if counts["objects"] or pending:
+        say(f"restored {counts['objects']} objects, {counts['partitions']} Glue partitions and {pending} pending "
+            f"uploads from {saved}")
+
+
+def _forget(directory: Path, say: Callable[[str], None]) -> None:
+    saved_state.forget(directory / SAVED_DIR)
+    shutil.rmtree(directory / AIRFLOW_DIR, ignore_errors=True)
+    say(f"forgot the saved buckets, catalog and Airflow history under {directory}")
+
+
+def _fail_interrupted_runs(env: dict[str, str], log: Path, settings: Settings, say: Callable[[str], None]) -> None:
+    """Fails the runs a stopped or killed stack left running, and announces their unfinished ingestions FAILED."""
+    with log.open("a") as output:
+        completed = subprocess.run([sys.executable, "-m", "triplake.local.interrupted_runs", DAG_ID], env=env,
+                                   stdout=subprocess.PIPE, stderr=output, text=True)
+    if completed.returncode != 0:
+        raise StackError(f"could not check Airflow for interrupted runs; see {log}")
+    (sns,) = clients(settings, "sns")
+    for ingestion in json.loads(completed.stdout or "[]"):
+        event = status_event(
+            ingestion_id=ingestion["ingestion_id"], status=FAILED, source_uri=ingestion["source_uri"],
+            error={"kind": "interrupted", "message": "the local stack stopped while this ingestion ran; whatever it "
+                   "had written is rolled back by the next ingestion. Upload the file again."},
+            dag_run_id=ingestion["dag_run_id"])
+        publish_status(sns, str(settings.status_topic_arn), event)
+        say(f"run {ingestion['dag_run_id']} was left running by the last stack: marked failed, "
+            f"FAILED announced for {ingestion['ingestion_id']} ({ingestion['source_uri']})")
 
 
 def status(directory: Path = STACK_DIR) -> dict[str, Any]:
