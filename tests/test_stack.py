@@ -90,45 +90,36 @@ def test_stack_status_names_what_runs_and_where(local_stack):
     assert report["resources"]["landing_queue_url"] == local_stack.env["TRIPLAKE_LANDING_QUEUE_URL"]
 
 
-def test_an_upload_starts_the_dag_and_its_success_arrives_at_watch(local_stack):
-    watcher = watching(local_stack, ingestions=1)
-    upload(local_stack, SAMPLE)
-    returncode, events = events_of(watcher)
-    assert returncode == 0
-    assert [event["status"] for event in events] == ["RECEIVED", "SUCCEEDED"]
-    assert events[1]["source_uri"].endswith("/incoming/trips_sample.csv")
-    assert events[1]["counts"]["rows_written"] == 100
-    assert events[1]["dag_run_id"].startswith("asset_triggered__"), "the upload, not a person, started the run"
-
-
-def test_three_uploads_and_a_triplake_run_at_the_same_time_count_every_trip_exactly_once(local_stack, tmp_path):
+def test_two_uploads_and_a_triplake_run_at_the_same_time_are_announced_and_count_every_trip_once(local_stack, tmp_path):
     generated = tmp_path / "generated.csv"
     assert cli.main(["generate", "--rows", "300", "--seed", "11", "--out", str(generated)]) == 0
     header, *lines = generated.read_text().splitlines()
-    # Overlapping slices: 20 lines are in two uploads each, and the batch run's 100 lines are all in an upload
-    # too, so the lake must hold each of them once whichever writer gets the lake first.
-    slices = {"part a.csv": lines[0:120], "part b.csv": lines[100:220], "part c.csv": lines[200:300],
-              "batch.csv": lines[50:150]}
-    files = {}
-    for name, part in slices.items():
-        files[name] = tmp_path / name
-        files[name].write_text("\n".join([header, *part]) + "\n")
+    # Overlapping files: 20 lines of the upload are in the batch run's file too, so the lake must hold each once
+    # whichever writer gets the lake first.
+    upload_part, batch_part = tmp_path / "part a.csv", tmp_path / "batch.csv"
+    upload_part.write_text("\n".join([header, *lines[0:170]]) + "\n")
+    batch_part.write_text("\n".join([header, *lines[150:300]]) + "\n")
 
-    watcher = watching(local_stack, ingestions=3)
-    batch = triplake(local_stack, "run", "--json", "--input", str(files.pop("batch.csv")))
-    for path in files.values():
+    watcher = watching(local_stack, ingestions=2)
+    batch = triplake(local_stack, "run", "--json", "--input", str(batch_part))
+    for path in (SAMPLE, upload_part):
         upload(local_stack, path)
     returncode, events = events_of(watcher)
     assert returncode == 0, events
     out, err = batch.communicate(timeout=WATCH_TIMEOUT)
     assert batch.returncode == 0, err
+
+    by_file = {event["source_uri"].rsplit("/", 1)[1]: event for event in events if event["status"] == "SUCCEEDED"}
+    assert sorted(by_file) == ["part a.csv", "trips_sample.csv"]
+    assert [event["status"] for event in events if event["ingestion_id"] == by_file["trips_sample.csv"]["ingestion_id"]] \
+        == ["RECEIVED", "SUCCEEDED"]
+    assert by_file["trips_sample.csv"]["counts"]["rows_written"] == 100
+    assert all(event["dag_run_id"].startswith("asset_triggered__") for event in by_file.values()), \
+        "the uploads, not a person, started the runs"
     (batch_ingestion,) = json.loads(out)["ingestions"]
-    finished = [event["counts"] for event in events if event["status"] == "SUCCEEDED"] + [batch_ingestion]
-    assert sorted(event["source_uri"].rsplit("/", 1)[1] for event in events if event["status"] == "SUCCEEDED") == \
-        sorted(files)
-    written = sum(counts["rows_written"] for counts in finished)
-    seen_before = sum(counts["already_present"] + counts["duplicates_in_batch"] for counts in finished)
-    assert written == len(set(lines)) == 300 and seen_before == 140
+    counts = [by_file["part a.csv"]["counts"], batch_ingestion]
+    assert sum(count["rows_written"] for count in counts) == len(set(lines)) == 300
+    assert sum(count["already_present"] + count["duplicates_in_batch"] for count in counts) == 20
 
     query = Statement("select count(*) as trips, count(distinct trip_id) as distinct_trips from trips")
     (row,) = lake_engine(local_stack.state).run(query, {}).records()
@@ -153,6 +144,9 @@ def test_down_and_up_keep_the_lake_and_a_killed_stack_fails_the_run_it_left_behi
     assert received["status"] == "RECEIVED"
     for pid in local_stack.state.pids:
         os.killpg(pid, 9)
+    deadline = time.monotonic() + 30
+    while any(stack._alive(pid) for pid in local_stack.state.pids) and time.monotonic() < deadline:
+        time.sleep(0.2)
     watcher.kill()
     said.clear()
     local_stack.state = stack.up(BASE, directory=local_stack.directory, say=said.append)
