@@ -59,6 +59,8 @@ MAX_LATITUDE = 90.0
 UNSAFE_REGION_PATTERN = r"[/\\=\x00-\x1f\x7f]|\.\."
 
 # Reject reasons, checked in this order: a line gets the first that applies.
+BAD_ENCODING = "bad_encoding"
+UNCLOSED_QUOTE = "unclosed_quote"
 WRONG_FIELD_COUNT = "wrong_field_count"
 EMPTY_REGION = "empty_region"
 UNSAFE_REGION = "unsafe_region"
@@ -69,6 +71,8 @@ DESTINATION_OUT_OF_RANGE = "destination_out_of_range"
 BAD_DATETIME = "bad_datetime"
 EMPTY_DATASOURCE = "empty_datasource"
 REJECT_REASONS = (
+    BAD_ENCODING,
+    UNCLOSED_QUOTE,
     WRONG_FIELD_COUNT,
     EMPTY_REGION,
     UNSAFE_REGION,
@@ -80,14 +84,59 @@ REJECT_REASONS = (
     EMPTY_DATASOURCE,
 )
 
+QUOTE = '"'
+# RFC 4180: a quoted field may hold commas and doubled quotes ("Turin ""Centro"""). Lines with a quote go through
+# Spark's own CSV parser (from_csv); the rest, nearly every line, through a plain split. Blanks around a field are
+# not part of it (lenient, unlike RFC 4180), and a quoted field cannot span lines: the text source splits lines first.
+CSV_OPTIONS = {
+    "escape": QUOTE,  # a doubled quote inside a quoted field is one quote
+    "nullValue": "\u0000",  # so that an empty field stays "" and only a missing one is null (the field count)
+    "ignoreLeadingWhiteSpace": "true",
+    "ignoreTrailingWhiteSpace": "true",
+    "mode": "PERMISSIVE",
+}
+# A rejected line that is not valid UTF-8 is kept as its exact bytes, base64-encoded after this prefix.
+RAW_BYTES_PREFIX = "base64:"
+
 SUCCEEDED = publish.SUCCEEDED
 FAILED = publish.FAILED
 
 
 class InvalidFileError(ValueError):
-    """The file as a whole cannot be ingested (no header, wrong columns); nothing reaches trips."""
+    """The file as a whole cannot be ingested (no header, wrong columns, unreadable); nothing reaches trips."""
 
     kind = "invalid_file"
+
+
+# What Hadoop's readers say about a file they cannot read, and what the user should hear instead.
+UNREADABLE_FILE_SIGNS = (
+    (("Unexpected end of input stream", "Unexpected end of ZLIB input stream", "EOFException"),
+     "the gzip data ends before its end (the file was truncated or cut off in transfer): upload the whole file again"),
+    (("not a gzip file", "Not in GZIP format", "incorrect header check", "ZipException"),
+     "the file is named .gz but is not gzip data: compress it with gzip, or upload it as .csv"),
+    (("AccessDenied", "Access Denied", "Forbidden"),
+     "the file cannot be read (access denied): give the pipeline read access to it and upload it again"),
+)
+
+
+def unreadable_file_error(source_uri: str, failure: BaseException) -> InvalidFileError | None:
+    """An InvalidFileError naming why a file could not be read, when Spark's failure says it was the file's fault."""
+    text = str(failure)
+    for signs, meaning in UNREADABLE_FILE_SIGNS:
+        if any(sign in text for sign in signs):
+            return InvalidFileError(f"{source_uri} cannot be read: {meaning}")
+    return None
+
+
+def binary_header_error(header_line: str) -> InvalidFileError | None:
+    """An InvalidFileError when the first line is not text: a spreadsheet, an image, Parquet, or UTF-16 text."""
+    controls = sum(1 for char in header_line if (ord(char) < 32 and char not in "\t\r") or char == "\ufffd")
+    if "\x00" in header_line or controls > max(2, len(header_line) // 20):
+        return InvalidFileError(
+            "the file is not a UTF-8 text CSV file (its first line holds binary data: a spreadsheet, Parquet, an "
+            "image, or text saved as UTF-16): export the trips as CSV in UTF-8 and upload that"
+        )
+    return None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -118,21 +167,58 @@ def column_positions(header_line: str | None) -> dict[str, int]:
 
 
 def split_fields(lines: DataFrame, positions: dict[str, int]) -> DataFrame:
-    """Every line split into the five input fields (by their positions in the header).
+    """Every line split into the five input fields (by their positions in the header), and its field count.
 
-    WKT points contain no comma, so a plain split is exact for the trips format and much cheaper than a
-    CSV parser; a line with another number of fields is rejected later with wrong_field_count.
-    Each step is its own select so that Spark computes the split once per line, not once per use.
+    A line without a quote is split on commas: WKT points hold no comma, so that is exact for the trips format and
+    far cheaper than a CSV parser. A line with a quote is parsed as RFC 4180 CSV (CSV_OPTIONS), and only those pay
+    for it. A line with another number of fields is rejected later with wrong_field_count. Each step is its own
+    select so that Spark computes the split and the parse once per line, not once per use.
     """
-    split = lines.select("value", F.split("value", ",").alias("parts"))
+    expected = len(INPUT_COLUMNS)
+    # One more field than expected: a line with too many fields fills it and is told apart from a full one.
+    schema = ", ".join(f"field_{index} STRING" for index in range(expected + 1))
+    split = lines.select(
+        "value",
+        F.split("value", ",").alias("parts"),
+        F.when(F.col("value").contains(QUOTE), F.from_csv(F.col("value"), schema, CSV_OPTIONS)).alias("quoted"),
+    )
+    is_quoted = F.col("quoted").isNotNull()
 
     def field(name: str) -> Column:
-        text = F.try_element_at("parts", F.lit(positions[name] + 1))
-        # Blanks and optional double quotes around a field are not part of its value. Points are left as
+        index = positions[name]
+        # Blanks around a field are not part of its value (the CSV parser trims them itself). Points are left as
         # they are: their fast path needs the exact text, and the strict parser trims for itself.
-        return (text if name in POINT_COLUMNS else F.btrim(text, F.lit(FIELD_PADDING))).alias(name)
+        plain = F.try_element_at("parts", F.lit(index + 1))
+        plain = plain if name in POINT_COLUMNS else F.trim(plain)
+        return F.when(is_quoted, F.col("quoted")[f"field_{index}"]).otherwise(plain).alias(name)
 
-    return split.select("value", F.size("parts").alias("field_count"), *[field(name) for name in INPUT_COLUMNS])
+    quoted_count = sum((F.col("quoted")[f"field_{index}"].isNotNull().cast("int") for index in range(expected + 1)),
+                       F.lit(0))
+    return split.select(
+        "value",
+        F.when(is_quoted, quoted_count).otherwise(F.size("parts")).alias("field_count"),
+        is_quoted.alias("is_quoted"),
+        *[field(name) for name in INPUT_COLUMNS],
+    )
+
+
+def is_bad_encoding(value: Column) -> Column:
+    """True for a line that is not valid UTF-8. Spark keeps a text line's bytes as they are; only lines with a
+    non-ASCII byte (more bytes than characters) pay for the check that they survive a decode and encode unchanged."""
+    return (F.length(value) != F.octet_length(value)) & (F.encode(value, "UTF-8") != value.cast("binary"))
+
+
+def has_unclosed_quote(value: Column) -> Column:
+    """True for a line with an odd number of quotes: a quoted field that does not close on its line."""
+    quotes = F.length(value) - F.length(F.regexp_replace(value, QUOTE, ""))
+    return F.pmod(quotes, F.lit(2)) == 1
+
+
+def kept_line(raw_line: Column, reason: Column) -> Column:
+    """The rejected line as it is kept in rejected_rows: its text, or for a line that is not UTF-8 its exact
+    bytes in base64 after RAW_BYTES_PREFIX (text with replacement characters would lose them)."""
+    as_bytes = F.concat(F.lit(RAW_BYTES_PREFIX), F.base64(raw_line.cast("binary")))
+    return F.when(reason == BAD_ENCODING, as_bytes).otherwise(raw_line)
 
 
 def _point_inner(wkt_column: str) -> Column:
@@ -181,6 +267,7 @@ def parse_fields(fields: DataFrame) -> DataFrame:
     texts = fields.select(
         "value",
         "field_count",
+        "is_quoted",
         "region",
         origin_lon.alias("origin_lon_text"),
         origin_lat.alias("origin_lat_text"),
@@ -192,6 +279,7 @@ def parse_fields(fields: DataFrame) -> DataFrame:
     return texts.select(
         "value",
         "field_count",
+        "is_quoted",
         "region",
         _try_cast("origin_lon_text", "DOUBLE").alias("origin_lon"),
         _try_cast("origin_lat_text", "DOUBLE").alias("origin_lat"),
@@ -210,7 +298,9 @@ def _in_range(lon: str, lat: str) -> Column:
 def with_reject_reason(parsed: DataFrame) -> DataFrame:
     """Adds reject_reason: null for a valid trip, else the first failing check of REJECT_REASONS."""
     reason = (
-        F.when(F.col("field_count") != len(INPUT_COLUMNS), WRONG_FIELD_COUNT)
+        F.when(is_bad_encoding(F.col("value")), BAD_ENCODING)
+        .when(F.col("is_quoted") & has_unclosed_quote(F.col("value")), UNCLOSED_QUOTE)
+        .when(F.col("field_count") != len(INPUT_COLUMNS), WRONG_FIELD_COUNT)
         .when(F.coalesce(F.col("region"), F.lit("")) == "", EMPTY_REGION)
         .when(F.col("region").rlike(UNSAFE_REGION_PATTERN), UNSAFE_REGION)
         .when(F.col("origin_lon").isNull() | F.col("origin_lat").isNull(), BAD_ORIGIN_COORD)
@@ -432,6 +522,12 @@ def _timed(step: str):
     logger.info("%s: %.1f s", step, time.perf_counter() - started)
 
 
+def raw_name(name: str) -> str:
+    """The name of the raw copy: the file's own, with a gzip suffix in lower case (Hadoop picks the codec by the
+    exact suffix '.gz', so 'TRIPS.CSV.GZ' would otherwise be read as text)."""
+    return name[: -len(".gz")] + ".gz" if name.lower().endswith(".gz") else name
+
+
 def read_lines(spark: SparkSession, uri: str) -> DataFrame:
     """Every physical line of the file, as the column `value`."""
     return spark.read.text(uri)
@@ -564,9 +660,15 @@ def ingest_file(
     try:
         if not fs.exists(source_uri):
             raise InvalidFileError(f"the file {source_uri} does not exist or cannot be read")
-        raw_uri = lake.uri(tables.RAW, ingestion_id, source_uri.rstrip("/").rsplit("/", 1)[-1])
+        raw_uri = lake.uri(tables.RAW, ingestion_id, raw_name(source_uri.rstrip("/").rsplit("/", 1)[-1]))
         fs.copy(source_uri, raw_uri)  # nothing a user sent is ever lost
-        counts, partitions = _ingest_raw_copy(spark, fs, lake, raw_uri, ingestion_id)
+        try:
+            counts, partitions = _ingest_raw_copy(spark, fs, lake, raw_uri, ingestion_id)
+        except Exception as failure:  # Spark's reader failed: the file's fault (truncated gzip...) or not
+            invalid = unreadable_file_error(source_uri, failure)
+            if invalid is None:
+                raise
+            raise invalid from failure
         status, error = SUCCEEDED, None
         publish.write_intent(fs, lake, intent | {"raw_uri": raw_uri, "counts": asdict(counts)})
     except InvalidFileError as invalid:
@@ -591,6 +693,9 @@ def _ingest_raw_copy(
     spark: SparkSession, fs: LakeFs, lake: Lake, raw_uri: str, ingestion_id: str
 ) -> tuple[Counts, list[tuple[str, str]]]:
     header_line = _first_line(spark, raw_uri)
+    binary = binary_header_error(header_line or "")
+    if binary is not None:
+        raise binary
     positions = column_positions(header_line)
     assert header_line is not None
     publication = publish.Publication(spark, fs, lake, ingestion_id, "ingest").begin()
@@ -636,7 +741,8 @@ def _ingest_raw_copy(
         with _timed("stage rejected rows"):
             rejected = number_rejected_lines(parsed.where(~is_valid), locate_lines(read_lines(spark, raw_uri)))
             write_single_parquet(
-                rejected.withColumn("ingestion_id", F.lit(ingestion_id))
+                rejected.withColumn("raw_line", kept_line(F.col("raw_line"), F.col("reason")))
+                .withColumn("ingestion_id", F.lit(ingestion_id))
                 .select(*tables.REJECTED_ROWS_SCHEMA.fieldNames())
                 .orderBy("line_number"),
                 publication.stage("rejected"),

@@ -19,7 +19,7 @@ def test_run_json_prints_one_object_with_reconciled_counts(spark, tmp_path, caps
     assert output["status"] == "SUCCEEDED"
     assert output["lake_root"] == lake.as_uri()
     bad, sample = output["ingestions"]
-    assert bad["rows_read"] == bad["rows_valid"] + bad["rows_rejected"] == 16
+    assert bad["rows_read"] == bad["rows_valid"] + bad["rows_rejected"] == 18
     assert bad["rows_valid"] == bad["duplicates_in_batch"] + bad["already_present"] + bad["rows_written"] == 3
     assert bad["rejected_by_reason"]["unsafe_region"] == 2
     # lines 2 and 18 of the bad file are trips of the sample (line 18 spelled loosely): already in the lake

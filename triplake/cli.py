@@ -104,6 +104,8 @@ def _run(args: argparse.Namespace) -> int:
 
     with stderr.status("starting Spark (local mode)...", spinner="dots"):
         spark = build_local_session(settings)
+    if not args.verbose:  # a file's problem is reported in one line below; Spark's stack traces only with -v
+        spark.sparkContext.setLogLevel("OFF")
     try:
         with stderr.status(f"ingesting {len(inputs)} file(s) and grouping their trips into routes...", spinner="dots"):
             result = run_pipeline(spark, inputs, lake_root, refit=args.refit, settings=settings, on_wait=waiting)

@@ -91,7 +91,7 @@ def run_pipeline(
             except LeaseLostError:
                 raise  # another writer has the lake now: touch nothing
             except Exception as failure:
-                logger.exception("%s failed for %s", step, uri)
+                logger.info("%s failed for %s", step, uri, exc_info=True)  # the whole story with -v
                 abort_after_failure(spark, lake_root, ingestion_id, step, failure)
                 ingestion = _failed(ingestion_id, uri, step, failure)
         result.ingestions.append(ingestion)

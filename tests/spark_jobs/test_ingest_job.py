@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import gzip
 import shutil
 from pathlib import Path
@@ -78,14 +79,17 @@ def test_bad_rows_are_kept_with_line_number_and_reason_and_counts_reconcile(spar
 
     counts = result.counts
     assert counts.reconciles()
-    assert (counts.rows_read, counts.rows_valid, counts.rows_rejected) == (16, 3, 13)
+    assert (counts.rows_read, counts.rows_valid, counts.rows_rejected) == (18, 3, 15)
     assert (counts.duplicates_in_batch, counts.already_present, counts.rows_written) == (1, 0, 2)
     rejected = read_table(lake_root, "curated/rejected_rows").to_pylist()
-    lines = BAD_ROWS.read_text().splitlines()
-    assert [row["line_number"] for row in rejected] == list(range(4, 17))
-    assert all(row["raw_line"] == lines[row["line_number"] - 1] for row in rejected)
+    lines = BAD_ROWS.read_bytes().split(b"\n")
+    assert [row["line_number"] for row in rejected] == [*range(4, 17), 19, 20]
+    kept = {row["line_number"]: row["raw_line"] for row in rejected}
+    assert kept.pop(19) == "base64:" + base64.b64encode(lines[18]).decode(), "the Latin-1 line, byte for byte"
+    assert all(text.encode() == lines[number - 1] for number, text in kept.items())
     assert {row["reason"] for row in rejected} == set(ingest.REJECT_REASONS)
     assert counts.rejected_by_reason == {
+        "bad_encoding": 1, "unclosed_quote": 1,
         "wrong_field_count": 1, "empty_region": 1, "unsafe_region": 2, "bad_origin_coord": 2,
         "origin_out_of_range": 2, "bad_destination_coord": 1, "destination_out_of_range": 1,
         "bad_datetime": 2, "empty_datasource": 1,
