@@ -77,10 +77,15 @@ def announce_failure(context: Any) -> None:
     )
     ingest_report = orchestration.read_report(aws_client("s3"), settings.lake_root, ingestion.ingestion_id, "ingest")
     task_name = task_instance.task_id.rsplit(".", 1)[-1]
-    if task_name != orchestration.LEASE_TASK:
+    event = orchestration.failed_event(ingestion, task_name, context.get("exception"), ingest_report,
+                                       context["dag_run"].run_id)
+    if task_name == orchestration.LEASE_TASK:  # it never held the lake: only its record says it was here
+        from triplake.lake_records import write_failed_record
+
+        write_failed_record(settings.lake_root, settings, ingestion.ingestion_id, ingestion.source_uri, event["error"])
+    else:
         lake_lease(ingestion, context["dag_run"].run_id).release()
-    publish(orchestration.failed_event(ingestion, task_name, context.get("exception"), ingest_report,
-                                       context["dag_run"].run_id))
+    publish(event)
 
 
 @dag(
@@ -92,16 +97,24 @@ def announce_failure(context: Any) -> None:
     default_args={"retries": 0, "on_failure_callback": announce_failure},
 )
 def trips_ingest():
-    @task(on_failure_callback=None)
+    @task(task_id=orchestration.PLAN_TASK, on_failure_callback=None)
     def plan_ingestions(**context) -> list[dict[str, str]]:
-        """One ingestion per new file of the triggering asset events (or of the run's conf); RECEIVED for each."""
+        """One ingestion per upload of the triggering asset events (or per file of the run's conf), RECEIVED for
+        each; an upload that is not a .csv or .csv.gz file is answered FAILED (unsupported_file) at once."""
+        from triplake.lake_records import write_failed_record
+
         extras = [event.extra for events in context["triggering_asset_events"].values() for event in events]
-        ingestions, skipped = orchestration.planned_ingestions(extras, context["dag_run"].conf, settings.landing_prefix)
-        for item in skipped:
+        plan = orchestration.planned_ingestions(extras, context["dag_run"].conf, settings.landing_prefix)
+        run_id = context["dag_run"].run_id
+        for item in plan.skipped:
             print(f"skipped {item.what}: {item.reason}")
-        for ingestion in ingestions:
-            publish(orchestration.received_event(ingestion, context["dag_run"].run_id))
-        return [ingestion.to_dict() for ingestion in ingestions]
+        for ingestion in [*plan.ingestions, *plan.unsupported]:
+            publish(orchestration.received_event(ingestion, run_id))
+        for ingestion in plan.unsupported:
+            event = orchestration.unsupported_event(ingestion, run_id)
+            write_failed_record(settings.lake_root, settings, ingestion.ingestion_id, ingestion.source_uri, event["error"])
+            publish(event)
+        return [ingestion.to_dict() for ingestion in plan.ingestions]
 
     # A busy lake fails the try and Airflow tries again after a pause, holding no worker slot in between (a
     # reschedule-mode sensor would do the same, but Airflow 3.3 sometimes fails those on a late executor event).

@@ -24,7 +24,6 @@ locals {
   athena_workgroup       = var.name
   emr_application_name   = var.name
   lake_writers_pool      = "${var.name}_lake_writers"
-  input_suffixes         = [".csv", ".csv.gz"]
   # local.tables, the Glue tables of sql/ddl, is in tables.tf.json: generated from sql/ddl (make infra-tables).
 }
 
@@ -231,19 +230,16 @@ resource "aws_sqs_queue_policy" "landing" {
   })
 }
 
+# Every object created under the landing prefix, whatever its name: the DAG decides what it ingests
+# (triplake.events.is_ingestible: .csv and .csv.gz in any case) and answers every other upload FAILED.
 resource "aws_s3_bucket_notification" "landing" {
   bucket = module.landing_bucket.id
 
-  dynamic "queue" {
-    for_each = local.input_suffixes
-
-    content {
-      id            = "${var.name}-${replace(trimprefix(queue.value, "."), ".", "-")}"
-      queue_arn     = aws_sqs_queue.landing.arn
-      events        = ["s3:ObjectCreated:*"]
-      filter_prefix = var.landing_prefix
-      filter_suffix = queue.value
-    }
+  queue {
+    id            = "${var.name}-landing-uploads"
+    queue_arn     = aws_sqs_queue.landing.arn
+    events        = ["s3:ObjectCreated:*"]
+    filter_prefix = var.landing_prefix
   }
 
   depends_on = [aws_sqs_queue_policy.landing]

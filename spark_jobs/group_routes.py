@@ -150,21 +150,23 @@ def k_candidates(rows: int, options: RouteOptions) -> list[int]:
     return list(range(options.min_k, min(options.max_k, math.isqrt(rows // 2)) + 1))
 
 
-def choose_k(points: np.ndarray, options: RouteOptions) -> tuple[int, float | None, dict[int, float]]:
-    """The k with the best silhouette among k_candidates() on standardized points (ties: the smaller k).
+def choose_k(points: np.ndarray, options: RouteOptions) -> tuple[int, float | None, dict[int, float], np.ndarray | None]:
+    """The k with the best silhouette among k_candidates() on standardized points (ties: the smaller k), its
+    silhouette, every candidate's, and the centers found for it (where the full fit starts).
 
     A handful of trips cannot support a silhouette: the smallest k is taken as it is.
     """
     candidates = k_candidates(len(points), options)
     if not candidates:
-        return options.min_k, None, {}
-    scores = {}
+        return options.min_k, None, {}, None
+    scores, centers = {}, {}
+    distances = kmeans.pairwise_distances(points)
     for k in candidates:
-        _, labels = kmeans.kmeans(points, k, options.seed)
+        centers[k], labels = kmeans.kmeans(points, k, options.seed)
         # KMeans finds fewer clusters than k when the sample has fewer distinct points.
-        scores[k] = kmeans.silhouette(points, labels) if labels.max() > 0 else -1.0
+        scores[k] = kmeans.silhouette(points, labels, distances) if labels.max() > 0 else -1.0
     best = max(candidates, key=lambda k: (round(scores[k], 6), -k))
-    return best, scores[best], scores
+    return best, scores[best], scores, centers[best]
 
 
 def fit_points(region: str, points: np.ndarray, options: RouteOptions) -> RouteModel:
@@ -177,8 +179,9 @@ def fit_points(region: str, points: np.ndarray, options: RouteOptions) -> RouteM
     rng = np.random.default_rng(options.seed + 1)
     k_sample = (scaled if len(scaled) <= options.silhouette_sample_rows
                 else scaled[rng.choice(len(scaled), options.silhouette_sample_rows, replace=False)])
-    k, silhouette, k_scores = choose_k(k_sample, options)
-    centers, labels = kmeans.kmeans(scaled, k, options.seed)  # fewer centers when fewer distinct points than k
+    k, silhouette, k_scores, start = choose_k(k_sample, options)
+    # The full fit starts from the centers found on the sample: a few Lloyd iterations instead of restarts.
+    centers, labels = kmeans.kmeans(scaled, k, options.seed, start)  # fewer centers than k: fewer distinct points
     sizes = {cluster: int(size) for cluster, size in enumerate(np.bincount(labels))}
     means_of = {cluster: points[labels == cluster].mean(axis=0) for cluster in sizes}
     route_ids = route_ids_by_size(region, sizes, {cluster: list(mean) for cluster, mean in means_of.items()})

@@ -178,3 +178,19 @@ def test_the_emr_serverless_runner_starts_each_job_with_its_entry_point_argument
         assert "-XX:-DontCompileHugeMethods" in driver["sparkSubmitParameters"]
         if job != "ingest":
             assert driver["entryPointArguments"] == lake
+
+
+def test_an_upload_that_is_not_a_csv_is_answered_failed_at_once_and_recorded(dag_stack):
+    from tests.conftest import lake_rows
+
+    source = dag_stack.put("notes.txt", b"not trips")
+    run = dag_stack.run({"source_uris": [source]})
+
+    received, failed = dag_stack.statuses()
+    assert (received["status"], failed["status"]) == (RECEIVED, FAILED)
+    assert failed["error"]["kind"] == "unsupported_file" and "'notes.txt'" in failed["error"]["message"]
+    assert failed["ingestion_id"] == received["ingestion_id"] and failed["dag_run_id"] == run.run_id
+    records = lake_rows(dag_stack.settings.lake_root, "select ingestion_id, status, error from ingestion_reconciliation",
+                        dag_stack.settings)
+    (record,) = [row for row in records if row["ingestion_id"] == failed["ingestion_id"]]
+    assert record["status"] == FAILED and json.loads(record["error"])["kind"] == "unsupported_file"

@@ -9,13 +9,23 @@ import pytest
 
 from tests.conftest import MOTO_CREDENTIALS
 from triplake.aws.sns import publish_status
-from triplake.events import FAILED, RECEIVED, SUCCEEDED, STATUS_SCHEMA, UploadedFile, status_event, uploaded_files
+from triplake.events import (
+    FAILED,
+    RECEIVED,
+    STATUS_SCHEMA,
+    SUCCEEDED,
+    UploadedFile,
+    is_ingestible,
+    status_event,
+    uploaded_files,
+)
 
 LANDING = "incoming/"
 
 
-def record(key: str, event_name: str = "ObjectCreated:Put", bucket: str = "triplake-landing") -> dict:
-    return {"eventName": event_name, "s3": {"bucket": {"name": bucket}, "object": {"key": key, "size": 10}}}
+def record(key: str, event_name: str = "ObjectCreated:Put", bucket: str = "triplake-landing", sequencer: str = "01") -> dict:
+    return {"eventName": event_name, "s3": {"bucket": {"name": bucket},
+                                            "object": {"key": key, "size": 10, "sequencer": sequencer}}}
 
 
 def body(*records: dict) -> str:
@@ -25,38 +35,57 @@ def body(*records: dict) -> str:
 def test_the_test_event_is_skipped_and_url_encoded_keys_are_decoded():
     test_event = json.dumps({"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": "triplake-landing"})
     files, skipped = uploaded_files([test_event, body(record("incoming/May+2018/trips%20%281%29.csv"))], LANDING)
-    assert files == [UploadedFile("triplake-landing", "incoming/May 2018/trips (1).csv")]
+    assert files == [UploadedFile("triplake-landing", "incoming/May 2018/trips (1).csv", "01")]
     assert files[0].uri == "s3://triplake-landing/incoming/May 2018/trips (1).csv"
     assert [skip.reason for skip in skipped] == ["s3:TestEvent sent when the notification was configured"]
 
 
-def test_several_records_in_several_messages_each_file_once_in_order():
-    bodies = [body(record("incoming/a.csv"), record("incoming/b.csv.gz")), body(record("incoming/c.CSV"), record("incoming/a.csv"))]
+def test_several_records_in_several_messages_each_upload_once_in_order():
+    bodies = [body(record("incoming/a.csv"), record("incoming/b.csv.gz")),
+              body(record("incoming/c.CSV"), record("incoming/a.csv"), record("incoming/a.csv", sequencer="02"))]
     files, skipped = uploaded_files(bodies, LANDING)
-    assert [file.key for file in files] == ["incoming/a.csv", "incoming/b.csv.gz", "incoming/c.CSV"]
+    # a.csv's record delivered twice is one upload; a.csv uploaded again (a new sequencer) is another
+    assert [(file.key, file.version) for file in files] == [
+        ("incoming/a.csv", "01"), ("incoming/b.csv.gz", "01"), ("incoming/c.CSV", "01"), ("incoming/a.csv", "02")]
     assert skipped == []
 
 
-def test_what_is_not_a_new_csv_under_the_landing_prefix_is_skipped_with_its_reason():
+def test_without_a_sequencer_an_upload_is_told_apart_by_its_time_and_etag():
+    first = {"eventName": "ObjectCreated:Put", "eventTime": "2026-12-01T10:00:00.001Z",
+             "s3": {"bucket": {"name": "b"}, "object": {"key": "incoming/a.csv", "eTag": "e1"}}}
+    second = first | {"eventTime": "2026-12-01T10:00:00.420Z"}
+    files, _ = uploaded_files([body(first, first, second)], LANDING)
+    assert len(files) == 2
+
+
+@pytest.mark.parametrize(("name", "ingested"), [
+    ("trips.csv", True), ("TRIPS.CSV", True), ("May.Csv.Gz", True), ("trips.csv.gz", True),
+    ("notes.txt", False), ("trips.csv.zip", False), ("trips.gz", False), ("folder.csv/", False), ("trips.xlsx", False),
+])
+def test_one_rule_says_what_starts_an_ingestion(name, ingested):
+    assert is_ingestible(name) == ingested
+
+
+def test_every_upload_under_the_landing_prefix_is_returned_and_what_is_not_an_upload_is_skipped_with_its_reason():
     bodies = [
         body(record("incoming/notes.txt"), record("elsewhere/trips.csv"), record("incoming/old.csv", "ObjectRemoved:Delete"),
-             record("incoming/ok.csv"), {"eventName": "ObjectCreated:Put"}),
+             record("incoming/ok.csv"), {"eventName": "ObjectCreated:Put"}, record("incoming/folder/")),
         "this is not json",
         json.dumps(["a", "list"]),
         json.dumps({"no": "records"}),
     ]
     files, skipped = uploaded_files(bodies, LANDING)
-    assert [file.key for file in files] == ["incoming/ok.csv"]
+    assert [(file.key, file.ingestible) for file in files] == [("incoming/notes.txt", False), ("incoming/ok.csv", True)]
     assert [skip.reason for skip in skipped] == [
-        "not a .csv or .csv.gz file",
         "outside the landing prefix 'incoming/'",
         "ObjectRemoved:Delete is not a new object",
         "not an S3 record (no eventName, bucket or key)",
+        "a folder marker, not a file",
         "not an S3 notification (the message body is not JSON)",
         "not an S3 notification (the message body is not a JSON object)",
         "not an S3 notification (no Records)",
     ]
-    assert skipped[0].what == "s3://triplake-landing/incoming/notes.txt"
+    assert skipped[0].what == "s3://triplake-landing/elsewhere/trips.csv"
 
 
 def test_status_events_follow_the_design_and_a_failure_carries_its_error():

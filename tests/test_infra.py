@@ -17,7 +17,6 @@ import pytest
 
 from spark_jobs.common import tables as lake_tables
 from triplake.aws.glue import table_input, terraform_tables
-from triplake.events import INPUT_SUFFIXES
 from triplake.settings import REPO_ROOT, Settings
 from triplake.sql_engine import table_definitions
 
@@ -99,7 +98,17 @@ def test_names_are_the_ones_settings_use():
     assert resolve(root_locals()["glue_database"]) == defaults["glue_database"]
     assert resolve(root_locals()["athena_workgroup"]) == defaults["athena_workgroup"]
     assert resolve(root_locals()["lake_writers_pool"]) == defaults["lake_writers_pool"]
-    assert [unquote(suffix) for suffix in root_locals()["input_suffixes"]] == list(INPUT_SUFFIXES)
+
+
+
+def test_the_landing_notification_covers_every_object_under_the_prefix():
+    """What is ingested is decided in one place (triplake.events.is_ingestible), not by a suffix filter that would
+    be case-sensitive and silently drop every other upload: the DAG answers those FAILED."""
+    (notification,) = [body['"landing"'] for block in parsed(INFRA / "main.tf")["resource"] for kind, body in block.items()
+                       if unquote(kind) == "aws_s3_bucket_notification"]
+    (queue,) = notification["queue"]
+    assert resolve(queue["filter_prefix"]) == resolve(root_variables()["landing_prefix"])
+    assert "filter_suffix" not in queue and unquote(queue["events"][0]) == "s3:ObjectCreated:*"
 
 
 def test_the_settings_output_sets_real_settings_with_valid_values():

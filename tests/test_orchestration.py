@@ -33,23 +33,30 @@ def test_a_run_takes_every_record_of_every_message_of_every_asset_event_once():
         asset_event_extra(s3_body("incoming/c.csv")),
         None,  # an event without extra (e.g. a manual asset event) names no file
     ]
-    ingestions, skipped = planned_ingestions(extras, None, PREFIX)
-    assert [ingestion.source_uri for ingestion in ingestions] == [
+    plan = planned_ingestions(extras, None, PREFIX)
+    assert [ingestion.source_uri for ingestion in plan.ingestions] == [
         "s3://landing/incoming/a.csv", "s3://landing/incoming/May 2018/b(1).csv.gz", "s3://landing/incoming/c.csv"]
-    assert len({ingestion.ingestion_id for ingestion in ingestions}) == 3
-    reasons = [item.reason for item in skipped]
+    assert [ingestion.source_uri for ingestion in plan.unsupported] == ["s3://landing/incoming/notes.txt"]
+    assert len({ingestion.ingestion_id for ingestion in plan.ingestions + plan.unsupported}) == 4
+    reasons = [item.reason for item in plan.skipped]
     assert reasons[0] == "s3:TestEvent sent when the notification was configured"
     assert any("not JSON" in reason for reason in reasons)
-    assert any("notes.txt" in item.what for item in skipped)
+
+
+def test_an_unsupported_upload_is_answered_failed_with_what_it_got_and_what_is_taken():
+    event = orchestration.unsupported_event(Ingestion("i-9", "s3://landing/incoming/notes.txt"), "run-9")
+    assert event["status"] == FAILED and event["error"]["kind"] == "unsupported_file"
+    assert "'notes.txt'" in event["error"]["message"] and ".csv or .csv.gz" in event["error"]["message"]
 
 
 def test_a_run_started_by_hand_takes_the_source_uris_of_its_conf_and_refuses_anything_else():
-    ingestions, skipped = planned_ingestions([], {"source_uris": ["s3://landing/incoming/a.csv"]}, PREFIX)
-    assert [ingestion.source_uri for ingestion in ingestions] == ["s3://landing/incoming/a.csv"] and not skipped
+    plan = planned_ingestions([], {"source_uris": ["s3://landing/incoming/a.csv"]}, PREFIX)
+    assert [ingestion.source_uri for ingestion in plan.ingestions] == ["s3://landing/incoming/a.csv"]
+    assert not plan.skipped and not plan.unsupported
     for bad in ("/home/me/a.csv", "s3://landing", 42):
         with pytest.raises(UsageError, match="s3://bucket/key"):
             planned_ingestions([], {"source_uris": [bad]}, PREFIX)
-    assert planned_ingestions([], {}, PREFIX) == ([], [])
+    assert planned_ingestions([], {}, PREFIX) == orchestration.Plan([], [], [])
 
 
 def test_each_job_gets_the_lake_and_the_ingestion_and_only_the_ingest_gets_the_file():
@@ -77,5 +84,5 @@ def test_failed_events_say_which_task_failed_and_why():
     ingested = {"status": SUCCEEDED, "started_at": "t0", **{field: 1 for field in orchestration.COUNT_FIELDS}}
     event = orchestration.failed_event(ingestion, "group_routes", RuntimeError("boom\njava.lang.OutOfMemoryError"), ingested, "run-1")
     assert event["error"]["kind"] == "task_failed" and event["error"]["task"] == "group_routes"
-    assert "java.lang.OutOfMemoryError" in event["error"]["message"] and "rerun" in event["error"]["message"]
+    assert "java.lang.OutOfMemoryError" in event["error"]["message"] and "again" in event["error"]["message"]
     assert event["counts"]["rows_written"] == 1, "what was ingested before the failure is reported"

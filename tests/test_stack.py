@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import boto3
 import pytest
 
 from tests.conftest import SAMPLE
@@ -90,34 +91,48 @@ def test_stack_status_names_what_runs_and_where(local_stack):
     assert report["resources"]["landing_queue_url"] == local_stack.env["TRIPLAKE_LANDING_QUEUE_URL"]
 
 
-def test_two_uploads_and_a_triplake_run_at_the_same_time_are_announced_and_count_every_trip_once(local_stack, tmp_path):
+def test_every_upload_is_answered_and_a_triplake_run_beside_the_dag_counts_every_trip_once(local_stack, tmp_path):
     generated = tmp_path / "generated.csv"
     assert cli.main(["generate", "--rows", "300", "--seed", "11", "--out", str(generated)]) == 0
     header, *lines = generated.read_text().splitlines()
     # Overlapping files: 20 lines of the upload are in the batch run's file too, so the lake must hold each once
-    # whichever writer gets the lake first.
-    upload_part, batch_part = tmp_path / "part a.csv", tmp_path / "batch.csv"
+    # whichever writer gets the lake first. The upload's name is in upper case, as some exporters write it.
+    upload_part, batch_part = tmp_path / "PART A.CSV", tmp_path / "batch.csv"
     upload_part.write_text("\n".join([header, *lines[0:170]]) + "\n")
     batch_part.write_text("\n".join([header, *lines[150:300]]) + "\n")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not trips\n")
 
-    watcher = watching(local_stack, ingestions=2)
+    watcher = watching(local_stack, ingestions=4)
     batch = triplake(local_stack, "run", "--json", "--input", str(batch_part))
-    for path in (SAMPLE, upload_part):
+    for path in (SAMPLE, SAMPLE, upload_part):  # the same file twice in a row: two uploads, two ingestions
         upload(local_stack, path)
+    s3 = boto3.client("s3", endpoint_url=local_stack.env["TRIPLAKE_AWS_ENDPOINT_URL"], region_name="us-east-1",
+                      aws_access_key_id="triplake-local", aws_secret_access_key="triplake-local")
+    s3.put_object(Bucket="triplake-landing", Key="incoming/notes.txt", Body=notes.read_bytes())  # not by `upload`
     returncode, events = events_of(watcher)
-    assert returncode == 0, events
+    assert returncode == 1, events  # notes.txt failed
     out, err = batch.communicate(timeout=WATCH_TIMEOUT)
     assert batch.returncode == 0, err
 
-    by_file = {event["source_uri"].rsplit("/", 1)[1]: event for event in events if event["status"] == "SUCCEEDED"}
-    assert sorted(by_file) == ["part a.csv", "trips_sample.csv"]
-    assert [event["status"] for event in events if event["ingestion_id"] == by_file["trips_sample.csv"]["ingestion_id"]] \
-        == ["RECEIVED", "SUCCEEDED"]
-    assert by_file["trips_sample.csv"]["counts"]["rows_written"] == 100
-    assert all(event["dag_run_id"].startswith("asset_triggered__") for event in by_file.values()), \
+    by_ingestion: dict[str, list[dict]] = {}
+    for event in events:
+        by_ingestion.setdefault(event["ingestion_id"], []).append(event)
+    assert all([event["status"] for event in story][0] == "RECEIVED" for story in by_ingestion.values())
+    finished = {ingestion: story[-1] for ingestion, story in by_ingestion.items()}
+    names = sorted((event["source_uri"].rsplit("/", 1)[1], event["status"]) for event in finished.values())
+    assert names == [("PART A.CSV", "SUCCEEDED"), ("notes.txt", "FAILED"), ("trips_sample.csv", "SUCCEEDED"),
+                     ("trips_sample.csv", "SUCCEEDED")]
+    (unsupported,) = [event for event in finished.values() if event["status"] == "FAILED"]
+    assert unsupported["error"]["kind"] == "unsupported_file"
+    samples = sorted((event["counts"]["rows_written"], event["counts"]["already_present"])
+                     for event in finished.values() if event["source_uri"].endswith("trips_sample.csv"))
+    assert samples == [(0, 100), (100, 0)], "the second upload of the same file writes nothing and says so"
+    assert all(event["dag_run_id"].startswith("asset_triggered__") for event in finished.values()), \
         "the uploads, not a person, started the runs"
+    (part_a,) = [event for event in finished.values() if event["source_uri"].endswith("PART A.CSV")]
     (batch_ingestion,) = json.loads(out)["ingestions"]
-    counts = [by_file["part a.csv"]["counts"], batch_ingestion]
+    counts = [part_a["counts"], batch_ingestion]
     assert sum(count["rows_written"] for count in counts) == len(set(lines)) == 300
     assert sum(count["already_present"] + count["duplicates_in_batch"] for count in counts) == 20
 

@@ -239,12 +239,13 @@ def _upload(args: argparse.Namespace) -> int:
 
     from triplake.aws import clients
     from triplake.aws.s3 import landing_key, upload_file
+    from triplake.events import is_ingestible, unsupported_file_message
 
     settings = get_settings()
     if not args.file.is_file():
         raise UsageError(f"no such file: {args.file}")
-    if not args.file.name.lower().endswith((".csv", ".csv.gz")):
-        raise UsageError(f"{args.file.name}: only .csv and .csv.gz files start an ingestion")
+    if not is_ingestible(args.file.name):
+        raise UsageError(unsupported_file_message(args.file.name))
     (s3,) = clients(settings, "s3")
     key = landing_key(args.file, settings.landing_prefix)
     try:

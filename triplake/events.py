@@ -1,9 +1,13 @@
-"""S3 upload notifications in, ingestion status events out (DESIGN.md §2, §7); pure functions, no AWS calls.
+"""S3 upload notifications in, ingestion status events out (docs/architecture.md); pure functions, no AWS calls.
 
 An SQS message from an S3 bucket notification holds a JSON body with `Records`; the first message after the
 notification is configured is an `s3:TestEvent` without records, object keys arrive URL-encoded, and one
-message may carry several records. Anything that is not a new `.csv`/`.csv.gz` object under the landing
-prefix is skipped with a reason, never failing the run for the files that are fine.
+message may carry several records. The landing notification covers every object created under the landing
+prefix; `is_ingestible` is the one rule for what starts an ingestion (`triplake upload`, the DAG, the local
+stack and Terraform all use it), and every other upload is answered with FAILED `unsupported_file`. Each upload is
+one ingestion, told apart by its version (S3's sequencer or version id), not by its key alone: the same file
+uploaded twice is two ingestions. What is not an upload (test events, other prefixes, deletions) is skipped
+with a reason, never failing the run for the files that are fine.
 """
 
 from __future__ import annotations
@@ -19,17 +23,33 @@ logger = logging.getLogger(__name__)
 STATUS_SCHEMA = "triplake.ingestion-status/1"
 RECEIVED, SUCCEEDED, FAILED = "RECEIVED", "SUCCEEDED", "FAILED"
 STATUSES = (RECEIVED, SUCCEEDED, FAILED)
-INPUT_SUFFIXES = (".csv", ".csv.gz")
+INPUT_SUFFIXES = (".csv", ".csv.gz")  # in any case: TRIPS.CSV, trips.Csv.Gz
+UNSUPPORTED_FILE = "unsupported_file"
+
+
+def is_ingestible(name: str) -> bool:
+    """The one rule for what starts an ingestion: a .csv or .csv.gz file, whatever the case of its suffix."""
+    return name.lower().endswith(INPUT_SUFFIXES) and not name.endswith("/")
+
+
+def unsupported_file_message(name: str) -> str:
+    return (f"{name!r} is not a file triplake ingests: it takes CSV files of trips named .csv or .csv.gz (any "
+            "case); nothing was read. Upload the trips under such a name.")
 
 
 @dataclass(frozen=True)
 class UploadedFile:
     bucket: str
     key: str
+    version: str = ""  # which upload of the key: S3's sequencer or version id, else its event time and ETag
 
     @property
     def uri(self) -> str:
         return f"s3://{self.bucket}/{self.key}"
+
+    @property
+    def ingestible(self) -> bool:
+        return is_ingestible(self.key)
 
 
 @dataclass(frozen=True)
@@ -39,7 +59,8 @@ class Skipped:
 
 
 def uploaded_files(bodies: Iterable[str | Mapping[str, Any]], landing_prefix: str) -> tuple[list[UploadedFile], list[Skipped]]:
-    """The new input files named by S3 notification bodies (in order, each once), and what was skipped and why."""
+    """Every upload under the landing prefix named by S3 notification bodies (in order, each upload once even when
+    SQS delivers its message twice), ingestible or not, and what was skipped and why."""
     files: dict[UploadedFile, None] = {}
     skipped: list[Skipped] = []
     for body in bodies:
@@ -73,16 +94,18 @@ def _uploaded_file(record: Any, landing_prefix: str) -> tuple[UploadedFile | Non
     try:
         event_name = str(record["eventName"])
         bucket = str(record["s3"]["bucket"]["name"])
-        key = unquote_plus(str(record["s3"]["object"]["key"]))
+        uploaded = record["s3"]["object"]
+        key = unquote_plus(str(uploaded["key"]))
     except (KeyError, TypeError):
         return None, "not an S3 record (no eventName, bucket or key)"
     if not event_name.startswith("ObjectCreated:"):
         return None, f"{event_name} is not a new object"
     if not key.startswith(landing_prefix):
         return None, f"outside the landing prefix {landing_prefix!r}"
-    if not key.lower().endswith(INPUT_SUFFIXES) or key.endswith("/"):
-        return None, "not a .csv or .csv.gz file"
-    return UploadedFile(bucket, key), ""
+    if key.endswith("/"):
+        return None, "a folder marker, not a file"
+    version = uploaded.get("sequencer") or uploaded.get("versionId") or f"{record.get('eventTime')}/{uploaded.get('eTag')}"
+    return UploadedFile(bucket, key, str(version)), ""
 
 
 def _describe(record: Any) -> str:

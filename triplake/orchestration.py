@@ -17,7 +17,17 @@ from typing import Any, Iterable, Mapping
 from urllib.parse import urlparse
 
 from spark_jobs.common.ingestions import COUNT_FIELDS, new_ingestion_id, report_path
-from triplake.events import FAILED, RECEIVED, SUCCEEDED, Skipped, status_event, uploaded_files
+from triplake.events import (
+    FAILED,
+    RECEIVED,
+    SUCCEEDED,
+    UNSUPPORTED_FILE,
+    Skipped,
+    is_ingestible,
+    status_event,
+    unsupported_file_message,
+    uploaded_files,
+)
 from triplake.lease import LakeBusyError, LakeLease
 from triplake.settings import Settings
 
@@ -25,6 +35,7 @@ logger = logging.getLogger(__name__)
 
 SPARK_JOBS = ("ingest", "group_routes", "build_weekly")
 LEASE_TASK = "acquire_lake_lease"
+PLAN_TASK = "plan_ingestions"
 PACKAGE_ZIP = "spark_jobs.zip"
 # The JIT refuses to compile methods over 8 kB, and Spark's generated code for the parse is bigger (DESIGN.md §8).
 JIT_OPTIONS = "-XX:-DontCompileHugeMethods"
@@ -60,18 +71,42 @@ def sqs_bodies(asset_event_extras: Iterable[Mapping[str, Any] | None]) -> list[A
     return bodies
 
 
+@dataclass(frozen=True)
+class Plan:
+    """What a run does: the files it ingests, the uploads it answers FAILED (unsupported_file), what it skips."""
+
+    ingestions: list[Ingestion]
+    unsupported: list[Ingestion]
+    skipped: list[Skipped]
+
+
 def planned_ingestions(
     asset_event_extras: Iterable[Mapping[str, Any] | None], run_conf: Mapping[str, Any] | None, landing_prefix: str
-) -> tuple[list[Ingestion], list[Skipped]]:
-    """Every file of this run, each once and in order, with a new ingestion id; and what was skipped and why."""
+) -> Plan:
+    """Every upload of this run in order, each with a new ingestion id: one per upload (the same file uploaded twice
+    is two), and one per `source_uris` entry of a run started by hand."""
     files, skipped = uploaded_files(sqs_bodies(asset_event_extras), landing_prefix)
     uris = [file.uri for file in files]
+    by_hand = []
     for uri in (run_conf or {}).get("source_uris") or []:
         if not isinstance(uri, str) or urlparse(uri).scheme != "s3" or not urlparse(uri).path.strip("/"):
             raise UsageError(f"source_uris must be s3://bucket/key strings; got {uri!r}")
-        if uri not in uris:
-            uris.append(uri)
-    return [Ingestion(new_ingestion_id(), uri) for uri in uris], skipped
+        if uri not in by_hand:
+            by_hand.append(uri)
+    planned = [Ingestion(new_ingestion_id(), uri) for uri in [*uris, *by_hand]]
+    return Plan(
+        ingestions=[ingestion for ingestion in planned if is_ingestible(ingestion.source_uri)],
+        unsupported=[ingestion for ingestion in planned if not is_ingestible(ingestion.source_uri)],
+        skipped=skipped,
+    )
+
+
+def unsupported_event(ingestion: Ingestion, dag_run_id: str | None) -> dict[str, Any]:
+    """FAILED at once for an upload that is not a file triplake ingests: what it got and what it takes."""
+    name = ingestion.source_uri.rsplit("/", 1)[-1]
+    return status_event(ingestion_id=ingestion.ingestion_id, status=FAILED, source_uri=ingestion.source_uri,
+                        started_at=_now(), finished_at=_now(), dag_run_id=dag_run_id,
+                        error={"kind": UNSUPPORTED_FILE, "message": unsupported_file_message(name), "task": PLAN_TASK})
 
 
 def ingestion_lease(settings: Settings, ingestion: Ingestion, dag_run_id: str | None, s3_client: Any,
@@ -174,7 +209,8 @@ def failed_event(ingestion: Ingestion, task: str, failure: BaseException | str |
     else:
         detail = str(failure).strip().splitlines()[-1] if failure and str(failure).strip() else "see the task log"
         error = {"kind": "task_failed",
-                 "message": f"{task} failed: {detail}. Fix the cause, then rerun the failed task in the Airflow UI."}
+                 "message": f"{task} failed: {detail}. Its ingestion was rolled back; fix the cause, then "
+                            "ingest the file again (docs/runbook.md)."}
     counts = counts_of(ingest_report) if ingest_report and ingest_report.get("status") == SUCCEEDED else {}
     return status_event(ingestion_id=ingestion.ingestion_id, status=FAILED, source_uri=ingestion.source_uri,
                         counts=counts, started_at=(ingest_report or {}).get("started_at"), finished_at=_now(),

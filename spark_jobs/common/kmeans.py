@@ -13,7 +13,7 @@ import numpy as np
 
 LLOYD_ITERATIONS = 100
 RESTARTS = 4  # k-means++ starts per fit; the one with the least inertia wins
-DISTANCE_BLOCK_ROWS = 1024  # the silhouette's pairwise distances, this many rows at a time (~40 MB for 5k points)
+DISTANCE_BLOCK_ROWS = 1024  # pairwise distances are computed this many rows at a time
 
 
 def standardization(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -47,8 +47,8 @@ def _lloyd(points: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, np.ndar
     for _ in range(LLOYD_ITERATIONS):
         labels = squared_distances(points, centers).argmin(axis=1)
         counts = np.bincount(labels, minlength=len(centers))
-        sums = np.zeros_like(centers)
-        np.add.at(sums, labels, points)
+        sums = np.stack([np.bincount(labels, weights=points[:, feature], minlength=len(centers))
+                         for feature in range(points.shape[1])], axis=1)
         moved = np.where(counts[:, None] > 0, sums / np.maximum(counts, 1)[:, None], centers)
         if np.allclose(moved, centers, rtol=0.0, atol=1e-9):
             break
@@ -58,15 +58,19 @@ def _lloyd(points: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, np.ndar
     return centers, labels, float(distances[np.arange(len(points)), labels].sum())
 
 
-def kmeans(points: np.ndarray, k: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(centers, labels) of the best of RESTARTS k-means++ starts, deterministic for a seed. Clusters that end up
-    empty are dropped, so there may be fewer than k centers (fewer distinct points than k)."""
-    rng = np.random.default_rng(seed)
-    best = None
-    for _ in range(RESTARTS):
-        fitted = _lloyd(points, _plus_plus_start(points, k, rng))
-        if best is None or fitted[2] < best[2] - 1e-12:
-            best = fitted
+def kmeans(points: np.ndarray, k: int, seed: int, start: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(centers, labels) of the best of RESTARTS k-means++ starts, deterministic for a seed, or of one run from the
+    given start centers (e.g. those found on a sample). Clusters that end up empty are dropped, so there may be
+    fewer than k centers (fewer distinct points than k)."""
+    if start is not None:
+        best = _lloyd(points, start)
+    else:
+        rng = np.random.default_rng(seed)
+        best = None
+        for _ in range(RESTARTS):
+            fitted = _lloyd(points, _plus_plus_start(points, k, rng))
+            if best is None or fitted[2] < best[2] - 1e-12:
+                best = fitted
     centers, labels, _ = best
     used = np.unique(labels)
     renumber = np.full(len(centers), -1)
@@ -74,17 +78,25 @@ def kmeans(points: np.ndarray, k: int, seed: int) -> tuple[np.ndarray, np.ndarra
     return centers[used], renumber[labels]
 
 
-def silhouette(points: np.ndarray, labels: np.ndarray) -> float:
-    """Mean silhouette (Euclidean) of a clustering: for each point, (b - a) / max(a, b) with a the mean distance to
-    its own cluster and b the smallest mean distance to another; 0 for a point alone in its cluster."""
-    clusters = int(labels.max()) + 1
-    members = np.zeros((len(points), clusters))
-    members[np.arange(len(points)), labels] = 1.0
-    sizes = members.sum(axis=0)
-    totals = np.empty((len(points), clusters))
+def pairwise_distances(points: np.ndarray) -> np.ndarray:
+    """n x n Euclidean distances, in float32 (5,000 points: 100 MB), computed once for every candidate k."""
+    distances = np.empty((len(points), len(points)), dtype=np.float32)
     for start in range(0, len(points), DISTANCE_BLOCK_ROWS):
         block = points[start : start + DISTANCE_BLOCK_ROWS]
-        totals[start : start + len(block)] = np.sqrt(squared_distances(block, points)) @ members
+        distances[start : start + len(block)] = np.sqrt(squared_distances(block, points))
+    return distances
+
+
+def silhouette(points: np.ndarray, labels: np.ndarray, distances: np.ndarray | None = None) -> float:
+    """Mean silhouette (Euclidean) of a clustering: for each point, (b - a) / max(a, b) with a the mean distance to
+    its own cluster and b the smallest mean distance to another; 0 for a point alone in its cluster.
+    `distances` are the points' pairwise distances, when several clusterings of the same points are scored."""
+    distances = pairwise_distances(points) if distances is None else distances
+    clusters = int(labels.max()) + 1
+    members = np.zeros((len(points), clusters), dtype=np.float32)
+    members[np.arange(len(points)), labels] = 1.0
+    sizes = members.sum(axis=0).astype(float)
+    totals = (distances @ members).astype(float)  # each point's summed distance to each cluster
     rows = np.arange(len(points))
     own_size = sizes[labels]
     within = totals[rows, labels] / np.maximum(own_size - 1, 1)

@@ -1,7 +1,7 @@
 """Creates in moto (or LocalStack) what Terraform creates in AWS, so the local stack runs the same DAG.
 
 Landing and lake buckets (private, encrypted), the landing queue with its dead-letter queue, the bucket's
-ObjectCreated notification to that queue for .csv and .csv.gz under the landing prefix, the status topic, the Glue
+ObjectCreated notification to that queue for every object under the landing prefix, the status topic, the Glue
 database with the tables of sql/ddl, and the Athena workgroup. Every step is idempotent: running it twice is fine.
 """
 
@@ -14,7 +14,6 @@ from typing import Any
 from urllib.parse import urlparse
 
 from triplake.aws import clients, glue
-from triplake.events import INPUT_SUFFIXES
 from triplake.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -75,17 +74,15 @@ def bootstrap(settings: Settings, notify: bool = True) -> Resources:
 
 
 def connect_landing_notifications(settings: Settings, queue_url: str) -> None:
-    """The landing bucket tells the queue about every new .csv and .csv.gz under the landing prefix."""
+    """The landing bucket tells the queue about every object created under the landing prefix, whatever its name:
+    the DAG decides what it ingests (triplake.events.is_ingestible) and answers the rest FAILED, so no upload goes
+    unanswered. (A suffix filter would be case-sensitive and silent about what it drops.)"""
     s3, sqs = clients(settings, "s3", "sqs")
-    queue_arn = _queue_arn(sqs, queue_url)
     s3.put_bucket_notification_configuration(
         Bucket=settings.landing_bucket,
         NotificationConfiguration={"QueueConfigurations": [
-            {"Id": f"triplake-{suffix.strip('.').replace('.', '-')}", "QueueArn": queue_arn,
-             "Events": ["s3:ObjectCreated:*"],
-             "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": settings.landing_prefix},
-                                                {"Name": "suffix", "Value": suffix}]}}}
-            for suffix in INPUT_SUFFIXES
+            {"Id": "triplake-landing-uploads", "QueueArn": _queue_arn(sqs, queue_url), "Events": ["s3:ObjectCreated:*"],
+             "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": settings.landing_prefix}]}}}
         ]},
     )
 
