@@ -523,6 +523,20 @@ data "aws_iam_policy_document" "airflow" {
     resources = ["${module.lake_bucket.arn}/${var.lake_prefix}/_reports/*"]
   }
 
+  # The lake's writer lease (one object, written with conditional PUTs) and the ingestions record of an upload
+  # that never reached a Spark job (an unsupported file, a lake that stayed busy).
+  statement {
+    sid       = "HoldTheLakeLease"
+    actions   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
+    resources = ["${module.lake_bucket.arn}/${var.lake_prefix}/_lease.json"]
+  }
+
+  statement {
+    sid       = "RecordFailedUploads"
+    actions   = ["s3:PutObject"]
+    resources = ["${module.lake_bucket.arn}/${var.lake_prefix}/curated/ingestions/*"]
+  }
+
   statement {
     sid     = "RegisterPartitions"
     actions = ["glue:GetTable", "glue:GetPartitions", "glue:BatchCreatePartition"]

@@ -194,3 +194,20 @@ def test_an_upload_that_is_not_a_csv_is_answered_failed_at_once_and_recorded(dag
                         dag_stack.settings)
     (record,) = [row for row in records if row["ingestion_id"] == failed["ingestion_id"]]
     assert record["status"] == FAILED and json.loads(record["error"])["kind"] == "unsupported_file"
+
+
+def test_a_truncated_gzip_fails_as_invalid_file_naming_the_truncation_and_is_recorded(dag_stack):
+    import gzip
+
+    from tests.conftest import lake_rows
+
+    source = dag_stack.put("cut.csv.gz", gzip.compress(SAMPLE.read_bytes())[:600])
+    run = dag_stack.run({"source_uris": [source]})
+    assert run.state == "failed"
+
+    received, failed = dag_stack.statuses()
+    assert (received["status"], failed["status"]) == (RECEIVED, FAILED)
+    assert failed["error"]["kind"] == "invalid_file" and "truncated" in failed["error"]["message"]
+    (record,) = [row for row in lake_rows(dag_stack.settings.lake_root, "select * from ingestion_reconciliation",
+                                          dag_stack.settings) if row["ingestion_id"] == failed["ingestion_id"]]
+    assert record["status"] == FAILED and record["rows_written"] == 0

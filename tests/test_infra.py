@@ -214,3 +214,15 @@ def test_the_spark_jobs_touch_only_s3_and_the_key():
                         for resource in statement["resources"] if "/" in str(resource)]
     assert object_resources and all(resource.endswith("*") for resource in object_resources)
     assert {resource.split("}/", 1)[1] for resource in object_resources} == {"incoming/*", "package/*", "lake/*"}
+
+
+def test_the_airflow_policy_lets_the_dag_hold_the_lease_and_record_uploads_that_never_reached_spark():
+    from spark_jobs.common.lease import LEASE_FILE
+
+    statements = {unquote(statement["sid"]): statement for statement in policy_statements("airflow")}
+    (lease,) = [resolve(resource) for resource in statements["HoldTheLakeLease"]["resources"]]
+    assert lease.endswith(f"/lake/{LEASE_FILE}")
+    assert {unquote(action) for action in statements["HoldTheLakeLease"]["actions"]} == {
+        "s3:GetObject", "s3:PutObject", "s3:DeleteObject"}
+    (records,) = [resolve(resource) for resource in statements["RecordFailedUploads"]["resources"]]
+    assert records.endswith(f"/lake/{lake_tables.INGESTIONS}/*")
