@@ -4,6 +4,7 @@ types as the records the Spark jobs write, visible in ingestion_reconciliation, 
 from __future__ import annotations
 
 import json
+import shutil
 
 import pyarrow.parquet as pq
 
@@ -14,6 +15,8 @@ from triplake.uris import local_path
 
 
 def test_a_failed_record_has_the_jobs_schema_and_shows_in_the_reconciliation(sample_lake, tmp_path):
+    shutil.copytree(local_path(sample_lake), tmp_path / "lake")  # the shared sample lake stays as it is
+    sample_lake = (tmp_path / "lake").as_uri()
     error = {"kind": "unsupported_file", "message": "'notes.txt' is not a file triplake ingests", "task": "plan"}
     path = write_failed_record(sample_lake, Settings(), "20261201T000000Z-00000000", "s3://l/incoming/notes.txt", error)
 

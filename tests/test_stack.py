@@ -157,6 +157,12 @@ def test_down_and_up_keep_the_lake_and_a_killed_stack_fails_the_run_it_left_behi
     upload(local_stack.state, SAMPLE)
     received = json.loads(watcher.stdout.readline())
     assert received["status"] == "RECEIVED"
+    s3 = boto3.client("s3", endpoint_url=local_stack.env["TRIPLAKE_AWS_ENDPOINT_URL"], region_name="us-east-1",
+                      aws_access_key_id="triplake-local", aws_secret_access_key="triplake-local")
+    deadline = time.monotonic() + 120
+    while "Contents" not in s3.list_objects_v2(Bucket="triplake-lake", Prefix="lake/_lease.json"):
+        assert time.monotonic() < deadline, "the ingestion never took the lake"
+        time.sleep(0.5)
     for pid in local_stack.state.pids:
         os.killpg(pid, 9)
     deadline = time.monotonic() + 30

@@ -48,6 +48,6 @@ def test_upload_refuses_what_cannot_start_an_ingestion(landing, tmp_path, capsys
     notes = tmp_path / "notes.txt"
     notes.write_text("hello")
     assert cli.main(["upload", str(notes)]) == 2
-    assert "only .csv and .csv.gz files" in capsys.readouterr().err
+    assert "is not a file triplake ingests" in capsys.readouterr().err
     assert cli.main(["upload", str(tmp_path / "missing.csv")]) == 2
     assert "no such file" in capsys.readouterr().err

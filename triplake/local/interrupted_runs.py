@@ -38,8 +38,10 @@ def fail_interrupted_runs(dag_id: str) -> list[dict[str, str]]:
                 if task_instance.state not in State.finished:
                     task_instance.state = TaskInstanceState.FAILED
             run.set_state(DagRunState.FAILED)
-            interrupted += [{"dag_run_id": run.run_id, **ingestion} for index, ingestion in enumerate(ingestions or [])
-                            if index not in announced]
+            unfinished = [{"dag_run_id": run.run_id, **ingestion} for index, ingestion in enumerate(ingestions or [])
+                          if index not in announced]
+            # A run stopped while it was still planning has no ingestions yet: it is reported on its own.
+            interrupted += unfinished or [{"dag_run_id": run.run_id}]
     return interrupted
 
 

@@ -201,6 +201,10 @@ def _fail_interrupted_runs(env: dict[str, str], log: Path, settings: Settings, s
         raise StackError(f"could not check Airflow for interrupted runs; see {log}")
     (sns,) = clients(settings, "sns")
     for ingestion in json.loads(completed.stdout or "[]"):
+        if "ingestion_id" not in ingestion:
+            say(f"run {ingestion['dag_run_id']} was left running by the last stack: marked failed (it had not "
+                "planned its files yet: upload them again)")
+            continue
         event = status_event(
             ingestion_id=ingestion["ingestion_id"], status=FAILED, source_uri=ingestion["source_uri"],
             error={"kind": "interrupted", "message": "the local stack stopped while this ingestion ran; whatever it "
