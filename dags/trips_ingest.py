@@ -5,8 +5,9 @@ An S3 `ObjectCreated` notification lands on the landing queue; the asset watcher
 this DAG runs (DESIGN.md §2). For each new `.csv`/`.csv.gz` under the landing prefix — or each `source_uris` entry
 of a run started by hand with conf `{"source_uris": ["s3://bucket/key.csv"]}`:
 
-RECEIVED → the lake's writer lease → **ingest** → **group_routes** → **build_weekly** (the commit) → lease released →
-Glue partitions → SUCCEEDED, or FAILED naming the task that failed (a failed step rolls its ingestion back). One
+RECEIVED → the lake's writer lease → one Spark application: **ingest** → **group_routes** → **build_weekly** (the
+commit) → lease released → Glue partitions → SUCCEEDED, or FAILED naming the task and stage that failed (a failed
+stage rolls its ingestion back). One
 ingestion holds the lake at a time, whoever else writes it (`triplake run`, another Airflow): a waiting file's lease
 task is rescheduled, so it holds no worker slot while it waits.
 
@@ -151,11 +152,12 @@ def trips_ingest():
         publish(event)
         return event["counts"]
 
-    def spark_job(job: str, ingestion) -> list:
-        """The tasks, in order, of a Spark job of spark_jobs/ on the configured runner; the jobs share the lake
-        writers' pool slot."""
+    def spark_ingestion(ingestion) -> list:
+        """The tasks, in order, that run the file's ingestion (ingest, group_routes, build_weekly and the commit, in one
+        Spark application) on the configured runner, in the lake writers' pool."""
+        job = orchestration.INGESTION_JOB
         if settings.spark_runner == "local":
-            @task(task_id=job, pool=settings.lake_writers_pool)
+            @task(task_id=orchestration.SPARK_TASK, pool=settings.lake_writers_pool)
             def run_locally(ingestion: dict[str, str], **context) -> None:
                 from triplake.local.spark_submit import run_spark_job
 
@@ -167,7 +169,7 @@ def trips_ingest():
 
             return [run_locally(ingestion)]
 
-        @task(task_id=f"{job}_job_driver")
+        @task(task_id=f"{orchestration.SPARK_TASK}_job_driver")
         def job_driver(ingestion: dict[str, str], **context) -> dict[str, Any]:
             this = orchestration.Ingestion.from_dict(ingestion)
             # The job run is deferred while it runs and nothing renews the lease: it is extended for the whole run.
@@ -176,7 +178,7 @@ def trips_ingest():
 
         driver = job_driver(ingestion)
         run_on_emr = EmrServerlessStartJobOperator(
-            task_id=job,
+            task_id=orchestration.SPARK_TASK,
             application_id=settings.emr_application_id,
             execution_role_arn=settings.emr_execution_role_arn,
             job_driver=driver,
@@ -191,9 +193,8 @@ def trips_ingest():
 
     @task_group(group_id="ingestion")
     def one_file(ingestion):
-        jobs = [step for job in orchestration.SPARK_JOBS for step in spark_job(job, ingestion)]
-        chain(acquire_lake_lease(ingestion), *jobs, release_lake_lease(ingestion), register_partitions(ingestion),
-              announce_succeeded(ingestion))
+        chain(acquire_lake_lease(ingestion), *spark_ingestion(ingestion), release_lake_lease(ingestion),
+              register_partitions(ingestion), announce_succeeded(ingestion))
 
     one_file.expand(ingestion=plan_ingestions())
 

@@ -92,12 +92,10 @@ def test_the_dag_parses_without_calling_aws(dag_stack, monkeypatch):
         assert Path(path).stem in bag.dag_ids, "every DAG file holds the DAG of its own name"
     dag = bag.get_dag(DAG_ID)
     assert {task.task_id for task in dag.tasks} == {
-        "plan_ingestions", "ingestion.acquire_lake_lease", "ingestion.ingest", "ingestion.group_routes",
-        "ingestion.build_weekly", "ingestion.release_lake_lease", "ingestion.register_partitions",
-        "ingestion.announce_succeeded"}
+        "plan_ingestions", "ingestion.acquire_lake_lease", "ingestion.spark_ingestion", "ingestion.release_lake_lease",
+        "ingestion.register_partitions", "ingestion.announce_succeeded"}
     assert dag.get_task("ingestion.acquire_lake_lease").retries >= 100  # waits between tries, holding no worker
-    assert {dag.get_task(f"ingestion.{job}").pool for job in ("ingest", "group_routes", "build_weekly")} == {
-        dag_stack.settings.lake_writers_pool}
+    assert dag.get_task("ingestion.spark_ingestion").pool == dag_stack.settings.lake_writers_pool
 
 
 def test_the_dag_says_what_is_missing_when_the_queue_is_not_configured(dag_stack, monkeypatch):
@@ -142,7 +140,7 @@ def test_a_file_with_a_bad_header_fails_as_invalid_file_and_writes_no_trips(dag_
 
     received, failed = dag_stack.statuses()
     assert (received["status"], failed["status"]) == (RECEIVED, FAILED)
-    assert failed["error"]["kind"] == "invalid_file" and failed["error"]["task"] == "ingest"
+    assert failed["error"]["kind"] == "invalid_file" and failed["error"]["task"] == "spark_ingestion"
     assert "header" in failed["error"]["message"]
     assert dag_stack.lake_keys("curated/trips/") == trips_before
     raw = [key for key in dag_stack.lake_keys("raw/") if failed["ingestion_id"] in key]
@@ -168,16 +166,13 @@ def test_the_emr_serverless_runner_starts_each_job_with_its_entry_point_argument
         detail = dag_stack.emr.get_job_run(applicationId=application["applicationId"], jobRunId=job_run["id"])["jobRun"]
         assert detail["executionRole"] == "arn:aws:iam::123456789012:role/triplake-emr-job"
         drivers[detail["name"]] = detail["jobDriver"]["sparkSubmit"]
-    assert set(drivers) == {"triplake-ingest", "triplake-group_routes", "triplake-build_weekly"}
-    lake = ["--lake-root", dag_stack.settings.lake_root, "--ingestion-id", received["ingestion_id"]]
-    assert drivers["triplake-ingest"]["entryPointArguments"] == ["--input", source, *lake]
-    for job in ("ingest", "group_routes", "build_weekly"):
-        driver = drivers[f"triplake-{job}"]
-        assert driver["entryPoint"] == f"{package}/{job}.py"
-        assert f"--py-files {package}/spark_jobs.zip" in driver["sparkSubmitParameters"]
-        assert "-XX:-DontCompileHugeMethods" in driver["sparkSubmitParameters"]
-        if job != "ingest":
-            assert driver["entryPointArguments"] == lake
+    assert set(drivers) == {"triplake-ingestion"}, "one job run per file: ingest, routes and weekly in one application"
+    driver = drivers["triplake-ingestion"]
+    assert driver["entryPointArguments"] == ["--input", source, "--lake-root", dag_stack.settings.lake_root,
+                                             "--ingestion-id", received["ingestion_id"]]
+    assert driver["entryPoint"] == f"{package}/ingestion.py"
+    assert f"--py-files {package}/spark_jobs.zip" in driver["sparkSubmitParameters"]
+    assert "-XX:-DontCompileHugeMethods" in driver["sparkSubmitParameters"]
 
 
 def test_an_upload_that_is_not_a_csv_is_answered_failed_at_once_and_recorded(dag_stack):

@@ -63,6 +63,7 @@ def test_each_job_gets_the_lake_and_the_ingestion_and_only_the_ingest_gets_the_f
     ingestion = Ingestion("20260101T000000Z-0123abcd", "s3://landing/incoming/a b.csv")
     assert orchestration.job_arguments("ingest", ingestion, "s3://lake/root") == [
         "--input", "s3://landing/incoming/a b.csv", "--lake-root", "s3://lake/root", "--ingestion-id", ingestion.ingestion_id]
+    assert orchestration.job_arguments("ingestion", ingestion, "s3://lake/root")[:2] == ["--input", ingestion.source_uri]
     assert orchestration.job_arguments("build_weekly", ingestion, "s3://lake/root") == [
         "--lake-root", "s3://lake/root", "--ingestion-id", ingestion.ingestion_id]
     with pytest.raises(ValueError, match="unknown Spark job"):

@@ -14,10 +14,10 @@ def test_the_package_holds_the_jobs_and_imports_with_pyspark_alone(tmp_path):
     names = zipfile.ZipFile(archive).namelist()
     assert "spark_jobs/ingest.py" in names and "spark_jobs/common/session.py" in names
     assert all(name.startswith("spark_jobs/") and name.endswith(".py") for name in names)
-    assert [path.name for path in entry_points] == ["ingest.py", "group_routes.py", "build_weekly.py"]
+    assert [path.name for path in entry_points] == ["ingestion.py", "ingest.py", "group_routes.py", "build_weekly.py"]
 
     # As on EMR: the zip on the path, no triplake, no repository, nothing installed but pyspark (the venv's).
-    check = ("import sys; import spark_jobs.ingest, spark_jobs.group_routes, spark_jobs.build_weekly; "
+    check = ("import sys; import spark_jobs.ingestion, spark_jobs.ingest, spark_jobs.group_routes, spark_jobs.build_weekly; "
              "assert not any(name.split('.')[0] in ('triplake', 'boto3', 'airflow', 'duckdb') for name in sys.modules), "
              "sorted(sys.modules); "
              f"assert spark_jobs.ingest.__file__.startswith({str(archive)!r}), spark_jobs.ingest.__file__")

@@ -33,7 +33,11 @@ from triplake.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-SPARK_JOBS = ("ingest", "group_routes", "build_weekly")
+# The entry points of spark_jobs/: the DAG runs INGESTION_JOB (all stages of one file in one Spark application);
+# the stage jobs run one stage each, for a rerun by hand.
+INGESTION_JOB = "ingestion"
+SPARK_JOBS = (INGESTION_JOB, "ingest", "group_routes", "build_weekly")
+SPARK_TASK = "spark_ingestion"
 LEASE_TASK = "acquire_lake_lease"
 PLAN_TASK = "plan_ingestions"
 PACKAGE_ZIP = "spark_jobs.zip"
@@ -138,7 +142,7 @@ def job_arguments(job: str, ingestion: Ingestion, lake_root: str) -> list[str]:
     if job not in SPARK_JOBS:
         raise ValueError(f"unknown Spark job {job!r}: one of {', '.join(SPARK_JOBS)}")
     arguments = ["--lake-root", lake_root, "--ingestion-id", ingestion.ingestion_id]
-    return (["--input", ingestion.source_uri] if job == "ingest" else []) + arguments
+    return (["--input", ingestion.source_uri] if job in ("ingest", INGESTION_JOB) else []) + arguments
 
 
 def emr_job_driver(job: str, ingestion: Ingestion, settings: Settings) -> dict[str, Any]:
@@ -200,7 +204,7 @@ def failed_event(ingestion: Ingestion, task: str, failure: BaseException | str |
     """FAILED at `task`. A file the ingest refused (bad header, unreadable) is `invalid_file` with the ingest's own
     words; anything else is `task_failed` with the exception, and the Airflow log holds the rest."""
     report_error = (ingest_report or {}).get("error")
-    if task == "ingest" and report_error:
+    if report_error:  # the ingest stage refused the file as a whole
         error = {"kind": report_error["kind"], "message": report_error["message"]}
     elif task == LEASE_TASK:
         error = {"kind": "lake_busy",

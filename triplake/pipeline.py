@@ -1,8 +1,8 @@
 """The batch pipeline, in-process on local Spark: what `triplake run` does for each input file.
 
-Each file is one ingestion under the lake's writer lease: ingest -> group_routes -> build_weekly, which commits.
-A step that fails rolls the ingestion back (it is recorded FAILED with the step and the error) and the next file
-goes on; a process that is killed leaves the rollback to the next writer.
+Each file is one ingestion under the lake's writer lease: spark_jobs.ingestion (ingest -> group_routes ->
+build_weekly, which commits). A stage that fails rolls the ingestion back (it is recorded FAILED with the stage and
+the error) and the next file goes on; a process that is killed leaves the rollback to the next writer.
 """
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ from typing import Callable
 
 from pyspark.sql import SparkSession
 
-from spark_jobs.build_weekly import WeeklyResult, build_weekly
+from spark_jobs.build_weekly import WeeklyResult
 from spark_jobs.common.ingestions import new_ingestion_id
-from spark_jobs.common.job import abort_after_failure
-from spark_jobs.common.lease import LeaseLostError, LeaseRecord
-from spark_jobs.group_routes import RoutesResult, group_routes
-from spark_jobs.ingest import FAILED, SUCCEEDED, Counts, IngestionResult, ingest_file
+from spark_jobs.common.lease import LeaseRecord
+from spark_jobs.group_routes import RoutesResult
+from spark_jobs.ingest import FAILED, SUCCEEDED, Counts, IngestionResult
+from spark_jobs.ingestion import StageFailed, run_ingestion
 from triplake.lease import LakeLease
 from triplake.settings import Settings, get_settings
 
@@ -66,8 +66,8 @@ def run_pipeline(
     settings: Settings | None = None,
     on_wait: Callable[[LeaseRecord], None] | None = None,
 ) -> PipelineResult:
-    """Ingest each file in order, one ingestion each (later files dedupe against earlier ones), give its trips
-    their routes and count its weeks, then commit it. With refit, each region's model is fitted again once, by the
+    """Ingest each file in order, one ingestion each under the lake's lease (later files dedupe against earlier
+    ones): spark_jobs.ingestion, in this process. With refit, each region's model is fitted again once, by the
     first file that has it. Raises LakeBusyError when another writer holds the lake for too long."""
     settings = settings or get_settings()
     result = PipelineResult(lake_root=lake_root, ingestions=[])
@@ -77,31 +77,21 @@ def run_pipeline(
         lease = LakeLease.for_lake(lake_root, settings, ingestion_id, run_owner(), pid=os.getpid())
         logger.info("ingesting %s into %s as %s", uri, lake_root, ingestion_id)
         with lease.held(settings.lake_lease_wait_seconds, on_wait):
-            step = "ingest"
             try:
-                ingestion = ingest_file(spark, uri, lake_root, ingestion_id)
-                if ingestion.status == SUCCEEDED:
-                    step = "group_routes"
-                    regions = {region for region, _ in ingestion.partitions_written}
-                    routes = group_routes(spark, lake_root, ingestion_id, refit=(regions - refitted) if refit else False)
-                    refitted |= {region.region for region in routes.regions if region.refitted}
-                    step = "build_weekly"
-                    weekly = build_weekly(spark, lake_root, ingestion_id)
-                    result.routes[ingestion_id], result.weekly[ingestion_id] = routes, weekly
-            except LeaseLostError:
-                raise  # another writer has the lake now: touch nothing
-            except Exception as failure:
-                logger.info("%s failed for %s", step, uri, exc_info=True)  # the whole story with -v
-                abort_after_failure(spark, lake_root, ingestion_id, step, failure)
-                ingestion = _failed(ingestion_id, uri, step, failure)
-        result.ingestions.append(ingestion)
+                run = run_ingestion(spark, uri, lake_root, ingestion_id, refit=refit, already_refitted=refitted)
+            except StageFailed as failure:
+                result.ingestions.append(_failed(ingestion_id, uri, str(failure)))
+                continue
+        result.ingestions.append(run.ingestion)
+        if run.routes is not None and run.weekly is not None:
+            refitted |= {region.region for region in run.routes.regions if region.refitted}
+            result.routes[ingestion_id], result.weekly[ingestion_id] = run.routes, run.weekly
     return result
 
 
-def _failed(ingestion_id: str, uri: str, step: str, failure: BaseException) -> IngestionResult:
-    detail = (str(failure).strip().splitlines() or [type(failure).__name__])[-1]
+def _failed(ingestion_id: str, uri: str, message: str) -> IngestionResult:
     now = datetime.now(timezone.utc)
     return IngestionResult(
         ingestion_id=ingestion_id, source_uri=uri, raw_uri=None, status=FAILED, counts=Counts(), started_at=now,
-        finished_at=now, error={"kind": "task_failed", "message": f"{step} failed: {detail}", "task": step},
+        finished_at=now, error={"kind": "task_failed", "message": message, "task": message.split(" failed", 1)[0]},
     )
