@@ -93,6 +93,9 @@ def up(base: Settings, directory: Path = STACK_DIR, say: Callable[[str], None] =
         raise StackError(f"the stack is already up (Airflow {existing.airflow_url}); `triplake stack down` first")
     if existing:  # a stack that was killed: its state file is left, its processes are gone
         down(directory, say=lambda _: None, save=False)
+        for pid in leftover_processes(directory / AIRFLOW_DIR):
+            say(f"stopping process group {pid}, left running by the stack that was killed")
+            _stop_group(pid, grace=5.0)
     directory.mkdir(parents=True, exist_ok=True)
 
     port = free_port()
@@ -234,6 +237,20 @@ def airflow_password(state: StackState) -> str | None:
     """airflow standalone's simple auth manager writes the generated password of each user here."""
     path = Path(state.airflow_home or "", "simple_auth_manager_passwords.json.generated")
     return json.loads(path.read_text()).get(AIRFLOW_USER) if path.exists() else None
+
+
+def leftover_processes(airflow_home: Path) -> list[int]:
+    """Process groups still running with this stack's AIRFLOW_HOME, e.g. task workers (each in a session of its own)
+    that outlived a stack killed without `down`: found by their environment, never by name."""
+    marker = f"AIRFLOW_HOME={airflow_home}".encode()
+    groups = set()
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            if marker in (entry / "environ").read_bytes().split(b"\0") and int(entry.name) != os.getpid():
+                groups.add(os.getpgid(int(entry.name)))
+        except (OSError, ValueError):
+            continue
+    return sorted(groups - {os.getpgrp()})
 
 
 def _airflow_bin() -> str:
