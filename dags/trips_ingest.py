@@ -2,7 +2,7 @@
 ### trips_ingest — an upload to the landing bucket becomes trips in the lake, announced on SNS
 
 An S3 `ObjectCreated` notification lands on the landing queue; the asset watcher turns it into an asset event and
-this DAG runs (DESIGN.md §2). For each new `.csv`/`.csv.gz` under the landing prefix — or each `source_uris` entry
+this DAG runs. For each new `.csv`/`.csv.gz` under the landing prefix — or each `source_uris` entry
 of a run started by hand with conf `{"source_uris": ["s3://bucket/key.csv"]}`:
 
 RECEIVED → the lake's writer lease → one Spark application: **ingest** → **group_routes** → **build_weekly** (the

@@ -1,6 +1,6 @@
 """The Athena engine against moto: the statement and parameters Athena receives, and results read back.
 
-moto runs no SQL (DESIGN.md §8): it records each query and returns results queued through its
+moto runs no SQL: it records each query and returns results queued through its
 /moto-api/static/athena/query-results endpoint, which stand in for what Athena would compute.
 """
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 from triplake.settings import REPO_ROOT
 
@@ -12,3 +13,17 @@ def test_no_undefined_names_or_unused_imports():
     checked = [str(REPO_ROOT / folder) for folder in ("spark_jobs", "triplake", "dags", "bench")]
     result = subprocess.run([sys.executable, "-m", "pyflakes", *checked], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_nothing_in_the_repository_refers_to_a_file_outside_it():
+    # A clone is all a user has: the contract the code follows is docs/architecture.md.
+    tracked = subprocess.run(["git", "ls-files"], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+    outside = ("../shared", "DESIGN.md")
+    offenders = []
+    for name in tracked.stdout.splitlines():
+        path = REPO_ROOT / name
+        if not path.is_file() or path.suffix in {".png", ".gz", ".parquet"} or path == Path(__file__):
+            continue
+        text = path.read_text(errors="replace")
+        offenders += [f"{name}: {needle}" for needle in outside if needle in text]
+    assert offenders == []

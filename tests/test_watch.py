@@ -29,7 +29,7 @@ def test_an_event_published_to_the_topic_arrives_at_the_receiver(moto_endpoint, 
     sns = boto3.client("sns", endpoint_url=moto_endpoint, region_name=test_settings.aws_region, **MOTO_CREDENTIALS)
     topic_arn = sns.create_topic(Name="triplake-ingestion-status-watch-test")["TopicArn"]
     event = status_event(ingestion_id="i-3", status=SUCCEEDED, source_uri="s3://b/landing/a.csv", counts={"rows_read": 1})
-    # moto delivers unsigned messages (DESIGN.md §8): signatures are checked only against AWS.
+    # moto delivers unsigned messages: signatures are checked only against AWS.
     with StatusReceiver(verify_signatures=False) as receiver:
         assert receiver.url.startswith("http://127.0.0.1:")
         subscribe(sns, topic_arn, receiver.url)

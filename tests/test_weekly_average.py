@@ -1,4 +1,4 @@
-"""Weekly averages (DESIGN.md §5) through the sql/queries files on the local engine, and the CLI around them.
+"""Weekly averages through the sql/queries files on the local engine, and the CLI around them.
 
 Golden answers are counted by hand from tests/fixtures/trips_sample.csv (100 trips, 2018-05-01 to 2018-05-31):
 the trips fall in the five ISO weeks of Mondays 2018-04-30 .. 2018-05-28 and every region has trips in each.

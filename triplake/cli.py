@@ -1,4 +1,4 @@
-"""The `triplake` command line (DESIGN.md §6)."""
+"""The `triplake` command line: run, upload, watch, weekly-average, sql, generate, stack, routes-map."""
 
 from __future__ import annotations
 
@@ -304,7 +304,7 @@ def _watch(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     sns, sts = clients(settings, "sns", "sts")
-    # moto signs nothing (DESIGN.md §8): signatures are checked against AWS, and only there.
+    # moto signs nothing (docs/architecture.md, "Facts the code relies on"): signatures are checked against AWS, and only there.
     with StatusReceiver(verify_signatures=settings.aws_endpoint_url is None, port=args.port) as receiver:
         endpoint = args.public_url or receiver.url
         try:

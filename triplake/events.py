@@ -131,7 +131,7 @@ def status_event(
     error: Mapping[str, str] | None = None,
     dag_run_id: str | None = None,
 ) -> dict[str, Any]:
-    """The status message of DESIGN.md §7."""
+    """The status message (its schema: docs/architecture.md, "Status events")."""
     if status not in STATUSES:
         raise ValueError(f"unknown status {status!r}: use one of {', '.join(STATUSES)}")
     if (status == FAILED) != (error is not None):

@@ -1,4 +1,4 @@
-"""The documented trip_id recipe (README, DESIGN.md §4) in plain Python, independent of the Spark job.
+"""The documented trip_id recipe (README, docs/architecture.md) in plain Python, independent of the Spark job.
 
 Used to check the job (tests) and to join generated ground truth to the lake (benchmarks).
 """

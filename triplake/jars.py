@@ -1,4 +1,4 @@
-"""Fetch the two S3A connector jars once into a cache outside git (DESIGN.md §8).
+"""Fetch the two S3A connector jars once into a cache outside git.
 
 Maven Central is not reachable from the build machines, but the PyPI sdist of sagemaker_pyspark 1.4.5
 carries hadoop-aws 3.3.1 and the matching AWS SDK bundle, which work with pyspark 3.5.6.

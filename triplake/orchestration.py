@@ -41,7 +41,7 @@ SPARK_TASK = "spark_ingestion"
 LEASE_TASK = "acquire_lake_lease"
 PLAN_TASK = "plan_ingestions"
 PACKAGE_ZIP = "spark_jobs.zip"
-# The JIT refuses to compile methods over 8 kB, and Spark's generated code for the parse is bigger (DESIGN.md §8).
+# The JIT refuses to compile methods over 8 kB, and Spark's generated code for the parse is bigger; set here only.
 JIT_OPTIONS = "-XX:-DontCompileHugeMethods"
 
 

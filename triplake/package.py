@@ -2,7 +2,7 @@
 entry point beside it. Upload the folder to the s3:// prefix named by TRIPLAKE_EMR_PACKAGE_URI.
 
 Run as `python -m triplake.package [--out DIR]`; the zip holds only the package's .py files, so it imports with
-pyspark and the standard library alone (DESIGN.md §2).
+pyspark and the standard library alone (and numpy, which pyspark.ml brings).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 `StatusReceiver` listens on 127.0.0.1 and a free port, subscribes itself to the status topic, and hands each
 event to the caller. Against AWS every message must carry a valid SNS signature (triplake.aws.sns_signature),
 and the subscription is confirmed by visiting its SubscribeURL once the confirmation's signature checks out.
-A moto server delivers unsigned messages synchronously and needs no confirmation (DESIGN.md §8), so the
+A moto server delivers unsigned messages synchronously and needs no confirmation (docs/architecture.md), so the
 signature check is relaxed only when the endpoint is a local emulator, never against AWS.
 """
 

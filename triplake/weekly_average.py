@@ -1,4 +1,4 @@
-"""The weekly average number of trips of an area (DESIGN.md §5), answered by the sql/queries files.
+"""The weekly average number of trips of an area (defined in docs/architecture.md, "The weekly average"), answered by the sql/queries files.
 
 A week is an ISO week named by its Monday. The window covers the weeks whose Monday lies in
 [monday(from), monday(to)]; without --from/--to it runs from the week of the earliest trip to the week of
@@ -137,7 +137,7 @@ def window(engine: Engine, from_date: date | None, to_date: date | None) -> tupl
 
 
 def weekly_average(engine: Engine, area: Area, from_date: date | None = None, to_date: date | None = None) -> dict[str, Any]:
-    """The result object of DESIGN.md §5."""
+    """The result of a weekly average, as docs/architecture.md defines it."""
     first_week, last_week = window(engine, from_date, to_date)
     parameters = area.parameters() | {"from_date": first_week.isoformat(), "to_date": last_week.isoformat()}
     answer = run_file(engine, area.query, parameters).single()

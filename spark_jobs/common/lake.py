@@ -1,4 +1,4 @@
-"""Where things live inside one lake root (DESIGN.md §2, §4), and partition directory names."""
+"""Where things live inside one lake root, and partition directory names."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pyspark.sql import SparkSession
 
 JOB_SQL_CONF = {
-    # Input datetimes are naive and mean UTC (DESIGN.md §1); week boundaries depend on it.
+    # Input datetimes are naive and mean UTC; week boundaries depend on it.
     "spark.sql.session.timeZone": "UTC",
     # INT64 microseconds rather than legacy INT96: what Athena, DuckDB and pyarrow read natively.
     "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",

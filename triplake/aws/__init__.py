@@ -1,4 +1,4 @@
-"""Thin, typed AWS helpers: clients are injected, so moto tests stay trivial (DESIGN.md §9)."""
+"""Thin, typed AWS helpers: clients are injected, so moto tests stay trivial."""
 
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ from boto3.s3.transfer import TransferConfig
 logger = logging.getLogger(__name__)
 
 # moto (and so the local stack) sends bucket notifications for PutObject and CopyObject only, not for multipart
-# uploads (DESIGN.md §8): against an emulator, files up to S3's single-PUT limit go up in one request.
+# uploads (docs/architecture.md): against an emulator, files up to S3's single-PUT limit go up in one request.
 SINGLE_PUT_LIMIT = 5 * 2**30
 
 

@@ -1,4 +1,4 @@
-"""Publishing ingestion status events to the SNS topic (DESIGN.md §7)."""
+"""Publishing ingestion status events to the SNS topic (their schema: docs/architecture.md, "Status events")."""
 
 from __future__ import annotations
 
