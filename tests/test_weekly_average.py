@@ -227,3 +227,26 @@ def test_cli_sql_csv_and_parameter_errors(sample_lake, capsys):
     assert "missing --param datasource=..." in capsys.readouterr().err
     assert cli.main(["sql", "select 1", "--param", "novalue", "--lake-root", sample_lake]) == 2
     assert "expected name=value" in capsys.readouterr().err
+
+
+def test_a_narrow_terminal_wraps_ids_and_uris_instead_of_cutting_them():
+    from io import StringIO
+
+    from rich.console import Console
+
+    uri = "s3://triplake-landing/incoming/2018/05/trips_of_the_whole_month_from_every_datasource.csv.gz"
+    ingestion_id = "20180531T062059Z-0123456789abcdef0123456789abcdef"
+    table = cli.result_table(["ingestion_id", "source_uri", "rows_written"], [[ingestion_id, uri, 100]])
+    screen = StringIO()
+    Console(file=screen, width=60, color_system=None).print(table)
+    lines = screen.getvalue().splitlines()
+    cells = [line.split("│")[1:-1] for line in lines if line.startswith("│")]
+    columns = ["".join(cell[index].strip() for cell in cells) for index in range(3)]
+    assert columns == [ingestion_id, uri, "100"]
+    assert len(cells) > 1 and all(len(line) <= 60 for line in lines)
+
+
+def test_an_empty_lake_says_how_to_ingest_with_the_batch_and_with_the_stack(tmp_path, capsys):
+    assert cli.main(["weekly-average", "--region", "Prague", "--lake-root", tmp_path.as_uri()]) == 2
+    error = capsys.readouterr().err
+    assert "has no trips yet" in error and "triplake run --input FILE" in error and "triplake upload FILE" in error

@@ -9,6 +9,7 @@ import logging
 import queue
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from rich.console import Console
@@ -211,14 +212,20 @@ def _sql(args: argparse.Namespace) -> int:
         writer.writerow(result.columns)
         writer.writerows(rows)
     else:
-        table = Table()
-        for index, column in enumerate(result.columns):
-            numeric = all(isinstance(row[index], (int, float)) for row in result.rows if row[index] is not None)
-            table.add_column(column, justify="right" if numeric and result.rows else "left")
-        for row in rows:
-            table.add_row(*("" if value is None else str(value) for value in row))
-        Console(width=None if Console().is_terminal else 160).print(table)
+        Console(width=None if Console().is_terminal else 160).print(result_table(result.columns, rows))
     return 0
+
+
+def result_table(columns: Sequence[str], rows: Sequence[Sequence[object]]) -> Table:
+    """A query result for a terminal: a value too wide for its column wraps onto more lines, never cut short
+    (ids, URIs and file names are what a user copies from it)."""
+    table = Table()
+    for index, column in enumerate(columns):
+        numeric = all(isinstance(row[index], (int, float)) for row in rows if row[index] is not None)
+        table.add_column(column, justify="right" if numeric and rows else "left", overflow="fold")
+    for row in rows:
+        table.add_row(*("" if value is None else str(value) for value in row))
+    return table
 
 
 def _create_views(args: argparse.Namespace) -> int:

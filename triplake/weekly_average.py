@@ -126,8 +126,8 @@ def window(engine: Engine, from_date: date | None, to_date: date | None) -> tupl
     if from_date is None or to_date is None:
         lake_weeks = lake_window(engine)
         if lake_weeks is None:
-            raise AreaError("the lake has no trips yet, so it has no default window: ingest a file with "
-                            "`triplake run --input FILE`, or give both --from and --to")
+            raise AreaError("the lake has no trips yet, so it has no default window: ingest a file (`triplake run --input FILE`, "
+                            "or `triplake upload FILE` on the local stack or AWS), or give both --from and --to")
         from_date = from_date or lake_weeks[0]
         to_date = to_date or lake_weeks[1]
     first_week, last_week = monday(from_date), monday(to_date)
