@@ -10,6 +10,7 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 
 from spark_jobs.common import session as job_session
+from spark_jobs.common.ingestions import JIT_OPTIONS
 from spark_jobs.common.publish import FAULT_CONF
 from triplake.jars import missing_jars, jar_paths
 from triplake.settings import Settings
@@ -49,9 +50,7 @@ def local_spark_conf(settings: Settings, with_credentials: bool = True) -> dict[
     conf = {
         "spark.master": settings.spark_master,
         "spark.driver.memory": settings.spark_driver_memory,
-        # -XX:-DontCompileHugeMethods: Spark's generated parse code exceeds the JIT's 8 kB method limit and would
-        # otherwise run interpreted.
-        "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile={LOG4J2_CONFIG.as_uri()} -XX:-DontCompileHugeMethods",
+        "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile={LOG4J2_CONFIG.as_uri()} {JIT_OPTIONS}",
         # Spark binds its driver to this address; loopback keeps it off every network.
         "spark.driver.bindAddress": "127.0.0.1",
         "spark.driver.host": "127.0.0.1",

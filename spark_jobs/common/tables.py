@@ -9,15 +9,29 @@ from __future__ import annotations
 
 from pyspark.sql import types as T
 
-TRIPS = "curated/trips"
-TRIP_ROUTES = "curated/trip_routes"
-ROUTE_MODELS = "curated/route_models"  # one row per route of every fitted model version
-MODELS = "models/routes"  # the fitted models: region=<r>/v=<version>/route_model.json
-WEEKLY_TRIPS = "marts/weekly_trips"
-REJECTED_ROWS = "curated/rejected_rows"
-INGESTIONS = "curated/ingestions"
-RAW = "raw"
-STAGING = "_staging"
+# The locations are re-exported: a job names a table's place and its schema from one module.
+from spark_jobs.common.locations import (
+    INGESTIONS, MODELS, RAW, REJECTED_ROWS, ROUTE_MODELS, STAGING, TRIP_ROUTES, TRIPS, WEEKLY_TRIPS,
+)
+
+__all__ = [
+    "INGESTIONS",
+    "MODELS",
+    "RAW",
+    "REJECTED_ROWS",
+    "ROUTE_MODELS",
+    "STAGING",
+    "TRIP_ROUTES",
+    "TRIPS",
+    "WEEKLY_TRIPS",
+    "TRIPS_PARTITION_COLUMNS",
+    "TRIPS_SCHEMA",
+    "TRIP_ROUTES_SCHEMA",
+    "ROUTE_MODELS_SCHEMA",
+    "WEEKLY_TRIPS_SCHEMA",
+    "REJECTED_ROWS_SCHEMA",
+    "INGESTIONS_SCHEMA",
+]
 
 TRIPS_PARTITION_COLUMNS = ("region", "week_start")
 
