@@ -10,7 +10,7 @@ PY      := $(BIN)/python
 CHECKOV_VENV  := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.setup-done
 
-.PHONY: help setup demo batch-demo test check-infra bench bench-scale bench-events package infra-tables constraints clean
+.PHONY: help setup demo batch-demo test check-infra bench bench-scale bench-events screenshot package infra-tables constraints clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -59,6 +59,10 @@ bench-scale: $(STAMP)  ## the whole pipeline at 1M..100M trips (files of <= 10M)
 
 bench-events: $(STAMP)  ## upload -> RECEIVED and upload -> SUCCEEDED latency of the sample on fresh local stacks
 	$(PY) -m bench.bench_events --rounds 3
+
+screenshot: $(STAMP)  ## the Airflow UI after three uploads, checked in headless Chromium (apt install chromium): docs/img/airflow_run.png
+	$(PY) -m pip install --quiet --disable-pip-version-check -r tools/screenshot-requirements.txt -c constraints.txt
+	$(PY) tools/airflow_ui_screenshot.py
 
 package: $(STAMP)  ## build .local/package: spark_jobs.zip and the job entry points that EMR Serverless runs
 	$(PY) -m triplake.package --out .local/package

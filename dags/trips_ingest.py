@@ -17,17 +17,23 @@ when the file is parsed.
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
+from functools import cache
 from pathlib import Path
 from typing import Any
 
-from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+from airflow.providers.amazon.aws.hooks.glue_catalog import GlueCatalogHook
+from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+from airflow.providers.amazon.aws.hooks.sns import SnsHook
+from airflow.providers.amazon.aws.hooks.sts import StsHook
 from airflow.providers.amazon.aws.operators.emr import EmrServerlessStartJobOperator
+from airflow.providers.amazon.aws.operators.glue import GlueJobOperator
 from airflow.providers.common.messaging.triggers.msg_queue import MessageQueueTrigger
 from airflow.sdk import Asset, AssetWatcher, chain, dag, task, task_group
 
 from triplake import orchestration
-from triplake.aws.sns import publish_status
+from triplake.events import message_attributes, status_subject
 from triplake.settings import get_settings
 
 settings = get_settings()
@@ -58,16 +64,34 @@ landing_uploads = Asset(
 )
 
 
-def aws_client(service: str) -> Any:
-    return AwsBaseHook(aws_conn_id=settings.airflow_aws_conn_id, client_type=service).get_conn()
+# Published when an ingestion has succeeded (its outlets): a downstream DAG can be scheduled on weekly_trips.
+published_tables = [Asset(name=f"triplake_{name}", uri=uri)
+                    for name, uri in orchestration.published_table_uris(settings.lake_root).items()]
+
+
+@cache
+def status_topic_arn() -> str:
+    """Asks STS for the account only when the topic's ARN is not configured, and once per task process."""
+    return orchestration.topic_arn(settings, StsHook(aws_conn_id=settings.airflow_aws_conn_id).get_account_number)
 
 
 def publish(event: dict) -> None:
-    publish_status(aws_client("sns"), orchestration.topic_arn(settings, aws_client("sts")), event)
+    SnsHook(aws_conn_id=settings.airflow_aws_conn_id).publish_to_target(
+        target_arn=status_topic_arn(), message=json.dumps(event), subject=status_subject(event),
+        message_attributes=message_attributes(event))
+
+
+def lake_report(ingestion_id: str, job: str) -> dict[str, Any] | None:
+    """A job's report in the lake, or None when the job never got far enough to write one."""
+    bucket, key = orchestration.report_key(settings.lake_root, ingestion_id, job)
+    s3 = S3Hook(aws_conn_id=settings.airflow_aws_conn_id)
+    return json.loads(s3.read_key(key, bucket)) if s3.check_for_key(key, bucket) else None
 
 
 def lake_lease(ingestion: orchestration.Ingestion, dag_run_id: str, seconds: float | None = None):
-    return orchestration.ingestion_lease(settings, ingestion, dag_run_id, aws_client("s3"), seconds)
+    # The lease needs S3's conditional writes (If-None-Match, If-Match), so it takes the hook's client.
+    s3 = S3Hook(aws_conn_id=settings.airflow_aws_conn_id).get_conn()
+    return orchestration.ingestion_lease(settings, ingestion, dag_run_id, s3, seconds)
 
 
 def announce_failure(context: Any) -> None:
@@ -76,7 +100,7 @@ def announce_failure(context: Any) -> None:
     ingestion = orchestration.Ingestion.from_dict(
         task_instance.xcom_pull(task_ids="plan_ingestions")[task_instance.map_index]
     )
-    ingest_report = orchestration.read_report(aws_client("s3"), settings.lake_root, ingestion.ingestion_id, "ingest")
+    ingest_report = lake_report(ingestion.ingestion_id, "ingest")
     task_name = task_instance.task_id.rsplit(".", 1)[-1]
     event = orchestration.failed_event(ingestion, task_name, context.get("exception"), ingest_report,
                                        context["dag_run"].run_id)
@@ -94,6 +118,7 @@ def announce_failure(context: Any) -> None:
     schedule=[landing_uploads],
     catchup=False,
     tags=["triplake"],
+    description="An upload to the landing bucket becomes trips in the lake, announced on SNS",
     doc_md=__doc__,
     default_args={"retries": 0, "on_failure_callback": announce_failure},
 )
@@ -134,9 +159,9 @@ def trips_ingest():
         """Adds the partitions the jobs wrote to the Glue catalog, so Athena sees them (no MSCK REPAIR)."""
         from triplake.aws import glue  # reads sql/ddl with sqlglot: at run time, not each time the file is parsed
 
-        s3, catalog, ingestion_id = aws_client("s3"), aws_client("glue"), ingestion["ingestion_id"]
-        trips_paths = orchestration.read_report(s3, settings.lake_root, ingestion_id, "ingest")["partition_paths"]
-        weekly_paths = orchestration.read_report(s3, settings.lake_root, ingestion_id, "build_weekly")["partition_paths"]
+        catalog = GlueCatalogHook(aws_conn_id=settings.airflow_aws_conn_id).get_conn()
+        trips_paths = lake_report(ingestion["ingestion_id"], "ingest")["partition_paths"]
+        weekly_paths = lake_report(ingestion["ingestion_id"], "build_weekly")["partition_paths"]
         paths = {"trips_files": trips_paths, "trip_routes_files": trips_paths, "weekly_trips_files": weekly_paths}
         return {
             table.name: glue.register_partitions(catalog, settings.glue_database, table, settings.lake_root,
@@ -144,9 +169,10 @@ def trips_ingest():
             for table in glue.partitioned_tables()
         }
 
-    @task
+    @task(outlets=published_tables)
     def announce_succeeded(ingestion: dict[str, str], **context) -> dict[str, Any]:
-        report = orchestration.read_report(aws_client("s3"), settings.lake_root, ingestion["ingestion_id"], "ingest")
+        """SUCCEEDED on SNS, once every engine sees the ingestion (committed, partitions registered)."""
+        report = lake_report(ingestion["ingestion_id"], "ingest")
         event = orchestration.succeeded_event(orchestration.Ingestion.from_dict(ingestion), report,
                                               context["dag_run"].run_id)
         publish(event)
@@ -169,29 +195,44 @@ def trips_ingest():
 
             return [run_locally(ingestion)]
 
-        @task(task_id=f"{orchestration.SPARK_TASK}_job_driver")
-        def job_driver(ingestion: dict[str, str], **context) -> dict[str, Any]:
+        # A job run in the cloud is deferred while it runs and nothing renews the lease: it is extended for the whole
+        # run by the task that prepares the run's arguments (the same command line as spark-submit's).
+        @task(task_id=f"{orchestration.SPARK_TASK}_arguments")
+        def job_run_arguments(ingestion: dict[str, str], **context) -> dict[str, Any]:
             this = orchestration.Ingestion.from_dict(ingestion)
-            # The job run is deferred while it runs and nothing renews the lease: it is extended for the whole run.
             lake_lease(this, context["dag_run"].run_id, settings.emr_lease_seconds).renew()
+            if settings.spark_runner == "glue":
+                return orchestration.glue_job_arguments(job, this, settings)
             return orchestration.emr_job_driver(job, this, settings)
 
-        driver = job_driver(ingestion)
-        run_on_emr = EmrServerlessStartJobOperator(
-            task_id=orchestration.SPARK_TASK,
-            application_id=settings.emr_application_id,
-            execution_role_arn=settings.emr_execution_role_arn,
-            job_driver=driver,
-            configuration_overrides={},
-            name=f"triplake-{job}",
-            aws_conn_id=settings.airflow_aws_conn_id,
-            deferrable=True,
-            waiter_delay=settings.emr_poll_seconds,
-            pool=settings.lake_writers_pool,
-        )
-        return [driver, run_on_emr]
+        arguments = job_run_arguments(ingestion)
+        if settings.spark_runner == "glue":
+            run_in_the_cloud = GlueJobOperator(
+                task_id=orchestration.SPARK_TASK,
+                job_name=settings.glue_job_name,  # defined by infra/glue.tf: its script is the job's entry point
+                script_args=arguments,
+                aws_conn_id=settings.airflow_aws_conn_id,
+                deferrable=True,
+                waiter_delay=settings.emr_poll_seconds,
+                stop_job_run_on_kill=True,
+                pool=settings.lake_writers_pool,
+            )
+        else:
+            run_in_the_cloud = EmrServerlessStartJobOperator(
+                task_id=orchestration.SPARK_TASK,
+                application_id=settings.emr_application_id,
+                execution_role_arn=settings.emr_execution_role_arn,
+                job_driver=arguments,
+                configuration_overrides={},
+                name=f"triplake-{job}",
+                aws_conn_id=settings.airflow_aws_conn_id,
+                deferrable=True,
+                waiter_delay=settings.emr_poll_seconds,
+                pool=settings.lake_writers_pool,
+            )
+        return [arguments, run_in_the_cloud]
 
-    @task_group(group_id="ingestion")
+    @task_group(group_id="ingestion", default_args={"map_index_template": orchestration.MAP_INDEX_TEMPLATE})
     def one_file(ingestion):
         chain(acquire_lake_lease(ingestion), *spark_ingestion(ingestion), release_lake_lease(ingestion),
               register_partitions(ingestion), announce_succeeded(ingestion))

@@ -23,6 +23,7 @@ locals {
   glue_database          = var.name
   athena_workgroup       = var.name
   emr_application_name   = var.name
+  glue_job_name          = "${var.name}-ingestion"
   lake_writers_pool      = "${var.name}_lake_writers"
   # local.tables, the Glue tables of sql/ddl, is in tables.tf.json: generated from sql/ddl (make infra-tables).
 }
@@ -44,6 +45,17 @@ resource "aws_kms_key" "this" {
         Principal = { AWS = "arn:${local.partition}:iam::${local.account_id}:root" }
         Action    = "kms:*"
         Resource  = "*"
+      },
+      {
+        # The Glue job's logs are encrypted with this key (its security configuration, infra/glue.tf).
+        Sid       = "LogsOfTheGlueJob"
+        Effect    = "Allow"
+        Principal = { Service = "logs.${var.aws_region}.amazonaws.com" }
+        Action    = ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"]
+        Resource  = "*"
+        Condition = {
+          ArnLike = { "kms:EncryptionContext:aws:logs:arn" = "arn:${local.partition}:logs:${var.aws_region}:${local.account_id}:log-group:/aws-glue/*" }
+        }
       },
       {
         # S3 encrypts the ObjectCreated messages it sends to the landing queue; SNS those it sends to the
@@ -518,9 +530,25 @@ data "aws_iam_policy_document" "airflow" {
   }
 
   statement {
+    sid = "RunTheGlueJob"
+    actions = [
+      "glue:GetJob", "glue:StartJobRun", "glue:GetJobRun", "glue:BatchStopJobRun",
+    ]
+    resources = [aws_glue_job.ingestion.arn]
+  }
+
+  statement {
     sid       = "ReadJobReports"
     actions   = ["s3:GetObject"]
     resources = ["${module.lake_bucket.arn}/${var.lake_prefix}/_reports/*"]
+  }
+
+  # A job that failed early leaves no report: S3 answers a HEAD of a missing key with 404 (not 403) only to a
+  # caller that may list the bucket. Without a condition: S3 gives HeadObject no s3:prefix to match.
+  statement {
+    sid       = "TellAMissingReportFromAForbiddenOne"
+    actions   = ["s3:ListBucket"]
+    resources = [module.lake_bucket.arn]
   }
 
   # The lake's writer lease (one object, written with conditional PUTs) and the ingestions record of an upload
@@ -594,7 +622,8 @@ locals {
     TRIPLAKE_STATUS_TOPIC_ARN       = aws_sns_topic.status.arn
     TRIPLAKE_GLUE_DATABASE          = aws_glue_catalog_database.this.name
     TRIPLAKE_ATHENA_WORKGROUP       = aws_athena_workgroup.this.name
-    TRIPLAKE_SPARK_RUNNER           = "emr-serverless"
+    TRIPLAKE_SPARK_RUNNER           = var.spark_runner
+    TRIPLAKE_GLUE_JOB_NAME          = aws_glue_job.ingestion.name
     TRIPLAKE_EMR_APPLICATION_ID     = aws_emrserverless_application.this.id
     TRIPLAKE_EMR_EXECUTION_ROLE_ARN = aws_iam_role.emr_job.arn
     TRIPLAKE_EMR_PACKAGE_URI        = "s3://${module.lake_bucket.id}/${local.package_prefix}"

@@ -74,6 +74,35 @@ variable "create_status_queue" {
   default     = true
 }
 
+variable "spark_runner" {
+  description = "Where the DAG runs Spark: emr-serverless (per-second billing, starts in ~1 min with pre-initialized capacity) or glue (no application to manage, billed per DPU-second with a 1-minute minimum). docs/deploy.md compares them."
+  type        = string
+  default     = "emr-serverless"
+
+  validation {
+    condition     = contains(["emr-serverless", "glue"], var.spark_runner)
+    error_message = "spark_runner is emr-serverless or glue."
+  }
+}
+
+variable "glue_version" {
+  description = "AWS Glue release of the ingestion job: 5.1 runs Spark 3.5.6 and Python 3.11, what the jobs are tested with."
+  type        = string
+  default     = "5.1"
+}
+
+variable "glue_worker_type" {
+  description = "Glue worker type: G.1X is 4 vCPU and 16 GB, 1 DPU."
+  type        = string
+  default     = "G.1X"
+}
+
+variable "glue_number_of_workers" {
+  description = "Glue workers per job run (one is the driver); 2 fits files up to ~10M rows."
+  type        = number
+  default     = 2
+}
+
 variable "emr_release_label" {
   description = "EMR Serverless release: emr-7.12.0 runs Spark 3.5.6, the pyspark the jobs are tested with."
   type        = string

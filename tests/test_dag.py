@@ -50,6 +50,24 @@ class DagStack:
                 {"Id": message["MessageId"], "ReceiptHandle": message["ReceiptHandle"]} for message in messages])
         return events
 
+    def map_labels(self, run_id: str) -> dict[str, str]:
+        """The label the Airflow UI shows for each mapped task instance of a run."""
+        from airflow.models.taskinstance import TaskInstance
+        from airflow.utils.session import create_session
+
+        with create_session() as session:
+            instances = session.query(TaskInstance).filter(TaskInstance.dag_id == DAG_ID, TaskInstance.run_id == run_id,
+                                                           TaskInstance.map_index >= 0)
+            return {f"{ti.task_id}[{ti.map_index}]": ti.rendered_map_index for ti in instances}
+
+    def asset_events(self, run_id: str) -> set[str]:
+        from airflow.models.asset import AssetEvent
+        from airflow.utils.session import create_session
+
+        with create_session() as session:
+            events = session.query(AssetEvent).filter(AssetEvent.source_run_id == run_id)
+            return {event.asset.name for event in events}
+
     def lake_keys(self, prefix: str) -> list[str]:
         bucket, _, root = self.settings.lake_root.removeprefix("s3://").partition("/")
         listing = self.s3.list_objects_v2(Bucket=bucket, Prefix=f"{root}/{prefix}")
@@ -96,6 +114,12 @@ def test_the_dag_parses_without_calling_aws(dag_stack, monkeypatch):
         "ingestion.register_partitions", "ingestion.announce_succeeded"}
     assert dag.get_task("ingestion.acquire_lake_lease").retries >= 100  # waits between tries, holding no worker
     assert dag.get_task("ingestion.spark_ingestion").pool == dag_stack.settings.lake_writers_pool
+    assert dag.description and "SNS" in dag.description
+    outlets = dag.get_task("ingestion.announce_succeeded").outlets
+    assert {asset.name: asset.uri for asset in outlets} == {
+        "triplake_trips": f"{dag_stack.settings.lake_root}/curated/trips",
+        "triplake_weekly_trips": f"{dag_stack.settings.lake_root}/marts/weekly_trips",
+        "triplake_routes": f"{dag_stack.settings.lake_root}/curated/route_models"}
 
 
 def test_the_dag_says_what_is_missing_when_the_queue_is_not_configured(dag_stack, monkeypatch):
@@ -130,6 +154,10 @@ def test_an_uploaded_sample_goes_through_and_succeeds_with_reconciled_counts(dag
         locations = {partition["StorageDescriptor"]["Location"] for partition in partitions}
         assert locations == {f"{dag_stack.settings.lake_root}/{table.location}/{path}/" for path in written}
     assert ("Prague", "2018-05-28") in {tuple(partition["Values"]) for partition in partitions}
+
+    # The Airflow UI names the file of each mapped task, and the run published the lake's tables as assets.
+    assert set(dag_stack.map_labels(run.run_id).values()) == {"sample.csv"}
+    assert dag_stack.asset_events(run.run_id) == {"triplake_trips", "triplake_weekly_trips", "triplake_routes"}
 
 
 def test_a_file_with_a_bad_header_fails_as_invalid_file_and_writes_no_trips(dag_stack):
@@ -173,6 +201,33 @@ def test_the_emr_serverless_runner_starts_each_job_with_its_entry_point_argument
     assert driver["entryPoint"] == f"{package}/ingestion.py"
     assert f"--py-files {package}/spark_jobs.zip" in driver["sparkSubmitParameters"]
     assert "-XX:-DontCompileHugeMethods" in driver["sparkSubmitParameters"]
+
+
+def test_the_glue_runner_starts_one_run_of_the_ingestion_job_with_the_same_command_line(dag_stack, monkeypatch):
+    package = "s3://dag-test-lake/packages/triplake-0.1.0"
+    dag_stack.glue.create_job(Name="triplake-ingestion", Role="arn:aws:iam::123456789012:role/triplake-glue-job",
+                              GlueVersion="5.0", Command={"Name": "glueetl", "ScriptLocation": f"{package}/ingestion.py",
+                                                          "PythonVersion": "3"})
+    for name, value in {"TRIPLAKE_SPARK_RUNNER": "glue", "TRIPLAKE_EMR_PACKAGE_URI": package,
+                        "TRIPLAKE_EMR_POLL_SECONDS": "1"}.items():
+        monkeypatch.setenv(name, value)
+    source = dag_stack.put("for glue.csv", SAMPLE.read_bytes())
+    # moto's job runs succeed without running Spark, so the steps after them have no reports to read.
+    run = dag_stack.run({"source_uris": [source]}, mark_success_pattern=r"ingestion\.(register_partitions|announce_succeeded)")
+    assert run.state == "success"
+
+    (received,) = dag_stack.statuses()
+    (job_run,) = dag_stack.glue.get_job_runs(JobName="triplake-ingestion")["JobRuns"]
+    # The provider adds the task's identity, to find the run again when the task is retried.
+    arguments = {name: value for name, value in job_run["Arguments"].items() if name != "--airflow_task_uuid"}
+    assert arguments == {
+        "--input": source, "--lake-root": dag_stack.settings.lake_root, "--ingestion-id": received["ingestion_id"],
+        "--extra-py-files": f"{package}/spark_jobs.zip",
+        "--conf": "spark.driver.extraJavaOptions=-XX:-DontCompileHugeMethods "
+                  "--conf spark.executor.extraJavaOptions=-XX:-DontCompileHugeMethods",
+    }
+    labels = dag_stack.map_labels(run.run_id)  # the deferred operator is named by its file too
+    assert labels["ingestion.spark_ingestion[0]"] == labels["ingestion.acquire_lake_lease[0]"] == "for glue.csv"
 
 
 def test_an_upload_that_is_not_a_csv_is_answered_failed_at_once_and_recorded(dag_stack):

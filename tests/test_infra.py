@@ -98,6 +98,7 @@ def test_names_are_the_ones_settings_use():
     assert resolve(root_locals()["glue_database"]) == defaults["glue_database"]
     assert resolve(root_locals()["athena_workgroup"]) == defaults["athena_workgroup"]
     assert resolve(root_locals()["lake_writers_pool"]) == defaults["lake_writers_pool"]
+    assert resolve(root_locals()["glue_job_name"]) == defaults["glue_job_name"]
 
 
 
@@ -191,14 +192,19 @@ def test_terraform_files_are_formatted():
 
 
 def policy_statements(document: str) -> list[dict[str, Any]]:
-    policies = {unquote(name): body for block in parsed(INFRA / "main.tf")["data"]
+    policies = {unquote(name): body for path in INFRA.glob("*.tf") for block in parsed(path).get("data", [])
                 for kind, documents in block.items() if unquote(kind) == "aws_iam_policy_document"
                 for name, body in documents.items()}
     return policies[document]["statement"]
 
 
+def resources_of(kind: str) -> dict[str, Any]:
+    return {unquote(name): body for path in INFRA.glob("*.tf") for block in parsed(path).get("resource", [])
+            for found, resources in block.items() if unquote(found) == kind for name, body in resources.items()}
+
+
 def test_the_job_role_and_the_airflow_policy_name_every_resource_and_no_wildcard_action():
-    for document in ("emr_job", "airflow"):
+    for document in ("emr_job", "glue_job", "airflow"):
         for statement in policy_statements(document):
             actions = [unquote(action) for action in statement["actions"]]
             assert all("*" not in action for action in actions), (document, actions)
@@ -226,3 +232,22 @@ def test_the_airflow_policy_lets_the_dag_hold_the_lease_and_record_uploads_that_
         "s3:GetObject", "s3:PutObject", "s3:DeleteObject"}
     (records,) = [resolve(resource) for resource in statements["RecordFailedUploads"]["resources"]]
     assert records.endswith(f"/lake/{lake_tables.INGESTIONS}/*")
+
+
+def test_the_glue_job_runs_the_packaged_entry_point_with_the_emr_jobs_access_and_its_own_logs():
+    from triplake.orchestration import INGESTION_JOB
+
+    (job,) = resources_of("aws_glue_job").values()
+    (command,) = job["command"]
+    assert resolve(command["script_location"]).endswith(f"/package/{INGESTION_JOB}.py")
+    assert unquote(command["name"]) == "glueetl" and resolve(job["glue_version"]) == "5.1"  # Spark 3.5.6
+    assert job["security_configuration"] == "${aws_glue_security_configuration.this.name}"
+    (document,) = [body for path in INFRA.glob("*.tf") for block in parsed(path).get("data", [])
+                   for kind, documents in block.items() if unquote(kind) == "aws_iam_policy_document"
+                   for name, body in documents.items() if unquote(name) == "glue_job"]
+    assert document["source_policy_documents"] == ["${data.aws_iam_policy_document.emr_job.json}"]
+    (logs,) = policy_statements("glue_job")
+    assert {unquote(action).split(":")[0] for action in logs["actions"]} == {"logs"}
+    assert resolve(logs["resources"][0]).endswith(":log-group:/aws-glue/*")
+    airflow = {unquote(statement["sid"]): statement for statement in policy_statements("airflow")}
+    assert airflow["RunTheGlueJob"]["resources"] == ["${aws_glue_job.ingestion.arn}"]

@@ -87,3 +87,32 @@ def test_failed_events_say_which_task_failed_and_why():
     assert event["error"]["kind"] == "task_failed" and event["error"]["task"] == "group_routes"
     assert "java.lang.OutOfMemoryError" in event["error"]["message"] and "again" in event["error"]["message"]
     assert event["counts"]["rows_written"] == 1, "what was ingested before the failure is reported"
+
+
+def test_a_glue_job_run_gets_the_jobs_own_command_line_and_the_job_tells_it_from_glues_arguments():
+    import argparse
+
+    from spark_jobs import ingestion as ingestion_job
+    from spark_jobs.common.job import parse_arguments
+
+    settings = Settings(lake_root="s3://lake/root", emr_package_uri="s3://lake/packages/triplake-0.1.0/")
+    this = Ingestion(ingestion_id="20260101T000000Z-abcdef01", source_uri="s3://landing/incoming/a b.csv")
+    arguments = orchestration.glue_job_arguments(orchestration.INGESTION_JOB, this, settings)
+    assert arguments == {
+        "--input": "s3://landing/incoming/a b.csv", "--lake-root": "s3://lake/root",
+        "--ingestion-id": "20260101T000000Z-abcdef01",
+        "--extra-py-files": "s3://lake/packages/triplake-0.1.0/spark_jobs.zip",
+        "--conf": "spark.driver.extraJavaOptions=-XX:-DontCompileHugeMethods "
+                  "--conf spark.executor.extraJavaOptions=-XX:-DontCompileHugeMethods",
+    }
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--lake-root", required=True)
+    ingestion_job._arguments(parser)
+    # What the script's sys.argv holds in a Glue job run: Glue's own arguments around the run's Arguments.
+    glue_argv = ["--JOB_ID", "j_1", "--JOB_RUN_ID", "jr_1", "--JOB_NAME", "triplake-ingestion", "--TempDir", "s3://t/",
+                 *[item for pair in arguments.items() for item in pair]]
+    parsed = parse_arguments(parser, glue_argv)
+    assert (parsed.input, parsed.lake_root, parsed.ingestion_id) == (this.source_uri, "s3://lake/root", this.ingestion_id)
+    with pytest.raises(SystemExit):  # outside Glue, an argument the job does not know is a mistake
+        parse_arguments(parser, ["--lake-root", "x", "--input", "y", "--ingestion-id", "z", "--TempDir", "s3://t/"])

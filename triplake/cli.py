@@ -315,7 +315,7 @@ def _watch(args: argparse.Namespace) -> int:
     with StatusReceiver(verify_signatures=settings.aws_endpoint_url is None, port=args.port) as receiver:
         endpoint = args.public_url or receiver.url
         try:
-            arn = topic_arn(settings, sts)
+            arn = topic_arn(settings, lambda: sts.get_caller_identity()["Account"])
             subscription = subscribe(sns, arn, endpoint)
         except Exception as problem:  # botocore's errors name the cause; the user needs the stack or credentials
             raise UsageError(f"could not subscribe {endpoint} to the status topic: {problem} "

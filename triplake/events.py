@@ -150,9 +150,11 @@ def status_event(
     }
 
 
-def message_attributes(event: Mapping[str, Any]) -> dict[str, dict[str, str]]:
-    """SNS message attributes for subscription filter policies (status, ingestion_id)."""
-    return {
-        "status": {"DataType": "String", "StringValue": event["status"]},
-        "ingestion_id": {"DataType": "String", "StringValue": event["ingestion_id"]},
-    }
+def message_attributes(event: Mapping[str, Any]) -> dict[str, str]:
+    """SNS message attributes for subscription filter policies (status, ingestion_id), as plain strings."""
+    return {"status": event["status"], "ingestion_id": event["ingestion_id"]}
+
+
+def status_subject(event: Mapping[str, Any]) -> str:
+    """The subject of a status message (what an email subscriber sees first); SNS allows 100 characters."""
+    return f"triplake ingestion {event['ingestion_id']}: {event['status']}"[:100]

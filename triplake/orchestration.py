@@ -9,14 +9,14 @@ so the DAG reads the same thing whether a job ran in a local spark-submit or on 
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 from urllib.parse import urlparse
 
-from spark_jobs.common.ingestions import COUNT_FIELDS, new_ingestion_id, report_path
+from spark_jobs.common import locations
+from spark_jobs.common.ingestions import COUNT_FIELDS, JIT_OPTIONS, new_ingestion_id, report_path
 from triplake.events import (
     FAILED,
     RECEIVED,
@@ -41,8 +41,20 @@ SPARK_TASK = "spark_ingestion"
 LEASE_TASK = "acquire_lake_lease"
 PLAN_TASK = "plan_ingestions"
 PACKAGE_ZIP = "spark_jobs.zip"
-# The JIT refuses to compile methods over 8 kB, and Spark's generated code for the parse is bigger; set here only.
-JIT_OPTIONS = "-XX:-DontCompileHugeMethods"
+# EMR Serverless and Glue take the JVM options as Spark settings, for the driver and the executors.
+JIT_SPARK_CONF = f"spark.driver.extraJavaOptions={JIT_OPTIONS} --conf spark.executor.extraJavaOptions={JIT_OPTIONS}"
+
+
+# The Airflow UI labels each mapped ingestion with its file (what a user looks for), not "Map Index 0": every task of
+# the group reads its own entry of the plan.
+MAP_INDEX_TEMPLATE = ("{{ ti.xcom_pull(task_ids='" + PLAN_TASK + "')[ti.map_index]['source_uri'].rsplit('/', 1)[-1] }}")
+# What readers see change when an ingestion succeeds: the tables a downstream DAG schedules on (Airflow Assets).
+PUBLISHED_TABLES = {"trips": locations.TRIPS, "weekly_trips": locations.WEEKLY_TRIPS, "routes": locations.ROUTE_MODELS}
+
+
+def published_table_uris(lake_root: str) -> dict[str, str]:
+    """The Asset URI of each published table: where its files live in the lake."""
+    return {name: f"{lake_root.rstrip('/')}/{path}" for name, path in PUBLISHED_TABLES.items()}
 
 
 class UsageError(ValueError):
@@ -148,13 +160,23 @@ def job_arguments(job: str, ingestion: Ingestion, lake_root: str) -> list[str]:
 def emr_job_driver(job: str, ingestion: Ingestion, settings: Settings) -> dict[str, Any]:
     """The jobDriver of an EMR Serverless job run: the job's file as entry point, spark_jobs/ as a zip beside it."""
     package = _package_uri(settings)
-    java_options = f"spark.driver.extraJavaOptions={JIT_OPTIONS} --conf spark.executor.extraJavaOptions={JIT_OPTIONS}"
     return {
         "sparkSubmit": {
             "entryPoint": f"{package}/{job}.py",
             "entryPointArguments": job_arguments(job, ingestion, settings.lake_root),
-            "sparkSubmitParameters": f"--py-files {package}/{PACKAGE_ZIP} --conf {java_options}",
+            "sparkSubmitParameters": f"--py-files {package}/{PACKAGE_ZIP} --conf {JIT_SPARK_CONF}",
         }
+    }
+
+
+def glue_job_arguments(job: str, ingestion: Ingestion, settings: Settings) -> dict[str, str]:
+    """The Arguments of an AWS Glue job run of the same job: its command line as `--name value` pairs, spark_jobs/
+    as extra Python files, and the JIT flag (Glue takes further Spark settings inside the value of one --conf).
+    The job's file is the Glue job's script (infra/glue.tf)."""
+    command_line = job_arguments(job, ingestion, settings.lake_root)
+    return dict(zip(command_line[::2], command_line[1::2])) | {
+        "--extra-py-files": f"{_package_uri(settings)}/{PACKAGE_ZIP}",
+        "--conf": JIT_SPARK_CONF,
     }
 
 
@@ -171,15 +193,6 @@ def report_key(lake_root: str, ingestion_id: str, job: str) -> tuple[str, str]:
     if parsed.scheme not in ("s3", "s3a"):
         raise UsageError(f"the DAG needs an s3:// lake root (TRIPLAKE_LAKE_ROOT), not {lake_root!r}")
     return parsed.netloc, "/".join(part for part in (parsed.path.strip("/"), report_path(ingestion_id, job)) if part)
-
-
-def read_report(s3_client: Any, lake_root: str, ingestion_id: str, job: str) -> dict[str, Any] | None:
-    """A job's report, or None when the job never got far enough to write one."""
-    bucket, key = report_key(lake_root, ingestion_id, job)
-    try:
-        return json.loads(s3_client.get_object(Bucket=bucket, Key=key)["Body"].read())
-    except s3_client.exceptions.NoSuchKey:
-        return None
 
 
 def counts_of(ingest_report: Mapping[str, Any]) -> dict[str, Any]:
@@ -221,11 +234,11 @@ def failed_event(ingestion: Ingestion, task: str, failure: BaseException | str |
                         error=error | {"task": task}, dag_run_id=dag_run_id)
 
 
-def topic_arn(settings: Settings, sts_client: Any) -> str:
+def topic_arn(settings: Settings, account_number: Callable[[], str]) -> str:
+    """The status topic's ARN: as configured, or built from its name and the account (asked only then)."""
     if settings.status_topic_arn:
         return settings.status_topic_arn
-    account = sts_client.get_caller_identity()["Account"]
-    return f"arn:aws:sns:{settings.aws_region}:{account}:{settings.status_topic_name}"
+    return f"arn:aws:sns:{settings.aws_region}:{account_number()}:{settings.status_topic_name}"
 
 
 def _now() -> str:

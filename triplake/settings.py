@@ -33,7 +33,7 @@ class Settings(BaseSettings):
         description="DuckDB forms of the sql/ files, so a local query starts without transpiling (None: no cache)",
     )
 
-    spark_runner: Literal["local", "emr-serverless"] = "local"
+    spark_runner: Literal["local", "emr-serverless", "glue"] = "local"
     spark_master: str = "local[*]"
     spark_driver_memory: str = "4g"
     spark_shuffle_partitions: int = Field(default=8, ge=1)
@@ -70,14 +70,17 @@ class Settings(BaseSettings):
 
     emr_application_id: str | None = Field(default=None, description="EMR Serverless application (emr-serverless runner)")
     emr_execution_role_arn: str | None = Field(default=None, description="Job role of the EMR Serverless job runs")
-    emr_poll_seconds: int = Field(default=30, ge=1, description="How often the deferred EMR job runs are checked")
+    emr_poll_seconds: int = Field(default=30, ge=1, description="How often the deferred EMR or Glue job runs are checked")
     emr_lease_seconds: float = Field(
         default=7200.0, gt=0,
-        description="A deferred EMR job run cannot renew the lake's lease, so the DAG extends it this long before each job",
+        description="A deferred EMR or Glue job run cannot renew the lake's lease, so the DAG extends it this long "
+                    "before each job",
     )
     emr_package_uri: str | None = Field(
-        default=None, description="s3:// prefix holding the `make package` zip and entry points for EMR Serverless"
+        default=None, description="s3:// prefix holding the `make package` zip and entry points (EMR Serverless, Glue)"
     )
+    glue_job_name: str = Field(default="triplake-ingestion", description="The AWS Glue job of one file's ingestion "
+                               "(glue runner; infra/ defines it)")
 
     glue_database: str = Field(default="triplake", description="Glue catalog database of the lake's tables")
     athena_workgroup: str = Field(default="triplake", description="Athena workgroup (holds the result location)")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 from dataclasses import dataclass
 from typing import Callable
 
@@ -20,6 +21,7 @@ from spark_jobs.common.lakefs import LakeFs
 from spark_jobs.common.lease import LeaseLostError
 
 logger = logging.getLogger(__name__)
+GLUE_RUN_ARGUMENT = "--JOB_RUN_ID"  # every AWS Glue job run carries it; nothing else does
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,7 @@ def run_job(
     parser = argparse.ArgumentParser(prog=name, description=(doc or "").split("\n", 1)[0])
     parser.add_argument("--lake-root", required=True, help="URI of the lake root")
     add_arguments(parser)
-    args = parser.parse_args(argv)
+    args = parse_arguments(parser, sys.argv[1:] if argv is None else argv)
     spark = session.get_or_create(f"triplake-{name}")
     try:
         outcome = run(spark, args)
@@ -57,6 +59,15 @@ def run_job(
     write_report(spark, args.lake_root, outcome.ingestion_id, name, outcome.report)
     print(json.dumps(outcome.report, default=str))
     return 0 if outcome.succeeded else 1
+
+
+def parse_arguments(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """The job's own arguments. AWS Glue adds arguments of its own to every job run (--JOB_NAME, --JOB_RUN_ID,
+    --TempDir, its special parameters): under Glue they are left to Glue; anywhere else an unknown argument is a
+    mistake and fails."""
+    if any(argument == GLUE_RUN_ARGUMENT or argument.startswith(f"{GLUE_RUN_ARGUMENT}=") for argument in argv):
+        return parser.parse_known_args(argv)[0]
+    return parser.parse_args(argv)
 
 
 def abort_after_failure(spark: SparkSession, lake_root: str, ingestion_id: str, step: str, failure: BaseException) -> None:
