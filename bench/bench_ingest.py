@@ -44,7 +44,8 @@ def tree_rss(process: psutil.Process) -> int:
 
 def machine() -> str:
     memory_gib = psutil.virtual_memory().total / 2**30
-    return f"{platform.processor() or platform.machine()}, {psutil.cpu_count()} cores, {memory_gib:.0f} GiB, {platform.system()} {platform.release()}"
+    processor = platform.processor() or platform.machine()
+    return f"{processor}, {psutil.cpu_count()} cores, {memory_gib:.0f} GiB, {platform.system()} {platform.release()}"
 
 
 def measure_ingest(data: Path, lake: Path, driver_memory: str) -> dict:
@@ -123,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
         console.print(result)
     report = {"machine": machine(), "command": "make bench", "driver_memory": args.driver_memory, "ingest": results}
     (BENCH_DIR / "ingest.json").write_text(json.dumps(report, indent=2))
-    print("| rows | ingestion (s) | rows/s | process wall time (s) | rows/s | peak memory, process tree (GiB) | CSV (MiB) | Parquet (MiB) |")
+    print("| rows | ingestion (s) | rows/s | process wall time (s) | rows/s | peak memory, process tree (GiB) "
+          "| CSV (MiB) | Parquet (MiB) |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
         print(f"| {r['rows']:,} | {r['job_s']} | {r['job_rows_per_s']:,} | {r['wall_s']} | {r['rows_per_s']:,} "

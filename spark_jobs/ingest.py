@@ -696,8 +696,7 @@ def _ingest_raw_copy(
     binary = binary_header_error(header_line or "")
     if binary is not None:
         raise binary
-    positions = column_positions(header_line)
-    assert header_line is not None
+    positions = column_positions(header_line)  # raises for a missing header line
     publication = publish.Publication(spark, fs, lake, ingestion_id, "ingest").begin()
 
     lines = read_lines(spark, raw_uri)

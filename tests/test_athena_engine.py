@@ -95,7 +95,7 @@ def test_a_failed_query_is_an_error_naming_athenas_reason(test_settings):
         def start_query_execution(self, **request):
             return {"QueryExecutionId": "q-1"}
 
-        def get_query_execution(self, QueryExecutionId):
+        def get_query_execution(self, QueryExecutionId):  # noqa: N803 - boto3's keyword
             return {"QueryExecution": {"Status": {"State": "FAILED", "StateChangeReason": "TABLE_NOT_FOUND: trips"}}}
 
     with pytest.raises(SqlError, match="q-1 FAILED: TABLE_NOT_FOUND: trips"):

@@ -35,7 +35,7 @@ def signed(key, version: str = "2", **fields) -> dict:
     message = {"Type": "Notification", "MessageId": "m-1", "TopicArn": "arn:aws:sns:eu-central-1:123456789012:triplake-ingestion-status",
                "Subject": "triplake ingestion i-1: SUCCEEDED", "Message": '{"status": "SUCCEEDED"}',
                "Timestamp": "2026-11-25T10:00:00.000Z", "SignatureVersion": version, "SigningCertURL": CERT_URL, **fields}
-    algorithm = hashes.SHA256() if version == "2" else hashes.SHA1()
+    algorithm = hashes.SHA256() if version == "2" else hashes.SHA1()  # noqa: S303 - SNS SignatureVersion 1 is SHA1
     message["Signature"] = base64.b64encode(key.sign(canonical_string(message), padding.PKCS1v15(), algorithm)).decode()
     return message
 

@@ -7,7 +7,6 @@ import urllib.error
 import urllib.request
 
 import boto3
-import pytest
 
 from tests.conftest import MOTO_CREDENTIALS
 from tests.test_sns_signature import CERT_URL, signed, signer  # noqa: F401 - signer is a fixture

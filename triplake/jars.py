@@ -49,7 +49,8 @@ def ensure_jars(jars_dir: Path) -> list[Path]:
                 name = Path(member.name).name
                 if name in S3A_JARS and member.isfile():
                     source = archive.extractfile(member)
-                    assert source is not None
+                    if source is None:  # only links have no content, and isfile() excluded them
+                        raise RuntimeError(f"{name} in the sagemaker_pyspark sdist cannot be read")
                     partial = jars_dir / f".{name}.partial"
                     with partial.open("wb") as target:
                         shutil.copyfileobj(source, target)

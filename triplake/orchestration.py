@@ -3,8 +3,9 @@
 One DAG run takes every file named by its triggering asset events (each event holds a batch of SQS messages, each
 message a batch of S3 records) or, for a run started by hand, by `source_uris` in its conf. Each file becomes one
 ingestion: RECEIVED -> the lake's writer lease -> ingest -> group_routes -> build_weekly (which commits) -> lease
-released -> Glue partitions -> SUCCEEDED, or FAILED at the step that failed. The Spark jobs leave their results as JSON reports in the lake (`_reports/<ingestion>/<job>.json`),
-so the DAG reads the same thing whether a job ran in a local spark-submit or on EMR Serverless.
+released -> Glue partitions -> SUCCEEDED, or FAILED at the step that failed. The Spark jobs leave their results as
+JSON reports in the lake (`_reports/<ingestion>/<job>.json`), so the DAG reads the same thing whether a job ran in a
+local spark-submit, on EMR Serverless or on Glue.
 """
 
 from __future__ import annotations

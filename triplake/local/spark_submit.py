@@ -46,8 +46,7 @@ def run_spark_job(job: str, job_args: list[str], settings: Settings) -> None:
     tail: deque[str] = deque(maxlen=ERROR_TAIL_LINES)
     with subprocess.Popen(command, env=spark_submit_env(settings), stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True) as process:
-        assert process.stdout is not None
-        for line in process.stdout:
+        for line in process.stdout or ():  # stdout is a pipe: never None
             logger.info("%s", line.rstrip())
             tail.append(line.rstrip())
     if process.returncode != 0:
