@@ -48,9 +48,10 @@ check-infra: $(STAMP) $(CHECKOV_STAMP)  ## the offline checks of infra/ and dock
 	BC_SKIP_MAPPING=TRUE $(CHECKOV_VENV)/bin/checkov --directory infra --framework terraform --skip-download --compact --quiet
 	$(PY) -m pytest tests/test_infra.py tests/test_compose.py
 
-bench: $(STAMP)  ## ingest 1M and 10M generated trips into fresh lakes, then time weekly-average queries on them
+bench: $(STAMP)  ## ingest 1M and 10M generated trips into fresh lakes, time weekly-average queries on them, then a 2M file beside a DuckDB reference
 	$(PY) -m bench.bench_ingest --rows 1000000 10000000
 	$(PY) -m bench.bench_queries .local/bench/lake_1000000 .local/bench/lake_10000000
+	$(PY) -m bench.bench_reference --rows 2000000
 
 SCALE_ROWS ?= 1000000 10000000 30000000 100000000
 bench-scale: $(STAMP)  ## the whole pipeline at 1M..100M trips (files of <= 10M), queries, one more 1M file; ~30 GB in .local/bench
