@@ -23,6 +23,9 @@ def athena(moto_endpoint, test_settings):
     if test_settings.athena_workgroup not in {group["Name"] for group in client.list_work_groups()["WorkGroups"]}:
         client.create_work_group(Name=test_settings.athena_workgroup, Configuration={
             "ResultConfiguration": {"OutputLocation": "s3://athena-results/"}})
+        # moto leaves each result as CSV in the output location, where awswrangler reads it (as on AWS).
+        boto3.client("s3", endpoint_url=moto_endpoint, region_name=test_settings.aws_region,
+                     **MOTO_CREDENTIALS).create_bucket(Bucket="athena-results")
     return client
 
 
@@ -54,7 +57,7 @@ def test_weekly_average_sends_the_sql_files_with_bound_parameters_in_the_workgro
                   (WINDOW, [["2018-04-30", "2018-05-28"]]),
                   (ANSWER, [["0.0", "0", "5", "2018-04-30", "2018-05-28"]]))
     region = "x' OR '1'='1"
-    result = weekly_average(AthenaEngine(test_settings, athena), Area(region=region))
+    result = weekly_average(AthenaEngine(test_settings), Area(region=region))
 
     assert result == {"weekly_average": 0.0, "trips": 0, "weeks": 5, "first_week": "2018-04-30",
                       "last_week": "2018-05-28", "area": {"region": region}, "match": None}
@@ -74,7 +77,7 @@ def test_a_bbox_with_an_explicit_window_is_one_query_whose_parameters_follow_the
     from datetime import date
 
     area = Area(bbox=BoundingBox(14.4, 50.0, 14.5, 50.1), match="origin")
-    result = weekly_average(AthenaEngine(test_settings, athena), area, date(2018, 5, 1), date(2018, 5, 31))
+    result = weekly_average(AthenaEngine(test_settings), area, date(2018, 5, 1), date(2018, 5, 31))
     assert (result["weekly_average"], result["trips"], result["match"]) == (1.6, 8, "origin")
     [execution] = last_executions(athena, 1)
     # Placeholders in text order: the window CTE first, then the box's ranges.
@@ -84,22 +87,33 @@ def test_a_bbox_with_an_explicit_window_is_one_query_whose_parameters_follow_the
 
 def test_ddl_gets_its_location_from_the_lake_root_and_takes_no_parameters(athena, test_settings):
     ddl = statement("ddl/trips_files").with_lake_root("s3://triplake-lake/")
-    AthenaEngine(test_settings, athena).run(ddl, {})
+    AthenaEngine(test_settings).run(ddl, {})
     [execution] = last_executions(athena, 1)
     assert "LOCATION 's3://triplake-lake/curated/trips/'" in execution["Query"]
     assert "ExecutionParameters" not in execution
 
 
-def test_a_failed_query_is_an_error_naming_athenas_reason(test_settings):
-    class FailingAthena:
-        def start_query_execution(self, **request):
-            return {"QueryExecutionId": "q-1"}
+def test_the_same_query_with_other_parameters_is_asked_again_never_answered_from_a_cache(athena, moto_endpoint, test_settings):
+    engine = AthenaEngine(test_settings)
+    query = statement("queries/weekly_average_region")
+    answers = []
+    for region, trips in (("Prague", "34"), ("Turin", "38")):
+        queue_results(moto_endpoint, test_settings.aws_region, (ANSWER, [["1.0", trips, "5", "2018-04-30", "2018-05-28"]]))
+        result = engine.run(query, {"region": region, "from_date": "2018-04-30", "to_date": "2018-05-28"})
+        answers.append(dict(zip(result.columns, result.rows[0])))
+    assert [answer["trips"] for answer in answers] == [34, 38]
+    assert [execution["ExecutionParameters"][-1] for execution in last_executions(athena, 2)] == ["'Prague'", "'Turin'"]
 
+
+def test_a_failed_query_is_an_error_naming_athenas_reason(athena, test_settings):
+    class FailingAthena:  # moto's queries always succeed
         def get_query_execution(self, QueryExecutionId):  # noqa: N803 - boto3's keyword
             return {"QueryExecution": {"Status": {"State": "FAILED", "StateChangeReason": "TABLE_NOT_FOUND: trips"}}}
 
-    with pytest.raises(SqlError, match="q-1 FAILED: TABLE_NOT_FOUND: trips"):
-        AthenaEngine(test_settings, FailingAthena()).run(statement("queries/lake_weeks"), {})
+    engine = AthenaEngine(test_settings)
+    engine.client = FailingAthena()  # what the engine's own wait sees
+    with pytest.raises(SqlError, match=r"lake_weeks: Athena query \S+ FAILED: TABLE_NOT_FOUND: trips"):
+        engine.run(statement("queries/lake_weeks"), {})
 
 
 def test_cli_creates_a_table_in_athena_under_the_lake_root_and_answers_through_athena(

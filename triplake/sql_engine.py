@@ -2,8 +2,8 @@
 
 Every query is written once, in Athena's (Trino) dialect, with named parameters (`:region`). The local
 engine transpiles it to DuckDB with sqlglot and binds the values as DuckDB parameters (`$region`); the
-Athena engine rewrites the placeholders to `?` and sends the values as ExecutionParameters. Values are
-never formatted into the SQL text.
+Athena engine rewrites the placeholders to `?` and sends the values as ExecutionParameters, through awswrangler.
+Values are never formatted into the SQL text.
 
 Locally the tables of sql/ddl are DuckDB views over the lake's files (file:// or s3://, the latter through
 a pyarrow S3 filesystem, since DuckDB cannot install httpfs offline); the views of sql/views are created on
@@ -81,6 +81,13 @@ class Statement:
         from sqlglot import exp
 
         return isinstance(self.expression, exp.Create) and self.expression.kind == "TABLE"
+
+    @property
+    def returns_rows(self) -> bool:
+        """A query (SELECT, WITH, a set operation) answers with rows; CREATE, DROP and the like do not."""
+        from sqlglot import exp
+
+        return isinstance(self.expression, exp.Query)
 
     def check_parameters(self, values: Mapping[str, Any]) -> None:
         check_parameters(self.name, self.parameters, values)
@@ -416,47 +423,45 @@ def _lake_filesystem(lake_root: str, settings: Settings):
     return S3Lake(arrow_fs)
 
 
-# Athena: result cells arrive as strings; these turn them back into Python values by column type.
-_ATHENA_TYPES = {
-    "boolean": lambda text: text == "true",
-    "tinyint": int,
-    "smallint": int,
-    "integer": int,
-    "bigint": int,
-    "double": float,
-    "float": float,
-    "real": float,
-    "decimal": Decimal,
-    "date": date.fromisoformat,
-    "timestamp": datetime.fromisoformat,
-}
 _TERMINAL_STATES = ("SUCCEEDED", "FAILED", "CANCELLED")
+# awswrangler can answer a query from an earlier execution of the same text; with bound parameters that is the
+# previous parameters' rows (aws/aws-sdk-pandas#2956), so its cache stays off.
+_NO_RESULT_CACHE = {"max_cache_seconds": 0}
 
 
 class AthenaEngine:
-    """The same statements through Athena, parameters bound as ExecutionParameters."""
+    """The same statements through Athena with awswrangler: parameters bound as ExecutionParameters, results read
+    and typed by `wr.athena`. The wait is ours: awswrangler waits without a deadline, and a query past
+    TRIPLAKE_ATHENA_QUERY_TIMEOUT_SECONDS is cancelled."""
 
-    def __init__(self, settings: Settings, client: Any | None = None) -> None:
-        if client is None:
-            from triplake.aws import clients
+    def __init__(self, settings: Settings, session: Any | None = None) -> None:
+        import awswrangler as wr
 
-            (client,) = clients(settings, "athena")
-        self.client = client
+        from triplake.aws import session as aws_session
+
         self.settings = settings
+        self.session = session or aws_session(settings)
+        if settings.aws_endpoint_url:  # moto or LocalStack: awswrangler takes its endpoints from its config
+            wr.config.athena_endpoint_url = wr.config.s3_endpoint_url = settings.aws_endpoint_url
+        self.client = self.session.client("athena", endpoint_url=settings.aws_endpoint_url)
 
     def run(self, statement: Statement, values: Mapping[str, str]) -> QueryResult:
+        import awswrangler as wr
+
         query, parameters = statement.athena_query(values)
-        request = {
-            "QueryString": query,
-            "WorkGroup": self.settings.athena_workgroup,
-            "QueryExecutionContext": {"Database": self.settings.glue_database},
-        }
-        if parameters:
-            request["ExecutionParameters"] = parameters
-        query_id = self.client.start_query_execution(**request)["QueryExecutionId"]
+        query_id = wr.athena.start_query_execution(
+            sql=query, database=self.settings.glue_database, workgroup=self.settings.athena_workgroup,
+            params=parameters or None, paramstyle="qmark", athena_cache_settings=_NO_RESULT_CACHE,
+            boto3_session=self.session,
+        )
         logger.info("athena query %s started (%s)", query_id, statement.name)
         self._wait(query_id, statement.name)
-        return self._results(query_id)
+        if not statement.returns_rows:
+            return QueryResult((), [])
+        frame = wr.athena.get_query_results(query_execution_id=query_id, boto3_session=self.session,
+                                            dtype_backend="pyarrow")
+        table = pa_table(frame)
+        return QueryResult(tuple(table.column_names), list(zip(*(column.to_pylist() for column in table.columns))))
 
     def _wait(self, query_id: str, name: str) -> None:
         # Athena has no waiter and no completion event for interactive queries: poll, backing off to 2 s.
@@ -476,22 +481,12 @@ class AthenaEngine:
             time.sleep(delay)
             delay = min(delay * 2, 2.0)
 
-    def _results(self, query_id: str) -> QueryResult:
-        columns: tuple[str, ...] = ()
-        converters: list = []
-        rows: list[tuple[Any, ...]] = []
-        for page in self.client.get_paginator("get_query_results").paginate(QueryExecutionId=query_id):
-            result_set = page["ResultSet"]
-            if not columns:
-                info = result_set.get("ResultSetMetadata", {}).get("ColumnInfo", [])
-                columns = tuple(column["Name"] for column in info)
-                converters = [_ATHENA_TYPES.get(column.get("Type", "varchar").lower(), str) for column in info]
-            for row in result_set.get("Rows", []):
-                cells = [cell.get("VarCharValue") for cell in row["Data"]]
-                if not rows and tuple(cells) == columns:
-                    continue  # the first row of a SELECT's results repeats the column names
-                rows.append(tuple(None if cell is None else convert(cell) for convert, cell in zip(converters, cells)))
-        return QueryResult(columns, rows)
+
+def pa_table(frame: Any) -> Any:
+    """A result DataFrame as an Arrow table (pyarrow-backed columns convert without copies)."""
+    import pyarrow as pa
+
+    return pa.Table.from_pandas(frame, preserve_index=False)
 
 
 def engine_for(name: str, lake_root: str, settings: Settings) -> Engine:
