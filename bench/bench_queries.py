@@ -17,7 +17,8 @@ import time
 from pathlib import Path
 
 from triplake.settings import Settings
-from triplake.sql_engine import LocalEngine, statement
+from triplake.query.local import LocalEngine
+from triplake.query.statement import statement
 from triplake.weekly_average import MATCH_MODES
 
 # A box in central Prague (lon 14.40-14.48, lat 50.03-50.10), a fraction of the region's extent.

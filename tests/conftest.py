@@ -86,7 +86,8 @@ def read_table(lake_uri: str, relative: str, partitioned: bool = False) -> pa.Ta
 
 def lake_rows(lake_root: str, query: str, settings: Settings | None = None) -> list[dict]:
     """A query's rows as a reader sees them: through the views of sql/views on DuckDB (committed ingestions only)."""
-    from triplake.sql_engine import LocalEngine, Statement
+    from triplake.query.local import LocalEngine
+    from triplake.query.statement import Statement
 
     return LocalEngine(lake_root, settings or Settings()).run(Statement(query), {}).records()
 

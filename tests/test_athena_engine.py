@@ -13,7 +13,8 @@ import boto3
 import pytest
 
 from tests.conftest import MOTO_CREDENTIALS
-from triplake.sql_engine import AthenaEngine, SqlError, statement
+from triplake.query.athena import AthenaEngine
+from triplake.query.statement import SqlError, statement
 from triplake.weekly_average import Area, BoundingBox, weekly_average
 
 

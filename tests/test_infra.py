@@ -18,7 +18,7 @@ import pytest
 from spark_jobs.common import tables as lake_tables
 from triplake.aws.glue import table_input, terraform_tables
 from triplake.settings import REPO_ROOT, Settings
-from triplake.sql_engine import table_definitions
+from triplake.query.catalog import table_definitions
 
 INFRA = REPO_ROOT / "infra"
 CHECKOV = REPO_ROOT / ".venv-checkov" / "bin" / "checkov"

@@ -13,18 +13,9 @@ from pyspark.sql import types as T
 
 from spark_jobs.common import tables
 from triplake.settings import Settings
-from triplake.sql_engine import (
-    SQL_DIR,
-    DuckDbStatement,
-    LocalEngine,
-    SqlCache,
-    SqlError,
-    Statement,
-    ordered_views,
-    statement,
-    statements,
-    table_definitions,
-)
+from triplake.query.catalog import table_definitions
+from triplake.query.local import DuckDbStatement, LocalEngine, SqlCache
+from triplake.query.statement import SQL_DIR, SqlError, Statement, ordered_views, statement, statements
 
 ALL_FILES = sorted(SQL_DIR.glob("*/*.sql"))
 SPARK_TO_ATHENA = {T.StringType(): "string", T.DoubleType(): "double", T.LongType(): "bigint",
@@ -156,7 +147,8 @@ def test_ddl_does_not_run_locally_and_bad_sql_is_a_clear_error(sample_lake):
 LAKE_WEEKS_IN_A_FRESH_PROCESS = """
 import json, sys
 from triplake.settings import Settings
-from triplake.sql_engine import LocalEngine, statement
+from triplake.query.local import LocalEngine
+from triplake.query.statement import statement
 row = LocalEngine(sys.argv[1], Settings()).run(statement("queries/lake_weeks"), {}).single()
 print(json.dumps([row["first_week"].isoformat(), "sqlglot" in sys.modules]))
 """

@@ -20,7 +20,8 @@ from tests.conftest import SAMPLE
 from triplake import cli
 from triplake.local import stack
 from triplake.settings import Settings
-from triplake.sql_engine import LocalEngine, Statement
+from triplake.query.local import LocalEngine
+from triplake.query.statement import Statement
 
 WATCH_TIMEOUT = 400
 

@@ -15,7 +15,7 @@ import pytest
 
 from triplake import cli
 from triplake.settings import Settings
-from triplake.sql_engine import LocalEngine
+from triplake.query.local import LocalEngine
 from triplake.weekly_average import Area, AreaError, BoundingBox, weekly_average
 
 PRAGUE_BOX = BoundingBox(14.40, 50.00, 14.50, 50.10)

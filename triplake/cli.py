@@ -161,13 +161,13 @@ def _lake_root(args: argparse.Namespace) -> str:
 
 
 def _engine(args: argparse.Namespace):
-    from triplake.sql_engine import engine_for
+    from triplake.query import engine_for
 
     return engine_for(args.engine, _lake_root(args), get_settings())
 
 
 def _weekly_average(args: argparse.Namespace) -> int:
-    from triplake.sql_engine import SqlError
+    from triplake.query.statement import SqlError
     from triplake.weekly_average import Area, AreaError, BoundingBox, weekly_average
 
     try:
@@ -190,7 +190,8 @@ def _weekly_average(args: argparse.Namespace) -> int:
 
 
 def _sql(args: argparse.Namespace) -> int:
-    from triplake.sql_engine import SqlError, Statement, result_value
+    from triplake.query import result_value
+    from triplake.query.statement import SqlError, Statement
 
     if args.create_views:
         return _create_views(args)
@@ -229,7 +230,7 @@ def result_table(columns: Sequence[str], rows: Sequence[Sequence[object]]) -> Ta
 
 
 def _create_views(args: argparse.Namespace) -> int:
-    from triplake.sql_engine import SqlError, ordered_views
+    from triplake.query.statement import SqlError, ordered_views
 
     engine = _engine(args)
     try:

@@ -16,7 +16,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from triplake.settings import Settings
-from triplake.sql_engine import LocalEngine, statement
+from triplake.query.local import LocalEngine
+from triplake.query.statement import statement
 
 SAMPLE_TRIPS = 20_000
 SEED = 7

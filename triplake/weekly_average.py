@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any, Literal
 
-from triplake.sql_engine import Engine, run_file
+from triplake.query import run_file
+from triplake.query.result import Engine
 
 MatchMode = Literal["origin", "destination", "both", "any"]
 MATCH_MODES: tuple[MatchMode, ...] = ("origin", "destination", "both", "any")

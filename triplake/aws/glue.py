@@ -9,7 +9,7 @@ import logging
 from typing import Any, Iterable
 from urllib.parse import unquote
 
-from triplake.sql_engine import TableDefinition, table_definitions
+from triplake.query.catalog import TableDefinition, table_definitions
 
 logger = logging.getLogger(__name__)
 
