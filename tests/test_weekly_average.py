@@ -236,7 +236,9 @@ def test_a_narrow_terminal_wraps_ids_and_uris_instead_of_cutting_them():
 
     uri = "s3://triplake-landing/incoming/2018/05/trips_of_the_whole_month_from_every_datasource.csv.gz"
     ingestion_id = "20180531T062059Z-0123456789abcdef0123456789abcdef"
-    table = cli.result_table(["ingestion_id", "source_uri", "rows_written"], [[ingestion_id, uri, 100]])
+    from triplake.terminal import result_table
+
+    table = result_table(["ingestion_id", "source_uri", "rows_written"], [[ingestion_id, uri, 100]])
     screen = StringIO()
     Console(file=screen, width=60, color_system=None).print(table)
     lines = screen.getvalue().splitlines()

@@ -9,13 +9,12 @@ import logging
 import queue
 import sys
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
 from rich.console import Console
-from rich.table import Table
 
 from triplake.settings import get_settings
+from triplake.terminal import event_line, ingestions_table, result_table, routes_table
 
 stderr = Console(stderr=True, soft_wrap=True)  # messages stay one line, whole, in logs too
 
@@ -42,44 +41,6 @@ def _generate(args: argparse.Namespace) -> int:
     written = generate(options, args.out, args.truth_out, progress=args.rows >= 1_000_000 and stderr.is_terminal)
     stderr.print(f"wrote {written:,} trips to {args.out}" + (f" (planted routes in {args.truth_out})" if args.truth_out else ""))
     return 0
-
-
-def _summary_table(result) -> Table:
-    table = Table(title=f"Ingestions into {result.lake_root}")
-    for column in ("file", "status", "read", "valid", "rejected", "duplicates", "already in lake", "written"):
-        table.add_column(column, justify="left" if column in ("file", "status") else "right")
-    for ingestion in result.ingestions:
-        counts = ingestion.counts
-        table.add_row(
-            ingestion.source_uri.rsplit("/", 1)[-1],
-            ingestion.status,
-            *(f"{value:,}" for value in (counts.rows_read, counts.rows_valid, counts.rows_rejected,
-                                        counts.duplicates_in_batch, counts.already_present, counts.rows_written)),
-        )
-    return table
-
-
-def _routes_table(result) -> Table:
-    """The routes of every region the run touched, as the last routes step left them."""
-    from triplake.routes_map import hour_text
-
-    latest = {region.region: region for routes in result.routes.values() for region in routes.regions}
-    fitted = {region.region for routes in result.routes.values() for region in routes.regions if region.refitted}
-    # The routes table as the last weekly step published it: every route with its trips in the whole lake.
-    published = {region: rows for weekly in result.weekly.values() for region, rows in weekly.routes.items()}
-    table = Table(title="Routes per region (trips in the whole lake)")
-    for column in ("region", "model", "routes", "silhouette", "busiest routes: trips, typical hour (UTC)"):
-        table.add_column(column, justify="right" if column in ("routes", "silhouette") else "left")
-    for name, region in sorted(latest.items()):
-        busiest = sorted(published.get(name, []), key=lambda route: -route["trips"])[:3]
-        table.add_row(
-            name,
-            "fitted in this run" if name in fitted else "reused",
-            str(region.k),
-            "-" if region.silhouette is None else f"{region.silhouette:.2f}",
-            ", ".join(f"{route['route_id']} {route['trips']:,} @ {hour_text(route['typical_hour'])}" for route in busiest),
-        )
-    return table
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -119,7 +80,7 @@ def _run(args: argparse.Namespace) -> int:
     else:
         # Off a terminal (CI logs, pipes) rich assumes 80 columns; the summary needs more to stay readable.
         console = Console(width=None if Console().is_terminal else 140)
-        console.print(_summary_table(result))
+        console.print(ingestions_table(result))
         for ingestion in result.ingestions:
             if ingestion.counts.rejected_by_reason:
                 reasons = ", ".join(f"{reason} {count:,}" for reason, count in ingestion.counts.rejected_by_reason.items())
@@ -127,7 +88,7 @@ def _run(args: argparse.Namespace) -> int:
             if ingestion.error:
                 console.print(f"  [red]{ingestion.ingestion_id} FAILED[/red] ({ingestion.error['kind']}): {ingestion.error['message']}")
         if result.routes:
-            console.print(_routes_table(result))
+            console.print(routes_table(result))
         console.print(f"Raw copies under {lake_root}/raw; query the lake with `triplake sql` or "
                       "`triplake weekly-average` (tables trips, routes, weekly_trips, ingestions, rejected_rows).")
     for ingestion in result.ingestions:
@@ -215,18 +176,6 @@ def _sql(args: argparse.Namespace) -> int:
     else:
         Console(width=None if Console().is_terminal else 160).print(result_table(result.columns, rows))
     return 0
-
-
-def result_table(columns: Sequence[str], rows: Sequence[Sequence[object]]) -> Table:
-    """A query result for a terminal: a value too wide for its column wraps onto more lines, never cut short
-    (ids, URIs and file names are what a user copies from it)."""
-    table = Table()
-    for index, column in enumerate(columns):
-        numeric = all(isinstance(row[index], (int, float)) for row in rows if row[index] is not None)
-        table.add_column(column, justify="right" if numeric and rows else "left", overflow="fold")
-    for row in rows:
-        table.add_row(*("" if value is None else str(value) for value in row))
-    return table
 
 
 def _create_views(args: argparse.Namespace) -> int:
@@ -336,7 +285,7 @@ def _watch(args: argparse.Namespace) -> int:
                     event = receiver.events.get(timeout=min(remaining, 1.0) if remaining is not None else 1.0)
                 except queue.Empty:
                     continue
-                print(json.dumps(event) if args.json else _event_line(event), flush=True)
+                print(json.dumps(event) if args.json else event_line(event), flush=True)
                 if event["status"] == RECEIVED:
                     pending.add(event["ingestion_id"])
                 elif event["status"] in (SUCCEEDED, FAILED):
@@ -348,19 +297,6 @@ def _watch(args: argparse.Namespace) -> int:
             return exit_code
         finally:
             sns.unsubscribe(SubscriptionArn=subscription)
-
-
-def _event_line(event: dict) -> str:
-    when = (event.get("finished_at") or event.get("started_at") or "")[:19].replace("T", " ")
-    line = f"{when}  {event['status']:<9}  {event['ingestion_id']}  {event['source_uri']}"
-    if event.get("counts"):
-        counts = event["counts"]
-        line += (f"  read {counts['rows_read']}, written {counts['rows_written']}, rejected {counts['rows_rejected']}, "
-                 f"duplicates {counts['duplicates_in_batch']}, already in the lake {counts['already_present']}")
-    if event.get("error"):
-        error = event["error"]
-        line += f"  {error['kind']} in {error.get('task', '?')}: {error['message']}"
-    return line
 
 
 def _parameter(text: str) -> tuple[str, str]:

@@ -6,7 +6,7 @@ import json
 from collections import Counter
 
 from spark_jobs import build_weekly, group_routes, ingest
-from spark_jobs.group_routes import RouteOptions
+from spark_jobs.common.route_model import RouteOptions
 from tests.conftest import SAMPLE, lake_rows, read_table
 
 QUICK = RouteOptions(max_k=4, silhouette_sample_rows=2_000)

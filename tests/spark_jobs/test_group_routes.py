@@ -11,7 +11,8 @@ from pyspark.sql import functions as F
 from sklearn.metrics import adjusted_rand_score
 
 from spark_jobs import build_weekly, group_routes, ingest
-from spark_jobs.group_routes import RouteOptions
+from spark_jobs.common import route_model
+from spark_jobs.common.route_model import RouteOptions
 from tests.conftest import SAMPLE, lake_rows, read_table
 from triplake.generate import NOISE_ROUTE, GenerateOptions, generate
 from triplake.identity import planted_routes
@@ -49,7 +50,7 @@ def routes_table(lake_root: str) -> list[dict]:
 def test_time_of_day_is_a_point_on_a_circle(spark):
     at = [datetime(2018, 5, 28, 23, 50), datetime(2018, 5, 29, 0, 10), datetime(2018, 5, 29, 12, 0)]
     frame = spark.createDataFrame([(t.replace(tzinfo=timezone.utc),) for t in at], "started_at timestamp")
-    points = [(row["hour_sin"], row["hour_cos"]) for row in group_routes.with_route_features(frame).collect()]
+    points = [(row["hour_sin"], row["hour_cos"]) for row in route_model.with_route_features(frame).collect()]
 
     def distance(a, b):
         return math.dist(a, b)
@@ -63,19 +64,19 @@ def test_time_of_day_is_a_point_on_a_circle(spark):
 def test_typical_hour_reads_the_circle_back():
     for hour in (0.0, 0.25, 8.5, 12.0, 23.75):
         angle = hour / 24 * 2 * math.pi
-        assert math.isclose(group_routes.typical_hour(math.sin(angle), math.cos(angle)), hour, abs_tol=1e-9)
+        assert math.isclose(route_model.typical_hour(math.sin(angle), math.cos(angle)), hour, abs_tol=1e-9)
 
 
 def test_route_ids_are_numbered_by_size_then_centroid():
-    ids = group_routes.route_ids_by_size("Prague", {0: 5, 1: 9, 2: 5}, {0: [2.0], 1: [0.0], 2: [1.0]})
+    ids = route_model.route_ids_by_size("Prague", {0: 5, 1: 9, 2: 5}, {0: [2.0], 1: [0.0], 2: [1.0]})
     assert ids == {1: "Prague-01", 2: "Prague-02", 0: "Prague-03"}
 
 
 def test_k_candidates_grow_with_the_data_up_to_the_cap():
     options = RouteOptions(min_k=2, max_k=12)
-    assert group_routes.k_candidates(3, options) == []
-    assert group_routes.k_candidates(40, options) == [2, 3, 4]
-    assert group_routes.k_candidates(1_000_000, options) == list(range(2, 13))
+    assert route_model.k_candidates(3, options) == []
+    assert route_model.k_candidates(40, options) == [2, 3, 4]
+    assert route_model.k_candidates(1_000_000, options) == list(range(2, 13))
 
 
 # --- quality -----------------------------------------------------------------------------------------
@@ -193,5 +194,5 @@ def test_route_options_are_checked(bad):
 
 def test_assigning_uses_the_route_ids_of_the_model(spark):
     frame = spark.createDataFrame([(0,), (2,), (1,)], "cluster int")
-    mapped = group_routes.assign_route_ids(frame, {0: "X-02", 1: "X-03", 2: "X-01"})
+    mapped = route_model.assign_route_ids(frame, {0: "X-02", 1: "X-03", 2: "X-01"})
     assert [row["route_id"] for row in mapped.orderBy(F.monotonically_increasing_id()).collect()] == ["X-02", "X-01", "X-03"]

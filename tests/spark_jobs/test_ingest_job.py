@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from spark_jobs import ingest
+from spark_jobs.common import parse
 from spark_jobs.common import publish
 from spark_jobs.common.lake import Lake
 from spark_jobs.common.lakefs import LakeFs
@@ -87,7 +88,7 @@ def test_bad_rows_are_kept_with_line_number_and_reason_and_counts_reconcile(spar
     kept = {row["line_number"]: row["raw_line"] for row in rejected}
     assert kept.pop(19) == "base64:" + base64.b64encode(lines[18]).decode(), "the Latin-1 line, byte for byte"
     assert all(text.encode() == lines[number - 1] for number, text in kept.items())
-    assert {row["reason"] for row in rejected} == set(ingest.REJECT_REASONS)
+    assert {row["reason"] for row in rejected} == set(parse.REJECT_REASONS)
     assert counts.rejected_by_reason == {
         "bad_encoding": 1, "unclosed_quote": 1,
         "wrong_field_count": 1, "empty_region": 1, "unsafe_region": 2, "bad_origin_coord": 2,

@@ -8,7 +8,9 @@ import pytest
 from pyspark.sql import functions as F
 
 from spark_jobs import ingest
-from spark_jobs.ingest import InvalidFileError, column_positions
+from spark_jobs.common import dedupe
+from spark_jobs.common import parse as parsing
+from spark_jobs.common.parse import InvalidFileError, column_positions
 from triplake.identity import expected_trip_id
 
 HEADER = "region,origin_coord,destination_coord,datetime,datasource"
@@ -22,7 +24,7 @@ def parse(spark, *lines: str | bytes):
     encoded = [line if isinstance(line, bytes) else line.encode() for line in (HEADER, *lines)]
     frame = (spark.createDataFrame([(bytearray(line),) for line in encoded], "raw binary").coalesce(1)
              .select(F.col("raw").cast("string").alias("value")))
-    return [row.asDict() for row in ingest.parse_lines(frame, POSITIONS, HEADER).orderBy("row_id").collect()]
+    return [row.asDict() for row in parsing.parse_lines(frame, POSITIONS, HEADER).orderBy("row_id").collect()]
 
 
 # --- header ------------------------------------------------------------------------------------------
@@ -86,7 +88,7 @@ def test_valid_line_is_parsed_into_typed_columns(spark):
 def test_wkt_points_are_parsed_or_rejected(spark, wkt, expected):
     (row,) = parse(spark, f"Prague,{wkt},POINT (14.43 50.04),2018-05-28 09:03:40,funny_car")
     if expected is None:
-        assert row["reject_reason"] == ingest.BAD_ORIGIN_COORD
+        assert row["reject_reason"] == parsing.BAD_ORIGIN_COORD
     else:
         assert row["reject_reason"] is None
         assert (row["origin_lon"], row["origin_lat"]) == expected
@@ -94,35 +96,35 @@ def test_wkt_points_are_parsed_or_rejected(spark, wkt, expected):
 
 def test_every_reject_reason(spark):
     cases = {
-        "S\u00e3o Paulo,POINT (1 2),POINT (3 4),2018-05-28 09:03:40,funny_car".encode("latin-1"): ingest.BAD_ENCODING,
-        '"Prague,POINT (1 2),POINT (3 4),2018-05-28 09:03:40,funny_car': ingest.UNCLOSED_QUOTE,
-        "Prague,POINT (1 2),POINT (3 4),2018-05-28 09:03:40": ingest.WRONG_FIELD_COUNT,
-        '"Prague, CZ",POINT (1 2),POINT (3 4),2018-05-28 09:03:40': ingest.WRONG_FIELD_COUNT,
-        '"Prague",POINT (1 2),POINT (3 4),2018-05-28 09:03:40,a,"b"': ingest.WRONG_FIELD_COUNT,
-        "Prague,POINT (1 2),POINT (3 4),2018-05-28 09:03:40,a,b": ingest.WRONG_FIELD_COUNT,
-        " ,POINT (1 2),POINT (3 4),2018-05-28 09:03:40,funny_car": ingest.EMPTY_REGION,
-        "../etc,POINT (1 2),POINT (3 4),2018-05-28 09:03:40,funny_car": ingest.UNSAFE_REGION,
-        "a=b,POINT (1 2),POINT (3 4),2018-05-28 09:03:40,funny_car": ingest.UNSAFE_REGION,
-        "a/b,POINT (1 2),POINT (3 4),2018-05-28 09:03:40,funny_car": ingest.UNSAFE_REGION,
-        "a\\b,POINT (1 2),POINT (3 4),2018-05-28 09:03:40,funny_car": ingest.UNSAFE_REGION,
-        "a\tb,POINT (1 2),POINT (3 4),2018-05-28 09:03:40,funny_car": ingest.UNSAFE_REGION,
-        "Prague,POINT (x 2),POINT (3 4),2018-05-28 09:03:40,funny_car": ingest.BAD_ORIGIN_COORD,
-        "Prague,POINT (181 2),POINT (3 4),2018-05-28 09:03:40,funny_car": ingest.ORIGIN_OUT_OF_RANGE,
-        "Prague,POINT (1 -90.5),POINT (3 4),2018-05-28 09:03:40,funny_car": ingest.ORIGIN_OUT_OF_RANGE,
-        "Prague,POINT (NaN 2),POINT (3 4),2018-05-28 09:03:40,funny_car": ingest.ORIGIN_OUT_OF_RANGE,
-        "Prague,POINT (Infinity 2),POINT (3 4),2018-05-28 09:03:40,funny_car": ingest.ORIGIN_OUT_OF_RANGE,
-        "Prague,POINT (1 2),POINT (3),2018-05-28 09:03:40,funny_car": ingest.BAD_DESTINATION_COORD,
-        "Prague,POINT (1 2),POINT (3 91),2018-05-28 09:03:40,funny_car": ingest.DESTINATION_OUT_OF_RANGE,
-        "Prague,POINT (1 2),POINT (3 4),yesterday,funny_car": ingest.BAD_DATETIME,
-        "Prague,POINT (1 2),POINT (3 4),2018-02-30 10:00:00,funny_car": ingest.BAD_DATETIME,
-        "Prague,POINT (1 2),POINT (3 4),,funny_car": ingest.BAD_DATETIME,
-        "Prague,POINT (1 2),POINT (3 4),2018-05-28 09:03:40,": ingest.EMPTY_DATASOURCE,
-        "Prague,POINT (1 2),POINT (3 4),2018-05-28 09:03:40, ": ingest.EMPTY_DATASOURCE,
+        "S\u00e3o Paulo,POINT (1 2),POINT (3 4),2018-05-28 09:03:40,funny_car".encode("latin-1"): parsing.BAD_ENCODING,
+        '"Prague,POINT (1 2),POINT (3 4),2018-05-28 09:03:40,funny_car': parsing.UNCLOSED_QUOTE,
+        "Prague,POINT (1 2),POINT (3 4),2018-05-28 09:03:40": parsing.WRONG_FIELD_COUNT,
+        '"Prague, CZ",POINT (1 2),POINT (3 4),2018-05-28 09:03:40': parsing.WRONG_FIELD_COUNT,
+        '"Prague",POINT (1 2),POINT (3 4),2018-05-28 09:03:40,a,"b"': parsing.WRONG_FIELD_COUNT,
+        "Prague,POINT (1 2),POINT (3 4),2018-05-28 09:03:40,a,b": parsing.WRONG_FIELD_COUNT,
+        " ,POINT (1 2),POINT (3 4),2018-05-28 09:03:40,funny_car": parsing.EMPTY_REGION,
+        "../etc,POINT (1 2),POINT (3 4),2018-05-28 09:03:40,funny_car": parsing.UNSAFE_REGION,
+        "a=b,POINT (1 2),POINT (3 4),2018-05-28 09:03:40,funny_car": parsing.UNSAFE_REGION,
+        "a/b,POINT (1 2),POINT (3 4),2018-05-28 09:03:40,funny_car": parsing.UNSAFE_REGION,
+        "a\\b,POINT (1 2),POINT (3 4),2018-05-28 09:03:40,funny_car": parsing.UNSAFE_REGION,
+        "a\tb,POINT (1 2),POINT (3 4),2018-05-28 09:03:40,funny_car": parsing.UNSAFE_REGION,
+        "Prague,POINT (x 2),POINT (3 4),2018-05-28 09:03:40,funny_car": parsing.BAD_ORIGIN_COORD,
+        "Prague,POINT (181 2),POINT (3 4),2018-05-28 09:03:40,funny_car": parsing.ORIGIN_OUT_OF_RANGE,
+        "Prague,POINT (1 -90.5),POINT (3 4),2018-05-28 09:03:40,funny_car": parsing.ORIGIN_OUT_OF_RANGE,
+        "Prague,POINT (NaN 2),POINT (3 4),2018-05-28 09:03:40,funny_car": parsing.ORIGIN_OUT_OF_RANGE,
+        "Prague,POINT (Infinity 2),POINT (3 4),2018-05-28 09:03:40,funny_car": parsing.ORIGIN_OUT_OF_RANGE,
+        "Prague,POINT (1 2),POINT (3),2018-05-28 09:03:40,funny_car": parsing.BAD_DESTINATION_COORD,
+        "Prague,POINT (1 2),POINT (3 91),2018-05-28 09:03:40,funny_car": parsing.DESTINATION_OUT_OF_RANGE,
+        "Prague,POINT (1 2),POINT (3 4),yesterday,funny_car": parsing.BAD_DATETIME,
+        "Prague,POINT (1 2),POINT (3 4),2018-02-30 10:00:00,funny_car": parsing.BAD_DATETIME,
+        "Prague,POINT (1 2),POINT (3 4),,funny_car": parsing.BAD_DATETIME,
+        "Prague,POINT (1 2),POINT (3 4),2018-05-28 09:03:40,": parsing.EMPTY_DATASOURCE,
+        "Prague,POINT (1 2),POINT (3 4),2018-05-28 09:03:40, ": parsing.EMPTY_DATASOURCE,
     }
     rows = parse(spark, *cases)
     assert [row["reject_reason"] for row in rows] == list(cases.values())
     assert [row["raw_line"] for row in rows[1:]] == list(cases)[1:]
-    assert set(cases.values()) == set(ingest.REJECT_REASONS)
+    assert set(cases.values()) == set(parsing.REJECT_REASONS)
 
 
 @pytest.mark.parametrize(("line", "region", "datasource"), [
@@ -139,9 +141,9 @@ def test_quoted_fields_are_their_values_and_utf8_is_kept(spark, line, region, da
 
 def test_a_line_that_is_not_utf8_is_kept_as_its_bytes(spark):
     latin1 = "S\u00e3o Paulo,POINT (1 2)".encode("latin-1")
-    frame = spark.createDataFrame([(bytearray(latin1), ingest.BAD_ENCODING), (bytearray(b"ok,line"), "x")],
+    frame = spark.createDataFrame([(bytearray(latin1), parsing.BAD_ENCODING), (bytearray(b"ok,line"), "x")],
                                   "raw binary, reason string")
-    kept = frame.select(ingest.kept_line(F.col("raw").cast("string"), F.col("reason")).alias("kept")).collect()
+    kept = frame.select(parsing.kept_line(F.col("raw").cast("string"), F.col("reason")).alias("kept")).collect()
     assert kept[0]["kept"] == "base64:" + __import__("base64").b64encode(latin1).decode()
     assert kept[1]["kept"] == "ok,line"
 
@@ -152,9 +154,9 @@ def test_a_line_that_is_not_utf8_is_kept_as_its_bytes(spark):
     ("software.amazon...: Access Denied (Service: S3, Status Code: 403)", "access denied"),
 ])
 def test_reader_failures_of_the_file_become_invalid_file_errors(message, says):
-    error = ingest.unreadable_file_error("s3://bucket/f.csv.gz", RuntimeError(message))
+    error = parsing.unreadable_file_error("s3://bucket/f.csv.gz", RuntimeError(message))
     assert isinstance(error, InvalidFileError) and says in str(error) and "s3://bucket/f.csv.gz" in str(error)
-    assert ingest.unreadable_file_error("s3://bucket/f.csv", RuntimeError("OutOfMemoryError: Java heap space")) is None
+    assert parsing.unreadable_file_error("s3://bucket/f.csv", RuntimeError("OutOfMemoryError: Java heap space")) is None
 
 
 def test_blank_lines_and_repeated_headers_are_not_rows(spark):
@@ -216,7 +218,7 @@ def test_dedupe_keeps_the_earliest_line_of_each_trip(spark):
         (9, "Prague", 1.0, 2.5, 3.0, 4.0, at, "earlier", "b", week, 25000000),
         (7, "Turin", 5.0, 6.0, 7.0, 8.0, at, "alone", "d", week, 60000000),
     ]
-    ranked = ingest.rank_copies(_batch(spark, rows)).collect()
+    ranked = dedupe.rank_copies(_batch(spark, rows)).collect()
     outcome = sorted((row["trip_id"], row["datasource"], row["first_copy"]) for row in ranked)
     assert outcome == [
         ("a", "first", True),
@@ -232,26 +234,26 @@ def test_ranked_rows_arrive_sorted_by_origin_latitude_within_each_partition(spar
     at, week = datetime(2018, 5, 28, 9, 3, 40), date(2018, 5, 28)
     latitudes = [7, 3, 9, 1, 5, 3]
     rows = [(i, "Prague", 1.0, lat / 10, 3.0, 4.0, at, "x", f"t{i}", week, lat * 1000000) for i, lat in enumerate(latitudes)]
-    ranked = ingest.rank_copies(_batch(spark, rows)).coalesce(1).collect()
+    ranked = dedupe.rank_copies(_batch(spark, rows)).coalesce(1).collect()
     assert [row["origin_lat_e7"] // 1000000 for row in ranked] == sorted(latitudes)
 
 
-@pytest.mark.parametrize("broadcast", [ingest.NEW, ingest.LAKE, None])
+@pytest.mark.parametrize("broadcast", [dedupe.NEW, dedupe.LAKE, None])
 def test_trips_in_lake_finds_exactly_the_new_ids_the_lake_holds(spark, broadcast):
     new = spark.createDataFrame([("a",), ("b",), ("c",), ("c",), (None,)], "trip_id string")
     lake = spark.createDataFrame([("c",), ("z",), ("b",), ("b",), (None,)], "trip_id string")
-    found = ingest.trips_in_lake(new, lake, broadcast=broadcast).collect()
+    found = dedupe.trips_in_lake(new, lake, broadcast=broadcast).collect()
     # every new row whose id the lake holds, once per new row; null ids never match
     assert sorted(row["trip_id"] for row in found) == ["b", "c", "c"]
 
 
-@pytest.mark.parametrize("broadcast", [ingest.NEW, ingest.LAKE])
+@pytest.mark.parametrize("broadcast", [dedupe.NEW, dedupe.LAKE])
 def test_a_hash_collision_is_compared_exactly_and_loses_no_trip(spark, monkeypatch, broadcast):
     # With a hash that maps every id to one value, every id is a candidate: only equal ids may match.
-    monkeypatch.setattr(ingest.F, "xxhash64", lambda column: F.lit(7).cast("long"))
+    monkeypatch.setattr(dedupe.F, "xxhash64", lambda column: F.lit(7).cast("long"))
     new = spark.createDataFrame([("a",), ("b",)], "trip_id string")
     lake = spark.createDataFrame([("b",), ("y",), ("z",)], "trip_id string")
-    assert [row["trip_id"] for row in ingest.trips_in_lake(new, lake, broadcast).collect()] == ["b"]
+    assert [row["trip_id"] for row in dedupe.trips_in_lake(new, lake, broadcast).collect()] == ["b"]
 
 
 def test_without_trips_drops_the_ids_and_sorts_each_partition_by_origin_latitude(spark):
@@ -260,14 +262,14 @@ def test_without_trips_drops_the_ids_and_sorts_each_partition_by_origin_latitude
         [(f"t{i}", "Prague", 1.0, lat, 3.0, 4.0, at, "x", week, "ing") for i, (lat, week) in enumerate(
             [(50.3, "2018-05-28"), (50.1, "2018-05-28"), (50.2, "2018-05-28"), (50.0, "2018-05-21"), (50.1, "2018-05-21")]
         )],
-        ingest.tables.TRIPS_SCHEMA,
+        parsing.tables.TRIPS_SCHEMA,
     )
-    kept = ingest.without_trips(staged, spark.createDataFrame([("t2",), ("t3",), (None,)], "trip_id string"))
+    kept = dedupe.without_trips(staged, spark.createDataFrame([("t2",), ("t3",), (None,)], "trip_id string"))
     by_week: dict[str, list[str]] = {}
     for partition in kept.rdd.glom().collect():
         for row in partition:
             by_week.setdefault(row["week_start"], []).append(row["trip_id"])
-    assert kept.columns == ingest.tables.TRIPS_SCHEMA.fieldNames()
+    assert kept.columns == parsing.tables.TRIPS_SCHEMA.fieldNames()
     assert by_week == {"2018-05-28": ["t1", "t0"], "2018-05-21": ["t4"]}
 
 
@@ -276,8 +278,8 @@ def test_the_canonical_wkt_fast_path_agrees_with_the_strict_parser(spark):
             "POINT (x 2)", "POINT ()", "POINT ( 1 2)", "POINT (1 2))", "POINT ((1 2)", "XPOINT (1 2)",
             "POINT (12(34)", "POINT (1 )"]
     frame = spark.createDataFrame([(w,) for w in wkts], "wkt string")
-    lon, lat = ingest.point_numbers("wkt")
-    strict = ingest._strict_point_numbers("wkt")  # noqa: SLF001
+    lon, lat = parsing.point_numbers("wkt")
+    strict = parsing._strict_point_numbers("wkt")  # noqa: SLF001
     texts = frame.select(lon.alias("lon"), lat.alias("lat"), strict[0].alias("s_lon"), strict[1].alias("s_lat"))
     numbers = texts.selectExpr(*[f"try_cast({name} AS DOUBLE) AS {name}" for name in texts.columns]).collect()
 
@@ -299,7 +301,7 @@ def test_rejected_lines_are_numbered_across_blocks(spark):
         [(0, 2, "x", "bad_datetime"), (100, 8589934593, "y", "empty_region"), (200, 17179869184, "z", "bad_datetime")],
         "block_start long, row_id long, raw_line string, reject_reason string",
     )
-    numbered = ingest.number_rejected_lines(rejected, lines).orderBy("line_number").collect()
+    numbered = dedupe.number_rejected_lines(rejected, lines).orderBy("line_number").collect()
     assert [(row["line_number"], row["raw_line"]) for row in numbered] == [(3, "x"), (5, "y"), (6, "z")]
 
 
@@ -317,5 +319,5 @@ def test_week_start_is_the_monday_of_the_iso_week_across_years_and_before_1970(s
                 datetime(1970, 1, 1), datetime(1969, 12, 28, 23), datetime(1900, 3, 1)]
     # aware datetimes: pyspark converts naive ones with the machine's zone, these must be UTC instants
     frame = spark.createDataFrame([(at.replace(tzinfo=timezone.utc),) for at in instants], "started_at timestamp")
-    result = [row[0] for row in frame.select(ingest.week_start_of(F.col("started_at"))).collect()]
+    result = [row[0] for row in frame.select(parsing.week_start_of(F.col("started_at"))).collect()]
     assert result == [at.date() - timedelta(days=at.weekday()) for at in instants]

@@ -1,0 +1,229 @@
+"""A region's route model, pure: the features of a trip, k chosen by silhouette, the fit on the driver (numpy,
+spark_jobs.common.kmeans), readable route ids, and each trip's nearest route as one Spark SQL expression."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+
+import numpy as np
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from spark_jobs.common import kmeans, tables
+from spark_jobs.common.times import day_fraction
+
+logger = logging.getLogger(__name__)
+
+HOURS_PER_DAY = 24.0
+SPATIAL_FEATURES = ("origin_lon", "origin_lat", "destination_lon", "destination_lat")
+FEATURES = (*SPATIAL_FEATURES, "hour_sin", "hour_cos")
+
+
+@dataclass(frozen=True)
+class RouteOptions:
+    min_k: int = 2
+    max_k: int = 12  # the cap: more routes per region than an analyst can tell apart on a map
+    silhouette_sample_rows: int = 5_000  # choosing k: silhouette of each candidate on this many trips
+    # The final fit sees at most this many trips of a region: with k <= 12 that is >= 16k trips per route,
+    # plenty for centroids, and the fit then costs the same at 10M trips as at 100M.
+    fit_sample_rows: int = 200_000
+    seed: int = 42
+
+    def __post_init__(self) -> None:
+        if not 2 <= self.min_k <= self.max_k:
+            raise ValueError("need 2 <= min_k <= max_k")
+        if self.silhouette_sample_rows < 10 or self.fit_sample_rows < self.silhouette_sample_rows:
+            raise ValueError("need 10 <= silhouette_sample_rows <= fit_sample_rows")
+
+
+# --------------------------------------------------------------------------------------------------
+# Pure transforms
+# --------------------------------------------------------------------------------------------------
+
+
+def with_route_features(trips: DataFrame) -> DataFrame:
+    """Adds hour_sin and hour_cos: the time of day as a point on the unit circle (midnight wraps around)."""
+    angle = day_fraction(F.col("started_at")) * F.lit(2 * math.pi)
+    return trips.withColumn("hour_sin", F.sin(angle)).withColumn("hour_cos", F.cos(angle))
+
+
+def typical_hour(hour_sin: float, hour_cos: float) -> float:
+    """The hour of day in [0, 24) that a (mean) point on the time-of-day circle points to."""
+    return (math.atan2(hour_sin, hour_cos) / (2 * math.pi) * HOURS_PER_DAY) % HOURS_PER_DAY
+
+
+def route_ids_by_size(region: str, cluster_sizes: dict[int, int], centers: dict[int, list[float]]) -> dict[int, str]:
+    """Readable route ids: '<region>-01' for the largest cluster, then by size; equal sizes by centroid."""
+    order = sorted(cluster_sizes, key=lambda cluster: (-cluster_sizes[cluster], centers[cluster]))
+    return {cluster: f"{region}-{rank:02d}" for rank, cluster in enumerate(order, start=1)}
+
+
+def assign_route_ids(clustered: DataFrame, route_ids: dict[int, str]) -> DataFrame:
+    """Maps the cluster index to its route id (a literal map: no join, no UDF)."""
+    mapping = F.create_map(*[item for cluster, route in sorted(route_ids.items()) for item in (F.lit(cluster), F.lit(route))])
+    return clustered.withColumn("route_id", mapping[F.col("cluster")])
+
+
+# --------------------------------------------------------------------------------------------------
+# Models
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class RouteModel:
+    """A region's fitted model: how features are standardized, the cluster centers, and what an analyst and the
+    routes table need to know about it. All of it is plain numbers, kept as one JSON file."""
+
+    region: str
+    k: int
+    silhouette: float | None
+    route_ids: dict[int, str]  # cluster index -> route id
+    centroids: dict[str, dict[str, float]]  # route id -> origin/destination lon/lat and typical_hour
+    sample_rows: int
+    seed: int
+    trained_at: datetime
+    fit_seconds: float
+    feature_means: list[float]  # standardization: (feature - mean) / deviation, in the order of FEATURES
+    feature_deviations: list[float]
+    centers: list[list[float]]  # standardized cluster centers, by cluster index
+    k_scores: dict[int, float] = field(default_factory=dict)  # silhouette of every candidate k
+    version: int = 1  # 1 for a region's first model, one more for every refit
+
+    def metadata(self) -> dict:
+        data = asdict(self)
+        data["trained_at"] = self.trained_at.isoformat()
+        data["route_ids"] = {str(cluster): route for cluster, route in self.route_ids.items()}
+        data["k_scores"] = {str(k): score for k, score in self.k_scores.items()}
+        return data
+
+    @classmethod
+    def from_metadata(cls, data: dict) -> RouteModel:
+        return cls(
+            **{name: data[name] for name in ("region", "k", "silhouette", "centroids", "sample_rows", "seed",
+                                             "fit_seconds", "feature_means", "feature_deviations", "centers")},
+            route_ids={int(cluster): route for cluster, route in data["route_ids"].items()},
+            trained_at=datetime.fromisoformat(data["trained_at"]),
+            k_scores={int(k): score for k, score in data.get("k_scores", {}).items()},
+            version=int(data["version"]),
+        )
+
+
+def _sample(trips: DataFrame, total: int, rows: int, seed: int) -> DataFrame:
+    return trips if total <= rows else trips.sample(fraction=min(1.0, 1.1 * rows / total), seed=seed).limit(rows)
+
+
+def k_candidates(rows: int, options: RouteOptions) -> list[int]:
+    """The k worth trying for this many trips: min_k up to the cap and up to sqrt(rows / 2).
+
+    Without the data-driven bound, silhouette keeps rising towards one cluster per trip on small samples.
+    """
+    return list(range(options.min_k, min(options.max_k, math.isqrt(rows // 2)) + 1))
+
+
+def choose_k(points: np.ndarray, options: RouteOptions) -> tuple[int, float | None, dict[int, float], np.ndarray | None]:
+    """The k with the best silhouette among k_candidates() on standardized points (ties: the smaller k), its
+    silhouette, every candidate's, and the centers found for it (where the full fit starts).
+
+    A handful of trips cannot support a silhouette: the smallest k is taken as it is.
+    """
+    candidates = k_candidates(len(points), options)
+    if not candidates:
+        return options.min_k, None, {}, None
+    scores, centers = {}, {}
+    distances = kmeans.pairwise_distances(points)
+    for k in candidates:
+        centers[k], labels = kmeans.kmeans(points, k, options.seed)
+        # KMeans finds fewer clusters than k when the sample has fewer distinct points.
+        scores[k] = kmeans.silhouette(points, labels, distances) if labels.max() > 0 else -1.0
+    best = max(candidates, key=lambda k: (round(scores[k], 6), -k))
+    return best, scores[best], scores, centers[best]
+
+
+def fit_points(region: str, points: np.ndarray, options: RouteOptions) -> RouteModel:
+    """A region's model from its sample (rows of FEATURES): standardize, choose k, fit, name the routes."""
+    started = time.perf_counter()
+    if len(points) == 0:
+        raise ValueError(f"region {region!r} has no trips to learn routes from")
+    means, deviations = kmeans.standardization(points)
+    scaled = (points - means) / deviations
+    rng = np.random.default_rng(options.seed + 1)
+    k_sample = (scaled if len(scaled) <= options.silhouette_sample_rows
+                else scaled[rng.choice(len(scaled), options.silhouette_sample_rows, replace=False)])
+    k, silhouette, k_scores, start = choose_k(k_sample, options)
+    # The full fit starts from the centers found on the sample: a few Lloyd iterations instead of restarts.
+    centers, labels = kmeans.kmeans(scaled, k, options.seed, start)  # fewer centers than k: fewer distinct points
+    sizes = {cluster: int(size) for cluster, size in enumerate(np.bincount(labels))}
+    means_of = {cluster: points[labels == cluster].mean(axis=0) for cluster in sizes}
+    route_ids = route_ids_by_size(region, sizes, {cluster: list(mean) for cluster, mean in means_of.items()})
+    feature = {name: index for index, name in enumerate(FEATURES)}
+    centroids = {
+        route_ids[cluster]: {
+            **{name: float(mean[feature[name]]) for name in SPATIAL_FEATURES},
+            "typical_hour": typical_hour(mean[feature["hour_sin"]], mean[feature["hour_cos"]]),
+        }
+        for cluster, mean in means_of.items()
+    }
+    return RouteModel(
+        region=region,
+        k=len(sizes),
+        silhouette=silhouette,
+        route_ids=route_ids,
+        centroids=centroids,
+        sample_rows=len(points),
+        seed=options.seed,
+        trained_at=datetime.now(timezone.utc),
+        fit_seconds=round(time.perf_counter() - started, 3),
+        feature_means=means.tolist(),
+        feature_deviations=deviations.tolist(),
+        centers=centers.tolist(),
+        k_scores=k_scores,
+    )
+
+
+def fit_region(region: str, trips: DataFrame, options: RouteOptions) -> RouteModel:
+    """Fits a region's route model on a bounded sample of its trips (trip columns incl. started_at), collected
+    to the driver: at most fit_sample_rows x 6 numbers."""
+    started = time.perf_counter()
+    features = with_route_features(trips).select(*FEATURES)
+    total = features.count()
+    rows = _sample(features, total, options.fit_sample_rows, options.seed).collect()
+    points = np.array([[row[name] for name in FEATURES] for row in rows], dtype=float).reshape(-1, len(FEATURES))
+    model = fit_points(region, points, options)
+    model.fit_seconds = round(time.perf_counter() - started, 3)
+    return model
+
+
+def nearest_cluster(model: RouteModel) -> Column:
+    """The index of the model's center nearest to each trip (columns FEATURES), in Spark SQL: standardized
+    features, one squared distance per center, and the first center at the least distance."""
+    scaled = [
+        (F.col(name) - F.lit(mean)) / F.lit(deviation)
+        for name, mean, deviation in zip(FEATURES, model.feature_means, model.feature_deviations)
+    ]
+    distances = [
+        sum(((value - F.lit(coordinate)) ** 2 for value, coordinate in zip(scaled, center)), F.lit(0.0))
+        for center in model.centers
+    ]
+    if len(distances) == 1:
+        return F.lit(0)
+    least = F.least(*distances)
+    choice = F.when(distances[0] == least, F.lit(0))
+    for cluster, distance in enumerate(distances[1:], start=1):
+        choice = choice.when(distance == least, F.lit(cluster))
+    return choice
+
+
+def assign(trips: DataFrame, model: RouteModel, ingestion_id: str) -> DataFrame:
+    """trip_routes rows (trip_id, region, route_id, model_version, ingestion_id, week_start) for trips of the
+    model's region."""
+    clustered = with_route_features(trips).withColumn("cluster", nearest_cluster(model))
+    return (
+        assign_route_ids(clustered, model.route_ids)
+        .withColumn("model_version", F.lit(model.version))
+        .withColumn("ingestion_id", F.lit(ingestion_id))
+        .select(*tables.TRIP_ROUTES_SCHEMA.fieldNames())
+    )

@@ -1,0 +1,70 @@
+"""What the command line prints in a terminal: the tables of a run, a query's result, a status event's line."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.table import Table
+
+
+def ingestions_table(result) -> Table:
+    table = Table(title=f"Ingestions into {result.lake_root}")
+    for column in ("file", "status", "read", "valid", "rejected", "duplicates", "already in lake", "written"):
+        table.add_column(column, justify="left" if column in ("file", "status") else "right")
+    for ingestion in result.ingestions:
+        counts = ingestion.counts
+        table.add_row(
+            ingestion.source_uri.rsplit("/", 1)[-1],
+            ingestion.status,
+            *(f"{value:,}" for value in (counts.rows_read, counts.rows_valid, counts.rows_rejected,
+                                        counts.duplicates_in_batch, counts.already_present, counts.rows_written)),
+        )
+    return table
+
+
+def routes_table(result) -> Table:
+    """The routes of every region the run touched, as the last routes step left them."""
+    from triplake.routes_map import hour_text
+
+    latest = {region.region: region for routes in result.routes.values() for region in routes.regions}
+    fitted = {region.region for routes in result.routes.values() for region in routes.regions if region.refitted}
+    # The routes table as the last weekly step published it: every route with its trips in the whole lake.
+    published = {region: rows for weekly in result.weekly.values() for region, rows in weekly.routes.items()}
+    table = Table(title="Routes per region (trips in the whole lake)")
+    for column in ("region", "model", "routes", "silhouette", "busiest routes: trips, typical hour (UTC)"):
+        table.add_column(column, justify="right" if column in ("routes", "silhouette") else "left")
+    for name, region in sorted(latest.items()):
+        busiest = sorted(published.get(name, []), key=lambda route: -route["trips"])[:3]
+        table.add_row(
+            name,
+            "fitted in this run" if name in fitted else "reused",
+            str(region.k),
+            "-" if region.silhouette is None else f"{region.silhouette:.2f}",
+            ", ".join(f"{route['route_id']} {route['trips']:,} @ {hour_text(route['typical_hour'])}" for route in busiest),
+        )
+    return table
+
+
+def result_table(columns: Sequence[str], rows: Sequence[Sequence[object]]) -> Table:
+    """A query result for a terminal: a value too wide for its column wraps onto more lines, never cut short
+    (ids, URIs and file names are what a user copies from it)."""
+    table = Table()
+    for index, column in enumerate(columns):
+        numeric = all(isinstance(row[index], (int, float)) for row in rows if row[index] is not None)
+        table.add_column(column, justify="right" if numeric and rows else "left", overflow="fold")
+    for row in rows:
+        table.add_row(*("" if value is None else str(value) for value in row))
+    return table
+
+
+def event_line(event: dict) -> str:
+    when = (event.get("finished_at") or event.get("started_at") or "")[:19].replace("T", " ")
+    line = f"{when}  {event['status']:<9}  {event['ingestion_id']}  {event['source_uri']}"
+    if event.get("counts"):
+        counts = event["counts"]
+        line += (f"  read {counts['rows_read']}, written {counts['rows_written']}, rejected {counts['rows_rejected']}, "
+                 f"duplicates {counts['duplicates_in_batch']}, already in the lake {counts['already_present']}")
+    if event.get("error"):
+        error = event["error"]
+        line += f"  {error['kind']} in {error.get('task', '?')}: {error['message']}"
+    return line
