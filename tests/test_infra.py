@@ -50,9 +50,14 @@ def root_variables() -> dict[str, Any]:
     return {unquote(name): unquote(body.get("default")) for block in blocks for name, body in block.items()}
 
 
+def root_blocks(kind: str) -> list[dict[str, Any]]:
+    """The blocks of one kind (resource, data, module, locals) of every .tf file of the root module."""
+    return [block for path in sorted(INFRA.glob("*.tf")) for block in parsed(path).get(kind, [])]
+
+
 @cache
 def root_locals() -> dict[str, Any]:
-    return {name: value for block in parsed(INFRA / "main.tf")["locals"] for name, value in block.items()}
+    return {name: value for block in root_blocks("locals") for name, value in block.items()}
 
 
 def resolve(value: Any) -> Any:
@@ -105,7 +110,7 @@ def test_names_are_the_ones_settings_use():
 def test_the_landing_notification_covers_every_object_under_the_prefix():
     """What is ingested is decided in one place (triplake.events.is_ingestible), not by a suffix filter that would
     be case-sensitive and silently drop every other upload: the DAG answers those FAILED."""
-    (notification,) = [body['"landing"'] for block in parsed(INFRA / "main.tf")["resource"] for kind, body in block.items()
+    (notification,) = [body['"landing"'] for block in root_blocks("resource") for kind, body in block.items()
                        if unquote(kind) == "aws_s3_bucket_notification"]
     (queue,) = notification["queue"]
     assert resolve(queue["filter_prefix"]) == resolve(root_variables()["landing_prefix"])
@@ -148,13 +153,13 @@ def test_glue_tables_are_generated_from_sql_ddl_and_the_committed_file_has_not_d
         assert [(c["name"], c["type"]) for c in declared[table.name]["columns"]] == [
             (c["Name"], c["Type"]) for c in expected["StorageDescriptor"]["Columns"]]
         assert declared[table.name]["location"] == table.location
-    glue_tables = [body for block in parsed(INFRA / "main.tf")["resource"] for kind, body in block.items()
+    glue_tables = [body for block in root_blocks("resource") for kind, body in block.items()
                    if unquote(kind) == "aws_glue_catalog_table"]
     assert [table['"this"']["for_each"] for table in glue_tables] == ["${local.tables}"]
 
 
 def test_lifecycle_prefixes_are_the_lake_layout():
-    modules = {unquote(name): body for block in parsed(INFRA / "main.tf")["module"] for name, body in block.items()}
+    modules = {unquote(name): body for block in root_blocks("module") for name, body in block.items()}
     rules = {unquote(rule["id"]): resolve(rule["prefix"]) for rule in modules["lake_bucket"]["lifecycle_rules"]}
     assert rules["archive-raw-copies"] == f"lake/{lake_tables.RAW}/"
     assert rules["expire-abandoned-staging"] == f"lake/{lake_tables.STAGING}/"
@@ -192,14 +197,14 @@ def test_terraform_files_are_formatted():
 
 
 def policy_statements(document: str) -> list[dict[str, Any]]:
-    policies = {unquote(name): body for path in INFRA.glob("*.tf") for block in parsed(path).get("data", [])
+    policies = {unquote(name): body for block in root_blocks("data")
                 for kind, documents in block.items() if unquote(kind) == "aws_iam_policy_document"
                 for name, body in documents.items()}
     return policies[document]["statement"]
 
 
 def resources_of(kind: str) -> dict[str, Any]:
-    return {unquote(name): body for path in INFRA.glob("*.tf") for block in parsed(path).get("resource", [])
+    return {unquote(name): body for block in root_blocks("resource")
             for found, resources in block.items() if unquote(found) == kind for name, body in resources.items()}
 
 
@@ -242,7 +247,7 @@ def test_the_glue_job_runs_the_packaged_entry_point_with_the_emr_jobs_access_and
     assert resolve(command["script_location"]).endswith(f"/package/{INGESTION_JOB}.py")
     assert unquote(command["name"]) == "glueetl" and resolve(job["glue_version"]) == "5.1"  # Spark 3.5.6
     assert job["security_configuration"] == "${aws_glue_security_configuration.this.name}"
-    (document,) = [body for path in INFRA.glob("*.tf") for block in parsed(path).get("data", [])
+    (document,) = [body for block in root_blocks("data")
                    for kind, documents in block.items() if unquote(kind) == "aws_iam_policy_document"
                    for name, body in documents.items() if unquote(name) == "glue_job"]
     assert document["source_policy_documents"] == ["${data.aws_iam_policy_document.emr_job.json}"]

@@ -1,0 +1,112 @@
+# ---------------------------------------------------------------------------------------------------------------
+# Airflow: what the DAG may do, as one managed policy for whichever Airflow runs it (the MWAA module below,
+# or an Airflow of your own: attach `airflow_policy_arn` to its role).
+# ---------------------------------------------------------------------------------------------------------------
+
+data "aws_iam_policy_document" "airflow" {
+  statement {
+    sid       = "ConsumeLandingEvents"
+    actions   = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"]
+    resources = [aws_sqs_queue.landing.arn]
+  }
+
+  statement {
+    sid = "RunSparkJobs"
+    actions = [
+      "emr-serverless:GetApplication", "emr-serverless:StartApplication", "emr-serverless:StartJobRun",
+      "emr-serverless:GetJobRun", "emr-serverless:CancelJobRun",
+    ]
+    resources = [aws_emrserverless_application.this.arn, "${aws_emrserverless_application.this.arn}/jobruns/*"]
+  }
+
+  statement {
+    sid       = "HandTheJobRoleToEmrServerless"
+    actions   = ["iam:PassRole"]
+    resources = [aws_iam_role.emr_job.arn]
+
+    condition {
+      test     = "StringEquals"
+      variable = "iam:PassedToService"
+      values   = ["emr-serverless.amazonaws.com"]
+    }
+  }
+
+  statement {
+    sid = "RunTheGlueJob"
+    actions = [
+      "glue:GetJob", "glue:StartJobRun", "glue:GetJobRun", "glue:BatchStopJobRun",
+    ]
+    resources = [aws_glue_job.ingestion.arn]
+  }
+
+  statement {
+    sid       = "ReadJobReports"
+    actions   = ["s3:GetObject"]
+    resources = ["${module.lake_bucket.arn}/${var.lake_prefix}/_reports/*"]
+  }
+
+  # A job that failed early leaves no report: S3 answers a HEAD of a missing key with 404 (not 403) only to a
+  # caller that may list the bucket. Without a condition: S3 gives HeadObject no s3:prefix to match.
+  statement {
+    sid       = "TellAMissingReportFromAForbiddenOne"
+    actions   = ["s3:ListBucket"]
+    resources = [module.lake_bucket.arn]
+  }
+
+  # The lake's writer lease (one object, written with conditional PUTs) and the ingestions record of an upload
+  # that never reached a Spark job (an unsupported file, a lake that stayed busy).
+  statement {
+    sid       = "HoldTheLakeLease"
+    actions   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
+    resources = ["${module.lake_bucket.arn}/${var.lake_prefix}/_lease.json"]
+  }
+
+  statement {
+    sid       = "RecordFailedUploads"
+    actions   = ["s3:PutObject"]
+    resources = ["${module.lake_bucket.arn}/${var.lake_prefix}/curated/ingestions/*"]
+  }
+
+  statement {
+    sid     = "RegisterPartitions"
+    actions = ["glue:GetTable", "glue:GetPartitions", "glue:BatchCreatePartition"]
+    resources = concat(
+      ["arn:${local.partition}:glue:${var.aws_region}:${local.account_id}:catalog", aws_glue_catalog_database.this.arn],
+      [for table in aws_glue_catalog_table.this : table.arn],
+    )
+  }
+
+  statement {
+    sid       = "PublishStatusEvents"
+    actions   = ["sns:Publish"]
+    resources = [aws_sns_topic.status.arn]
+  }
+
+  statement {
+    sid       = "UseTheDeploymentKey"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+    resources = [aws_kms_key.this.arn]
+  }
+}
+
+resource "aws_iam_policy" "airflow" {
+  name        = "${var.name}-airflow"
+  description = "${var.name}: what the trips_ingest DAG needs (landing queue, EMR Serverless, reports, Glue partitions, status topic)"
+  policy      = data.aws_iam_policy_document.airflow.json
+}
+
+module "mwaa" {
+  source = "./modules/mwaa"
+  count  = var.create_mwaa ? 1 : 0
+
+  name                = var.name
+  airflow_version     = var.mwaa_airflow_version
+  environment_class   = var.mwaa_environment_class
+  subnet_ids          = var.mwaa_subnet_ids
+  security_group_ids  = var.mwaa_security_group_ids
+  kms_key_arn         = aws_kms_key.this.arn
+  access_logs_bucket  = aws_s3_bucket.access_logs.id
+  triplake_policy_arn = aws_iam_policy.airflow.arn
+  triplake_settings   = local.triplake_settings
+  force_destroy       = var.force_destroy
+}

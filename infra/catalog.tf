@@ -1,0 +1,70 @@
+# ---------------------------------------------------------------------------------------------------------------
+# Catalog and SQL: the Glue database and tables of sql/ddl, and the Athena workgroup analysts query in.
+# ---------------------------------------------------------------------------------------------------------------
+
+resource "aws_glue_catalog_database" "this" {
+  name        = local.glue_database
+  description = "${var.name}: trips, routes and weekly tables (sql/ddl)"
+}
+
+resource "aws_glue_catalog_table" "this" {
+  for_each = local.tables
+
+  name          = each.key
+  database_name = aws_glue_catalog_database.this.name
+  table_type    = "EXTERNAL_TABLE"
+  parameters = {
+    EXTERNAL              = "TRUE"
+    classification        = "parquet"
+    "parquet.compression" = "ZSTD"
+  }
+
+  dynamic "partition_keys" {
+    for_each = each.value.partition_keys
+
+    content {
+      name = partition_keys.value.name
+      type = partition_keys.value.type
+    }
+  }
+
+  storage_descriptor {
+    location      = "${local.lake_root}/${each.value.location}/"
+    input_format  = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat"
+    output_format = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat"
+
+    ser_de_info {
+      serialization_library = "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
+    }
+
+    dynamic "columns" {
+      for_each = each.value.columns
+
+      content {
+        name = columns.value.name
+        type = columns.value.type
+      }
+    }
+  }
+}
+
+resource "aws_athena_workgroup" "this" {
+  name          = local.athena_workgroup
+  description   = "${var.name}: queries over the lake; results expire after ${var.athena_results_expiration_days} days"
+  force_destroy = var.force_destroy
+
+  configuration {
+    enforce_workgroup_configuration    = true
+    publish_cloudwatch_metrics_enabled = true
+    bytes_scanned_cutoff_per_query     = var.athena_bytes_scanned_cutoff
+
+    result_configuration {
+      output_location = "s3://${module.lake_bucket.id}/${local.athena_results}"
+
+      encryption_configuration {
+        encryption_option = "SSE_KMS"
+        kms_key_arn       = aws_kms_key.this.arn
+      }
+    }
+  }
+}
