@@ -1,10 +1,18 @@
-"""What the command line prints in a terminal: the tables of a run, a query's result, a status event's line."""
+"""What the command line prints in a terminal: its errors, the tables of a run, a query's result, a status event's
+line."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from rich.console import Console
 from rich.table import Table
+
+stderr = Console(stderr=True, soft_wrap=True)  # messages stay one line, whole, in logs too
+
+
+class UsageError(Exception):
+    """A problem with what the user asked for; printed without a traceback (exit 2)."""
 
 
 def ingestions_table(result) -> Table:

@@ -1,0 +1,119 @@
+"""The commands that talk to AWS or to the local stack: `triplake upload`, `triplake stack`, `triplake watch`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import queue
+import time
+
+from triplake.settings import get_settings
+from triplake.terminal import UsageError, event_line, stderr
+
+
+def upload(args: argparse.Namespace) -> int:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from triplake.aws import clients
+    from triplake.aws.s3 import landing_key, upload_file
+    from triplake.events import is_ingestible, unsupported_file_message
+
+    settings = get_settings()
+    if not args.file.is_file():
+        raise UsageError(f"no such file: {args.file}")
+    if not is_ingestible(args.file.name):
+        raise UsageError(unsupported_file_message(args.file.name))
+    (s3,) = clients(settings, "s3")
+    key = landing_key(args.file, settings.landing_prefix)
+    try:
+        uri = upload_file(s3, args.file, settings.landing_bucket, key, emulator=settings.aws_endpoint_url is not None)
+    except (BotoCoreError, ClientError) as problem:
+        raise UsageError(f"could not upload {args.file} to s3://{settings.landing_bucket}/{key}: {problem} "
+                         "(is the stack up? `triplake stack status`)") from problem
+    print(uri)
+    return 0
+
+
+def stack_command(args: argparse.Namespace) -> int:
+    import shlex
+
+    from triplake.local import stack
+
+    if args.action == "up":
+        try:
+            state = stack.up(get_settings(), say=lambda line: stderr.print(line))
+        except stack.StackError as problem:
+            raise UsageError(str(problem)) from problem
+        stderr.print(f"Airflow UI: {state.airflow_url}  (user {stack.AIRFLOW_USER}, password: `triplake stack status`)")
+        stderr.print('Use the stack from this shell: eval "$(triplake stack env)"')
+        return 0
+    if args.action == "down":
+        stack.down(say=lambda line: stderr.print(line), forget=args.forget)
+        return 0
+    state = stack.StackState.load()
+    if args.action == "env":
+        if state is None:
+            raise UsageError("the stack is not up: `triplake stack up` first")
+        print("\n".join(f"export {name}={shlex.quote(value)}" for name, value in state.env.items()))
+        return 0
+    report = stack.status()
+    if args.json:
+        print(json.dumps(report))
+        return 0 if report["up"] else 1
+    if state is None:
+        stderr.print("the stack is not up: `triplake stack up` starts it")
+        return 1
+    airflow, moto = report["airflow"], report["moto"]
+    stderr.print(f"stack: {'[green]up[/green]' if report['up'] else '[red]not fully running[/red]'} (state and logs in {report['logs']})")
+    stderr.print(f"  moto server  pid {moto['pid']}  {moto['endpoint']}  {'running' if moto['running'] else 'stopped'}")
+    stderr.print(f"  Airflow      pid {airflow['pid']}  {airflow['url']}  {'running' if airflow['running'] else 'stopped'}"
+                 f"  login {airflow['login']['user']} / {airflow['login']['password'] or '(not generated yet)'}")
+    for name, value in report["resources"].items():
+        stderr.print(f"  {name:<22} {value}")
+    return 0 if report["up"] else 1
+
+
+def watch(args: argparse.Namespace) -> int:
+    from triplake.aws import clients
+    from triplake.events import FAILED, RECEIVED, SUCCEEDED
+    from triplake.orchestration import topic_arn
+    from triplake.watch import StatusReceiver, subscribe
+
+    settings = get_settings()
+    sns, sts = clients(settings, "sns", "sts")
+    # moto signs nothing (docs/architecture.md, "Facts the code relies on"): signatures are checked against AWS, and only there.
+    with StatusReceiver(verify_signatures=settings.aws_endpoint_url is None, port=args.port) as receiver:
+        endpoint = args.public_url or receiver.url
+        try:
+            arn = topic_arn(settings, lambda: sts.get_caller_identity()["Account"])
+            subscription = subscribe(sns, arn, endpoint)
+        except Exception as problem:  # botocore's errors name the cause; the user needs the stack or credentials
+            raise UsageError(f"could not subscribe {endpoint} to the status topic: {problem} "
+                             "(is the stack up? `triplake stack status`)") from problem
+        stderr.print(f"watching {arn} at {endpoint} (Ctrl-C to stop)")
+        pending: set[str] = set()
+        finished: list[str] = []
+        exit_code = 0
+        try:
+            deadline = time.monotonic() + args.timeout if args.timeout else None
+            while True:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    stderr.print(f"[red]no end of the ingestion within {args.timeout:.0f} s[/red]")
+                    return 3
+                try:
+                    event = receiver.events.get(timeout=min(remaining, 1.0) if remaining is not None else 1.0)
+                except queue.Empty:
+                    continue
+                print(json.dumps(event) if args.json else event_line(event), flush=True)
+                if event["status"] == RECEIVED:
+                    pending.add(event["ingestion_id"])
+                elif event["status"] in (SUCCEEDED, FAILED):
+                    finished.append(event["ingestion_id"])
+                    exit_code = max(exit_code, 1 if event["status"] == FAILED else 0)
+                    if args.until_done and len(finished) >= args.ingestions:
+                        return exit_code
+        except KeyboardInterrupt:
+            return exit_code
+        finally:
+            sns.unsubscribe(SubscriptionArn=subscription)
