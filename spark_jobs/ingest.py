@@ -30,10 +30,12 @@ from datetime import datetime, timezone
 
 from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql import types as T
 
 from spark_jobs.common import publish, session, tables
-from spark_jobs.common.dedupe import LAKE, NEW, number_rejected_lines, rank_copies, trips_in_lake, without_trips
+from spark_jobs.common.dedupe import (
+    LAKE, MAX_BROADCAST_PARQUET_BYTES, NEW, lake_trip_files, number_rejected_lines, rank_copies, read_trip_ids,
+    trips_in_lake, without_trips,
+)
 from spark_jobs.common.ingestions import INGESTION_ID_PATTERN, new_ingestion_id
 from spark_jobs.common.job import JobOutcome, run_job
 from spark_jobs.common.lake import Lake, partition_path, partition_value, write_single_parquet
@@ -113,46 +115,6 @@ def read_lines(spark: SparkSession, uri: str) -> DataFrame:
 def _first_line(spark: SparkSession, uri: str) -> str | None:
     first = spark.read.text(uri).head(1)
     return first[0]["value"] if first else None
-
-
-def _lake_partition_dirs(fs: LakeFs, lake: Lake) -> dict[str, set[str]]:
-    """Directory names of the trips partitions in the lake: region dir -> its week dirs (a listing)."""
-    return {
-        region.name: {week.name for week in fs.list(region.uri) if week.is_dir}
-        for region in fs.list(lake.uri(tables.TRIPS))
-        if region.is_dir
-    }
-
-
-# Above this much Parquet on both sides, no side's hashes are broadcast and Spark shuffles both (about 20M trips).
-MAX_BROADCAST_PARQUET_BYTES = 2**30
-
-
-def lake_trip_files(fs: LakeFs, lake: Lake, partitions: set[str]) -> list[FileInfo]:
-    """The trips files the lake holds in these partitions ('region=../week_start=..'): a listing, nothing read."""
-    existing = _lake_partition_dirs(fs, lake)
-    return [
-        entry
-        for partition in sorted(partitions)
-        if partition.split("/")[1] in existing.get(partition.split("/")[0], ())
-        for entry in fs.list(lake.uri(tables.TRIPS, partition))
-        if entry.name.endswith(".parquet")
-    ]
-
-
-def read_trip_ids(spark: SparkSession, root: str, files: list[str], started: tuple[datetime, datetime]) -> DataFrame:
-    """trip_id of the trips in these files (partitioned under root) that started within [first, last].
-
-    A trip's identity includes its start, so a trip outside the new trips' time span cannot be one of them:
-    the filter is pushed down to Parquet, which skips every row group whose started_at range lies outside
-    (an upload of the next days reads nothing of the week it shares with the lake).
-    """
-    columns = T.StructType([tables.TRIPS_SCHEMA["trip_id"], tables.TRIPS_SCHEMA["started_at"]])
-    return (
-        spark.read.schema(columns).option("basePath", root).parquet(*files)
-        .where(F.col("started_at").between(*started))
-        .select("trip_id")
-    )
 
 
 def _staged_files(fs: LakeFs, staging_dir: str) -> list[tuple[FileInfo, str]]:

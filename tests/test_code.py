@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 from triplake.settings import REPO_ROOT
 
@@ -20,11 +19,11 @@ def test_ruff_finds_nothing():
 def test_nothing_in_the_repository_refers_to_a_file_outside_it():
     # A clone is all a user has: the contract the code follows is docs/architecture.md.
     tracked = subprocess.run(["git", "ls-files"], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
-    outside = ("../shared", "DESIGN.md")
+    outside = ("/".join(("..", "shared")), ".".join(("DESIGN", "md")))  # spelled apart: this file names them too
     offenders = []
     for name in tracked.stdout.splitlines():
         path = REPO_ROOT / name
-        if not path.is_file() or path.suffix in {".png", ".gz", ".parquet"} or path == Path(__file__):
+        if not path.is_file() or path.suffix in {".png", ".gz", ".parquet"}:
             continue
         text = path.read_text(errors="replace")
         offenders += [f"{name}: {needle}" for needle in outside if needle in text]

@@ -19,6 +19,7 @@ import pytest
 from tests.conftest import SAMPLE
 from triplake import cli
 from triplake.local import stack
+from triplake.processes import alive
 from triplake.settings import Settings
 from triplake.query.local import LocalEngine
 from triplake.query.statement import Statement
@@ -48,7 +49,7 @@ def local_stack(tmp_path_factory):
     finally:
         pids = current.state.pids
         stack.down(current.directory, say=lambda _: None, forget=True)
-        assert not any(stack._alive(pid) for pid in pids), "stack down stops every process it started"
+        assert not any(alive(pid) for pid in pids), "stack down stops every process it started"
 
 
 def lake_engine(state: stack.StackState) -> LocalEngine:
@@ -167,7 +168,7 @@ def test_down_and_up_keep_the_lake_and_a_killed_stack_fails_the_run_it_left_behi
     for pid in local_stack.state.pids:
         os.killpg(pid, 9)
     deadline = time.monotonic() + 30
-    while any(stack._alive(pid) for pid in local_stack.state.pids) and time.monotonic() < deadline:
+    while any(alive(pid) for pid in local_stack.state.pids) and time.monotonic() < deadline:
         time.sleep(0.2)
     watcher.kill()
     said.clear()

@@ -30,6 +30,7 @@ from typing import Any, Callable, Iterator, Protocol
 from urllib.parse import urlparse
 
 from spark_jobs.common.lease import LEASE_FILE, LeaseLostError, LeaseRecord
+from triplake.processes import alive
 from triplake.settings import Settings
 from triplake.uris import local_path
 
@@ -171,21 +172,11 @@ def lease_store(lake_root: str, settings: Settings, s3_client: Any | None = None
     return S3LeaseStore(s3_client, parsed.netloc, key)
 
 
-def _process_exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def holder_gone(record: LeaseRecord, now: datetime | None = None) -> str | None:
     """Why the lease's holder can no longer write (expired, or its process on this machine is gone), or None."""
     if record.expired(now):
         return f"its lease expired at {record.expires_at}"
-    if record.pid is not None and record.host == socket.gethostname() and not _process_exists(record.pid):
+    if record.pid is not None and record.host == socket.gethostname() and not alive(record.pid):
         return f"its process {record.pid} on this machine no longer exists"
     return None
 

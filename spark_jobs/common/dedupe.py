@@ -1,13 +1,19 @@
 """One trip once: the copies of a trip inside a file (the earliest line wins), the trips the lake holds already
-(a broadcast hash lookup, never a shuffle of the lake), and the line numbers of rejected lines."""
+(which lake files to look in, one column of them, a broadcast hash lookup, never a shuffle of the lake), and the
+line numbers of rejected lines."""
 
 from __future__ import annotations
 
-from pyspark.sql import DataFrame, Window
+from datetime import datetime
+
+from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from spark_jobs.common import tables
-from spark_jobs.common.parse import ORIGIN_LAT_KEY, scaled_coordinate
+from spark_jobs.common.lake import Lake
+from spark_jobs.common.lakefs import FileInfo, LakeFs
+from spark_jobs.common.identity import ORIGIN_LAT_KEY, scaled_coordinate
 
 
 def rank_copies(batch: DataFrame) -> DataFrame:
@@ -77,4 +83,44 @@ def number_rejected_lines(rejected: DataFrame, lines: DataFrame) -> DataFrame:
         (F.col("lines_before") + F.col("row_id") - F.col("first_row_id") + 1).alias("line_number"),
         "raw_line",
         F.col("reject_reason").alias("reason"),
+    )
+
+
+def _lake_partition_dirs(fs: LakeFs, lake: Lake) -> dict[str, set[str]]:
+    """Directory names of the trips partitions in the lake: region dir -> its week dirs (a listing)."""
+    return {
+        region.name: {week.name for week in fs.list(region.uri) if week.is_dir}
+        for region in fs.list(lake.uri(tables.TRIPS))
+        if region.is_dir
+    }
+
+
+# Above this much Parquet on both sides, no side's hashes are broadcast and Spark shuffles both (about 20M trips).
+MAX_BROADCAST_PARQUET_BYTES = 2**30
+
+
+def lake_trip_files(fs: LakeFs, lake: Lake, partitions: set[str]) -> list[FileInfo]:
+    """The trips files the lake holds in these partitions ('region=../week_start=..'): a listing, nothing read."""
+    existing = _lake_partition_dirs(fs, lake)
+    return [
+        entry
+        for partition in sorted(partitions)
+        if partition.split("/")[1] in existing.get(partition.split("/")[0], ())
+        for entry in fs.list(lake.uri(tables.TRIPS, partition))
+        if entry.name.endswith(".parquet")
+    ]
+
+
+def read_trip_ids(spark: SparkSession, root: str, files: list[str], started: tuple[datetime, datetime]) -> DataFrame:
+    """trip_id of the trips in these files (partitioned under root) that started within [first, last].
+
+    A trip's identity includes its start, so a trip outside the new trips' time span cannot be one of them:
+    the filter is pushed down to Parquet, which skips every row group whose started_at range lies outside
+    (an upload of the next days reads nothing of the week it shares with the lake).
+    """
+    columns = T.StructType([tables.TRIPS_SCHEMA["trip_id"], tables.TRIPS_SCHEMA["started_at"]])
+    return (
+        spark.read.schema(columns).option("basePath", root).parquet(*files)
+        .where(F.col("started_at").between(*started))
+        .select("trip_id")
     )

@@ -7,17 +7,11 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from spark_jobs.common import tables
-from spark_jobs.common.times import week_start_of
+from spark_jobs.common.identity import ORIGIN_LAT_KEY, with_trip_identity
 
 INPUT_COLUMNS = ("region", "origin_coord", "destination_coord", "datetime", "datasource")
 POINT_COLUMNS = ("origin_coord", "destination_coord")
 FIELD_PADDING = ' "'  # blanks and quotes around a field
-TRIP_ID_DECIMALS = 7
-# Coordinates enter trip_id as integers: degrees x 10^7 rounded half to even (Math.rint), exact and cheap.
-COORDINATE_SCALE = 10.0**TRIP_ID_DECIMALS
-# The rounded origin latitude leads the sort of every trips file (bbox pruning) and keys the dedupe, so
-# one sort serves both; it is a pure function of origin_lat, recomputed the same way for lake rows.
-ORIGIN_LAT_KEY = "origin_lat_e7"
 # Row groups of ~16 MiB (~200k trips) instead of Parquet's 128 MiB: files are sorted by origin latitude, so a
 # bounding-box query skips the row groups whose min/max statistics lie outside the box (docs/benchmarks.md).
 TRIPS_ROW_GROUP_BYTES = 16 * 2**20
@@ -271,39 +265,6 @@ def with_reject_reason(parsed: DataFrame) -> DataFrame:
         .when(F.coalesce(F.col("datasource"), F.lit("")) == "", EMPTY_DATASOURCE)
     )
     return parsed.withColumn("reject_reason", reason)
-
-
-def scaled_coordinate(column: str) -> Column:
-    """Degrees x 10^7 rounded half to even, as a long: the 7-decimal rounding of the trip identity.
-
-    Integer arithmetic instead of round(x, 7), which goes through BigDecimal and cost a third of the parse.
-    -0.0 and 0.0 become the same 0.
-    """
-    return F.rint(F.col(column) * F.lit(COORDINATE_SCALE)).cast("long")
-
-
-def with_trip_identity(trips: DataFrame) -> DataFrame:
-    """Adds trip_id, week_start (Monday, a date) and the origin latitude key of the sort.
-
-    trip_id = md5 of 'region|origin lon|origin lat|destination lon|destination lat|start', coordinates as
-    degrees x 10^7 rounded to integers and the start in microseconds since the epoch (UTC): reproducible
-    in any SQL engine, and the datasource is not part of it.
-    """
-    identity = F.concat_ws(
-        "|",
-        F.col("region"),
-        scaled_coordinate("origin_lon").cast("string"),
-        scaled_coordinate("origin_lat").cast("string"),
-        scaled_coordinate("destination_lon").cast("string"),
-        scaled_coordinate("destination_lat").cast("string"),
-        F.expr("unix_micros(started_at)").cast("string"),
-    )
-    return trips.select(
-        "*",
-        F.md5(identity).alias("trip_id"),
-        week_start_of(F.col("started_at")).alias("week_start"),
-        scaled_coordinate("origin_lat").alias(ORIGIN_LAT_KEY),
-    )
 
 
 # A line's position inside its block fits in the low 33 bits of monotonically_increasing_id.

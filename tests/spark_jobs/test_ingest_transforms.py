@@ -11,6 +11,7 @@ from spark_jobs import ingest
 from spark_jobs.common import dedupe
 from spark_jobs.common import parse as parsing
 from spark_jobs.common.parse import InvalidFileError, column_positions
+from spark_jobs.common.times import week_start_of
 from triplake.identity import expected_trip_id
 
 HEADER = "region,origin_coord,destination_coord,datetime,datasource"
@@ -319,5 +320,5 @@ def test_week_start_is_the_monday_of_the_iso_week_across_years_and_before_1970(s
                 datetime(1970, 1, 1), datetime(1969, 12, 28, 23), datetime(1900, 3, 1)]
     # aware datetimes: pyspark converts naive ones with the machine's zone, these must be UTC instants
     frame = spark.createDataFrame([(at.replace(tzinfo=timezone.utc),) for at in instants], "started_at timestamp")
-    result = [row[0] for row in frame.select(parsing.week_start_of(F.col("started_at"))).collect()]
+    result = [row[0] for row in frame.select(week_start_of(F.col("started_at"))).collect()]
     assert result == [at.date() - timedelta(days=at.weekday()) for at in instants]

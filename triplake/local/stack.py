@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -29,6 +28,7 @@ from triplake.local import saved_state
 from triplake.local.airflow_env import airflow_env
 from triplake.local.bootstrap import bootstrap, connect_landing_notifications
 from triplake.local.moto_server import LOOPBACK, free_port
+from triplake.processes import alive, stop_group
 from triplake.settings import LOCAL_DIR, Settings
 
 STACK_DIR = LOCAL_DIR / "stack"
@@ -89,13 +89,13 @@ def client_env(settings: Settings, resources: dict[str, str]) -> dict[str, str]:
 def up(base: Settings, directory: Path = STACK_DIR, say: Callable[[str], None] = print,
        ready_timeout: float = 240.0) -> StackState:
     existing = StackState.load(directory)
-    if existing and all(_alive(pid) for pid in existing.pids):
+    if existing and all(alive(pid) for pid in existing.pids):
         raise StackError(f"the stack is already up (Airflow {existing.airflow_url}); `triplake stack down` first")
     if existing:  # a stack that was killed: its state file is left, its processes are gone
         down(directory, say=lambda _: None, save=False)
         for pid in leftover_processes(directory / AIRFLOW_DIR):
             say(f"stopping process group {pid}, left running by the stack that was killed")
-            _stop_group(pid, grace=5.0)
+            stop_group(pid, grace=5.0)
     directory.mkdir(parents=True, exist_ok=True)
 
     port = free_port()
@@ -154,10 +154,10 @@ def down(directory: Path = STACK_DIR, say: Callable[[str], None] = print, grace:
             say("the stack is not up")
         return False
     if state.airflow_pid:
-        _stop_group(state.airflow_pid, grace)  # no run may write while the state is saved
-    if save and not forget and _alive(state.moto_pid) and state.resources:
+        stop_group(state.airflow_pid, grace)  # no run may write while the state is saved
+    if save and not forget and alive(state.moto_pid) and state.resources:
         _save(directory / SAVED_DIR, state, say)
-    _stop_group(state.moto_pid, grace)
+    stop_group(state.moto_pid, grace)
     Path(directory, STATE_FILE).unlink(missing_ok=True)
     say("stopped Airflow and the moto server")
     if forget:
@@ -223,10 +223,10 @@ def status(directory: Path = STACK_DIR) -> dict[str, Any]:
     if state is None:
         return {"up": False}
     return {
-        "up": all(_alive(pid) for pid in state.pids),
-        "moto": {"endpoint": state.moto_endpoint, "pid": state.moto_pid, "running": _alive(state.moto_pid)},
+        "up": all(alive(pid) for pid in state.pids),
+        "moto": {"endpoint": state.moto_endpoint, "pid": state.moto_pid, "running": alive(state.moto_pid)},
         "airflow": {"url": state.airflow_url, "pid": state.airflow_pid,
-                    "running": bool(state.airflow_pid and _alive(state.airflow_pid)),
+                    "running": bool(state.airflow_pid and alive(state.airflow_pid)),
                     "login": {"user": AIRFLOW_USER, "password": airflow_password(state)}},
         "resources": state.resources,
         "logs": str(directory),
@@ -271,52 +271,6 @@ def _start(command: list[str], log: Path, env: dict[str, str] | None = None) -> 
     return process.pid
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return _zombie(pid) is False
-
-
-def _zombie(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z")
-    except (OSError, IndexError):
-        return False
-
-
-def _stop_group(pid: int, grace: float) -> None:
-    """SIGTERM to the process group the stack started, then SIGKILL to whatever is left after the grace period."""
-    try:
-        os.killpg(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(pid, 0)
-        except ProcessLookupError:
-            break
-        _reap(pid)
-        time.sleep(0.2)
-    else:
-        try:
-            os.killpg(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    _reap(pid)
-
-
-def _reap(pid: int) -> None:
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
-
-
 def _responds(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=2):  # noqa: S310 - our own loopback endpoint
@@ -345,7 +299,7 @@ def _wait_for(check: Callable[[], bool], what: str, timeout: float, log: Path, p
     """Waits until check() holds; fails at once, pointing at the log, when a process it waits on has exited."""
     deadline = time.monotonic() + timeout
     while not check():
-        if not all(_alive(pid) for pid in pids):
+        if not all(alive(pid) for pid in pids):
             raise StackError(f"{what}: a process of the stack exited while starting; see {log}")
         if time.monotonic() > deadline:
             raise StackError(f"{what} did not come up within {timeout:.0f} s; see {log}")
