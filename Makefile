@@ -9,8 +9,11 @@ PY      := $(BIN)/python
 # checkov lives in a venv of its own: its pins conflict with Airflow's.
 CHECKOV_VENV  := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.setup-done
+# LocalStack too (Python 3.11 needs 4.13.x; its pins conflict with Airflow's).
+LOCALSTACK_VENV  := .venv-localstack
+LOCALSTACK_STAMP := $(LOCALSTACK_VENV)/.setup-done
 
-.PHONY: help setup demo batch-demo test check-infra bench bench-scale bench-events screenshot package infra-tables constraints clean
+.PHONY: help setup demo batch-demo test test-localstack localstack check-infra bench bench-scale bench-events screenshot package infra-tables constraints clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -43,6 +46,17 @@ $(CHECKOV_STAMP): tools/checkov-requirements.txt tools/check_prereqs.sh
 
 test: $(STAMP) $(CHECKOV_STAMP)  ## run the whole test suite (the offline infra checks included)
 	$(PY) -m pytest
+
+localstack: $(LOCALSTACK_STAMP)  ## install LocalStack (pinned, in .venv-localstack) for `triplake stack up --aws localstack`
+
+$(LOCALSTACK_STAMP): tools/localstack-requirements.txt tools/check_prereqs.sh
+	@python=$$(tools/check_prereqs.sh) && \
+	  { [ -x $(LOCALSTACK_VENV)/bin/python ] || $$python -m venv $(LOCALSTACK_VENV); }
+	$(LOCALSTACK_VENV)/bin/pip install --quiet --disable-pip-version-check -r tools/localstack-requirements.txt
+	@touch $@
+
+test-localstack: $(STAMP) $(LOCALSTACK_STAMP)  ## the event path (upload -> DAG -> signed status events) on LocalStack for S3, SQS, SNS, STS
+	$(PY) -m pytest --aws localstack -m "event_path or localstack"
 
 check-infra: $(STAMP) $(CHECKOV_STAMP)  ## the offline checks of infra/ and docker-compose.yml alone, with checkov's full report
 	BC_SKIP_MAPPING=TRUE $(CHECKOV_VENV)/bin/checkov --directory infra --framework terraform --skip-download --compact --quiet

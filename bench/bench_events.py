@@ -35,7 +35,7 @@ def one_round(base: Settings) -> dict[str, float]:
     state = stack.up(base, directory=directory, say=lambda _: None)
     stack_seconds = time.perf_counter() - started
     try:
-        settings = stack.stack_settings(state.moto_endpoint, base)
+        settings = stack.settings_of(state)
         s3, sns = clients(settings, "s3", "sns")
         with StatusReceiver(verify_signatures=False) as receiver:
             subscribe(sns, state.resources["status_topic_arn"], receiver.url)

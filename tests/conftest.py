@@ -1,4 +1,9 @@
-"""Shared fixtures: one moto server and one SparkSession for the whole test run (a JVM start costs ~7 s)."""
+"""Shared fixtures: one moto server and one SparkSession for the whole test run (a JVM start costs ~7 s).
+
+`--aws localstack` (make test-localstack) puts S3, SQS, SNS and STS of the tests' settings on a LocalStack beside
+the moto server, and selects the tests marked localstack, which need what only LocalStack does (signed SNS
+deliveries, subscription confirmations); a moto run deselects them.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pytest
 
+from triplake.local import localstack
 from triplake.local.moto_server import running_moto_server
 from triplake.settings import Settings
 
@@ -21,6 +27,34 @@ BAD_ROWS = FIXTURES / "trips_bad_rows.csv"
 MOTO_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 
 
+def pytest_addoption(parser):
+    parser.addoption("--aws", choices=("moto", "localstack"), default="moto",
+                     help="the tests' local AWS: moto alone, or LocalStack for S3, SQS, SNS and STS beside moto")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("aws") == "localstack":
+        return
+    needs_localstack = [item for item in items if item.get_closest_marker("localstack")]
+    if needs_localstack:
+        config.hook.pytest_deselected(items=needs_localstack)
+        items[:] = [item for item in items if not item.get_closest_marker("localstack")]
+
+
+@pytest.fixture(scope="session")
+def local_aws(request) -> str:
+    return request.config.getoption("aws")
+
+
+@pytest.fixture(scope="session")
+def localstack_endpoint(local_aws, tmp_path_factory) -> str | None:
+    if local_aws != "localstack":
+        yield None
+        return
+    with localstack.running_localstack(tmp_path_factory.mktemp("localstack")) as endpoint:
+        yield endpoint
+
+
 @pytest.fixture(scope="session")
 def moto_endpoint() -> str:
     with running_moto_server() as endpoint:
@@ -28,9 +62,12 @@ def moto_endpoint() -> str:
 
 
 @pytest.fixture(scope="session")
-def test_settings(moto_endpoint: str) -> Settings:
+def test_settings(moto_endpoint: str, localstack_endpoint: str | None) -> Settings:
+    own_endpoints = {f"aws_endpoint_url_{service}": localstack_endpoint for service in localstack.SERVICES
+                     if localstack_endpoint}
     return Settings(
         aws_endpoint_url=moto_endpoint,
+        **own_endpoints,
         aws_region="us-east-1",
         spark_master="local[2]",
         spark_driver_memory="2g",

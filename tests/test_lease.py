@@ -12,6 +12,7 @@ import uuid
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 
 from spark_jobs.common.lease import LeaseLostError, LeaseRecord, check_held
 from tests.conftest import MOTO_CREDENTIALS
@@ -19,7 +20,23 @@ from triplake.lease import FileLeaseStore, LakeBusyError, LakeLease, S3LeaseStor
 from triplake.settings import Settings
 
 
-@pytest.fixture(params=["file", "s3"])
+class WithoutConditionalDeletes:
+    """An S3 client that answers a conditional DeleteObject as LocalStack 4.13 does (NotImplemented)."""
+
+    def __init__(self, client) -> None:
+        self._client = client
+
+    def __getattr__(self, name):
+        return getattr(self._client, name)
+
+    def delete_object(self, **kwargs):
+        if "IfMatch" in kwargs:
+            raise ClientError({"Error": {"Code": "NotImplemented", "Message": "A header you provided implies "
+                                         "functionality that is not implemented"}}, "DeleteObject")
+        return self._client.delete_object(**kwargs)
+
+
+@pytest.fixture(params=["file", "s3", "s3 without conditional deletes"])
 def store_factory(request, tmp_path, moto_endpoint):
     """Makes stores that all point at the same lease, as two writers on two machines would."""
     if request.param == "file":
@@ -27,6 +44,8 @@ def store_factory(request, tmp_path, moto_endpoint):
     s3 = boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1", **MOTO_CREDENTIALS)
     bucket = f"lease-{uuid.uuid4().hex[:12]}"
     s3.create_bucket(Bucket=bucket)
+    if request.param == "s3 without conditional deletes":
+        s3 = WithoutConditionalDeletes(s3)
     return lambda: S3LeaseStore(s3, bucket, "lake/_lease.json")
 
 
@@ -123,3 +142,21 @@ def test_the_store_follows_the_lake_root(tmp_path):
     assert isinstance(store, S3LeaseStore) and (store.bucket, store.key) == ("bucket", "some/prefix/_lease.json")
     with pytest.raises(ValueError, match="unsupported lake root"):
         lease_store("gs://bucket/lake", Settings())
+
+
+def test_where_s3_cannot_delete_conditionally_a_release_marks_the_lease_released_and_frees_the_lake(
+        moto_endpoint, caplog):
+    s3 = boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1", **MOTO_CREDENTIALS)
+    s3.create_bucket(Bucket=(bucket := f"lease-{uuid.uuid4().hex[:12]}"))
+    store = S3LeaseStore(WithoutConditionalDeletes(s3), bucket, "lake/_lease.json")
+    first = LakeLease(store, "first", owner="test", seconds=60.0)
+    first.acquire(wait_seconds=0)
+    first.release()
+    released, _ = store.read()
+    assert released.ingestion_id == "first" and released.released_at, "kept, marked released"
+    check_held(released.to_json(), "a job started by hand")  # a released lease holds nothing, like no lease
+    with caplog.at_level("WARNING", logger="triplake.lease"):
+        LakeLease(store, "second", owner="test", seconds=60.0).acquire(wait_seconds=0)
+    assert store.read()[0].ingestion_id == "second" and store.read()[0].released_at is None
+    assert not [record for record in caplog.records if "took the lake over" in record.getMessage()], \
+        "a released lake is not a takeover"

@@ -82,3 +82,30 @@ def test_an_unsigned_message_is_rejected(signer):
     del message["Signature"]
     with pytest.raises(ForgedMessage, match="unsigned message: no Signature"):
         verify(message, served(pem))
+
+
+EMULATOR_CERTIFICATES = "http://127.0.0.1:4566/_aws/sns/"
+
+
+def test_a_certificate_under_the_trusted_prefix_is_fetched_and_checked(signer):
+    key, pem = signer
+    url = f"{EMULATOR_CERTIFICATES}SimpleNotificationService-local.pem"
+    verify(signed(key, SigningCertURL=url), lambda fetched: pem if fetched == url else pytest.fail(fetched),
+           trusted_certificate_url=EMULATOR_CERTIFICATES)
+    with pytest.raises(ForgedMessage, match="signature does not match"):
+        verify(signed(key, SigningCertURL=url) | {"Message": "{}"}, lambda _: pem,
+               trusted_certificate_url=EMULATOR_CERTIFICATES)
+
+
+@pytest.mark.parametrize("url", [
+    "http://127.0.0.1:4566/elsewhere/cert.pem",
+    "http://127.0.0.1:45660/_aws/sns/cert.pem",
+    "http://127.0.0.1:4566/_aws/sns/../cert.pem",
+    "http://127.0.0.1:4566/_aws/sns/cert.txt",
+    CERT_URL,  # trusting an emulator trusts nothing else
+])
+def test_with_a_trusted_prefix_a_certificate_outside_it_is_never_fetched(signer, url):
+    key, _ = signer
+    with pytest.raises(ForgedMessage, match="is not a .pem under the trusted"):
+        verify(signed(key, SigningCertURL=url), lambda _: pytest.fail("fetched a certificate it should have refused"),
+               trusted_certificate_url=EMULATOR_CERTIFICATES)

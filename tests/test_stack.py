@@ -2,6 +2,8 @@
 
 An upload to the landing bucket makes S3 notify the queue, the triggerer's asset watcher starts the DAG, the Spark
 jobs run as spark-submit subprocesses, and `triplake watch` receives the status events over HTTP from SNS.
+With `--aws localstack` (make test-localstack) the stack is `stack up --aws localstack`, and `triplake watch` trusts
+LocalStack's signing certificate: it confirms its subscription and accepts only deliveries whose signature checks out.
 """
 
 from __future__ import annotations
@@ -13,12 +15,12 @@ import sys
 import time
 from pathlib import Path
 
-import boto3
 import pytest
 
 from tests.conftest import SAMPLE
 from triplake import cli
-from triplake.local import stack
+from triplake.aws import clients
+from triplake.local import localstack, stack
 from triplake.processes import alive
 from triplake.settings import Settings
 from triplake.query.local import LocalEngine
@@ -33,17 +35,20 @@ BASE = Settings(spark_master="local[2]", spark_driver_memory="1g", spark_shuffle
 class Stack:
     """The stack of this module; a test may stop it and bring it up again in the same directory."""
 
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        self.state = stack.up(BASE, directory=directory, say=lambda _: None)
+    def __init__(self, directory: Path, aws: str) -> None:
+        self.directory, self.aws = directory, aws
+        self.state = self.up(say=lambda _: None)
+
+    def up(self, say) -> stack.StackState:
+        return stack.up(BASE, directory=self.directory, say=say, aws=self.aws)
 
     def __getattr__(self, name):
         return getattr(self.state, name)
 
 
 @pytest.fixture(scope="module")
-def local_stack(tmp_path_factory):
-    current = Stack(tmp_path_factory.mktemp("stack"))
+def local_stack(tmp_path_factory, local_aws):
+    current = Stack(tmp_path_factory.mktemp("stack"), local_aws)
     try:
         yield current
     finally:
@@ -53,14 +58,13 @@ def local_stack(tmp_path_factory):
 
 
 def lake_engine(state: stack.StackState) -> LocalEngine:
-    settings = Settings(aws_endpoint_url=state.env["TRIPLAKE_AWS_ENDPOINT_URL"],
-                        aws_access_key_id=state.env["AWS_ACCESS_KEY_ID"],
-                        aws_secret_access_key=state.env["AWS_SECRET_ACCESS_KEY"])
-    return LocalEngine(state.env["TRIPLAKE_LAKE_ROOT"], settings)
+    return LocalEngine(state.env["TRIPLAKE_LAKE_ROOT"], stack.settings_of(state))
 
 
 def triplake(state: stack.StackState, *arguments: str, **options) -> subprocess.Popen:
     environment = os.environ | state.env
+    if state.localstack_endpoint:  # only a test trusts LocalStack's certificate
+        environment |= {"TRIPLAKE_SNS_TRUSTED_CERTIFICATE_URL": localstack.certificate_url_prefix(state.localstack_endpoint)}
     return subprocess.Popen([str(Path(sys.executable).with_name("triplake")), *arguments], env=environment,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **options)
 
@@ -85,14 +89,17 @@ def events_of(watcher: subprocess.Popen) -> tuple[int, list[dict]]:
     return watcher.returncode, [json.loads(line) for line in out.splitlines()]
 
 
+@pytest.mark.event_path
 def test_stack_status_names_what_runs_and_where(local_stack):
     report = stack.status(Path(local_stack.directory))
     assert report["up"] and report["airflow"]["running"] and report["moto"]["running"]
+    assert report["aws"] == local_stack.aws and ("localstack" in report) == (local_stack.aws == "localstack")
     assert report["airflow"]["url"].startswith("http://127.0.0.1:")
     assert report["airflow"]["login"]["user"] == "admin" and report["airflow"]["login"]["password"]
     assert report["resources"]["landing_queue_url"] == local_stack.env["TRIPLAKE_LANDING_QUEUE_URL"]
 
 
+@pytest.mark.event_path
 def test_every_upload_is_answered_and_a_triplake_run_beside_the_dag_counts_every_trip_once(local_stack, tmp_path):
     generated = tmp_path / "generated.csv"
     assert cli.main(["generate", "--rows", "300", "--seed", "11", "--out", str(generated)]) == 0
@@ -109,8 +116,7 @@ def test_every_upload_is_answered_and_a_triplake_run_beside_the_dag_counts_every
     batch = triplake(local_stack, "run", "--json", "--input", str(batch_part))
     for path in (SAMPLE, SAMPLE, upload_part):  # the same file twice in a row: two uploads, two ingestions
         upload(local_stack, path)
-    s3 = boto3.client("s3", endpoint_url=local_stack.env["TRIPLAKE_AWS_ENDPOINT_URL"], region_name="us-east-1",
-                      aws_access_key_id="triplake-local", aws_secret_access_key="triplake-local")
+    (s3,) = clients(stack.settings_of(local_stack.state), "s3")
     s3.put_object(Bucket="triplake-landing", Key="incoming/notes.txt", Body=notes.read_bytes())  # not by `upload`
     returncode, events = events_of(watcher)
     assert returncode == 1, events  # notes.txt failed
@@ -150,7 +156,7 @@ def test_down_and_up_keep_the_lake_and_a_killed_stack_fails_the_run_it_left_behi
     said = []
     stack.down(local_stack.directory, say=said.append)
     assert any(line.startswith("saved ") for line in said), said
-    local_stack.state = stack.up(BASE, directory=local_stack.directory, say=said.append)
+    local_stack.state = local_stack.up(say=said.append)
     assert lake_engine(local_stack.state).run(counted, {}).records() == before, "the lake came back with the stack"
     assert any(line.startswith("restored ") for line in said), said
 
@@ -159,8 +165,7 @@ def test_down_and_up_keep_the_lake_and_a_killed_stack_fails_the_run_it_left_behi
     upload(local_stack.state, SAMPLE)
     received = json.loads(watcher.stdout.readline())
     assert received["status"] == "RECEIVED"
-    s3 = boto3.client("s3", endpoint_url=local_stack.env["TRIPLAKE_AWS_ENDPOINT_URL"], region_name="us-east-1",
-                      aws_access_key_id="triplake-local", aws_secret_access_key="triplake-local")
+    (s3,) = clients(stack.settings_of(local_stack.state), "s3")
     deadline = time.monotonic() + 120
     while "Contents" not in s3.list_objects_v2(Bucket="triplake-lake", Prefix="lake/_lease.json"):
         assert time.monotonic() < deadline, "the ingestion never took the lake"
@@ -172,5 +177,5 @@ def test_down_and_up_keep_the_lake_and_a_killed_stack_fails_the_run_it_left_behi
         time.sleep(0.2)
     watcher.kill()
     said.clear()
-    local_stack.state = stack.up(BASE, directory=local_stack.directory, say=said.append)
+    local_stack.state = local_stack.up(say=said.append)
     assert any(f"FAILED announced for {received['ingestion_id']}" in line for line in said), said

@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     directory = Path(tempfile.mkdtemp(prefix="triplake-screenshot-"))
     state = stack.up(base, directory=directory / "stack", say=print)
     try:
-        settings = stack.stack_settings(state.moto_endpoint, base)
+        settings = stack.settings_of(state)
         s3, sns = clients(settings, "s3", "sns")
         uploads = files_per_region(directory)
         with StatusReceiver(verify_signatures=False) as receiver:

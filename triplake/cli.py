@@ -268,6 +268,9 @@ def build_parser() -> argparse.ArgumentParser:
     stack.add_argument("action", choices=("up", "down", "status", "env"),
                        help="up | down | status | env (export lines for the stack's endpoint and names)")
     stack.add_argument("--json", action="store_true", help="status: print exactly one JSON object on stdout")
+    stack.add_argument("--aws", choices=("moto", "localstack"), default="moto",
+                       help="up: the local AWS; localstack serves S3, SQS, SNS and STS (signed SNS deliveries), moto the "
+                            "rest (`make localstack` installs it)")
     stack.add_argument("--forget", action="store_true",
                        help="down: also wipe the saved buckets, catalog and Airflow history (the next up starts empty)")
     stack.set_defaults(handler=cli_aws.stack_command)

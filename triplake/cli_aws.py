@@ -26,7 +26,7 @@ def upload(args: argparse.Namespace) -> int:
     (s3,) = clients(settings, "s3")
     key = landing_key(args.file, settings.landing_prefix)
     try:
-        uri = upload_file(s3, args.file, settings.landing_bucket, key, emulator=settings.aws_endpoint_url is not None)
+        uri = upload_file(s3, args.file, settings.landing_bucket, key, emulator=settings.endpoint_url("s3") is not None)
     except (BotoCoreError, ClientError) as problem:
         raise UsageError(f"could not upload {args.file} to s3://{settings.landing_bucket}/{key}: {problem} "
                          "(is the stack up? `triplake stack status`)") from problem
@@ -41,7 +41,7 @@ def stack_command(args: argparse.Namespace) -> int:
 
     if args.action == "up":
         try:
-            state = stack.up(get_settings(), say=lambda line: stderr.print(line))
+            state = stack.up(get_settings(), say=lambda line: stderr.print(line), aws=args.aws)
         except stack.StackError as problem:
             raise UsageError(str(problem)) from problem
         stderr.print(f"Airflow UI: {state.airflow_url}  (user {stack.AIRFLOW_USER}, password: `triplake stack status`)")
@@ -66,6 +66,9 @@ def stack_command(args: argparse.Namespace) -> int:
     airflow, moto = report["airflow"], report["moto"]
     stderr.print(f"stack: {'[green]up[/green]' if report['up'] else '[red]not fully running[/red]'} (state and logs in {report['logs']})")
     stderr.print(f"  moto server  pid {moto['pid']}  {moto['endpoint']}  {'running' if moto['running'] else 'stopped'}")
+    if localstack := report.get("localstack"):
+        stderr.print(f"  LocalStack   pid {localstack['pid']}  {localstack['endpoint']}  "
+                     f"{'running' if localstack['running'] else 'stopped'}  ({', '.join(localstack['services'])})")
     stderr.print(f"  Airflow      pid {airflow['pid']}  {airflow['url']}  {'running' if airflow['running'] else 'stopped'}"
                  f"  login {airflow['login']['user']} / {airflow['login']['password'] or '(not generated yet)'}")
     for name, value in report["resources"].items():
@@ -81,8 +84,11 @@ def watch(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     sns, sts = clients(settings, "sns", "sts")
-    # moto signs nothing (docs/architecture.md, "Facts the code relies on"): signatures are checked against AWS, and only there.
-    with StatusReceiver(verify_signatures=settings.aws_endpoint_url is None, port=args.port) as receiver:
+    # moto signs nothing (docs/architecture.md, "Facts the code relies on"): signatures are checked against AWS, and
+    # against an emulator only when its signing certificate is trusted explicitly (LocalStack signs as SNS does).
+    trusted = settings.sns_trusted_certificate_url
+    with StatusReceiver(verify_signatures=settings.endpoint_url("sns") is None or trusted is not None,
+                        trusted_certificate_url=trusted, port=args.port) as receiver:
         endpoint = args.public_url or receiver.url
         try:
             arn = topic_arn(settings, lambda: sts.get_caller_identity()["Account"])

@@ -18,8 +18,8 @@ def filesystem(lake_root: str, settings: Settings) -> tuple[pafs.FileSystem, str
     parsed = urlparse(lake_root)
     if parsed.scheme in ("s3", "s3a"):
         options = {"region": settings.aws_region}
-        if settings.aws_endpoint_url:
-            endpoint = urlparse(settings.aws_endpoint_url)
+        if endpoint_url := settings.endpoint_url("s3"):
+            endpoint = urlparse(endpoint_url)
             options |= {"endpoint_override": endpoint.netloc, "scheme": endpoint.scheme or "http"}
         if settings.aws_access_key_id and settings.aws_secret_access_key:
             options |= {"access_key": settings.aws_access_key_id, "secret_key": settings.aws_secret_access_key}

@@ -153,7 +153,20 @@ class S3LeaseStore:
         return self._conditional(self.client.put_object, Body=record.to_json().encode(), IfMatch=version)
 
     def delete(self, version: str) -> bool:
-        return self._conditional(self.client.delete_object, IfMatch=version)
+        from botocore.exceptions import ClientError
+
+        try:
+            return self._conditional(self.client.delete_object, IfMatch=version)
+        except ClientError as refused:
+            if refused.response.get("Error", {}).get("Code") != "NotImplemented":
+                raise
+        # An S3 without conditional deletes (LocalStack 4.13): mark the lease released with a conditional write,
+        # which it has; an unconditional delete could remove a lease another writer has just taken over.
+        current = self.read()
+        if current is None or current[1] != version:
+            return False
+        released_at = datetime.now(timezone.utc).isoformat()
+        return self.replace(replace(current[0], released_at=released_at, token=uuid.uuid4().hex), version)
 
 
 def lease_store(lake_root: str, settings: Settings, s3_client: Any | None = None) -> LeaseStore:
@@ -173,7 +186,9 @@ def lease_store(lake_root: str, settings: Settings, s3_client: Any | None = None
 
 
 def holder_gone(record: LeaseRecord, now: datetime | None = None) -> str | None:
-    """Why the lease's holder can no longer write (expired, or its process on this machine is gone), or None."""
+    """Why the lease's holder can no longer write (released, expired, or its process on this machine is gone)."""
+    if record.released_at:
+        return f"it released the lake at {record.released_at}"
     if record.expired(now):
         return f"its lease expired at {record.expires_at}"
     if record.pid is not None and record.host == socket.gethostname() and not alive(record.pid):
@@ -220,7 +235,7 @@ class LakeLease:
             gone = holder_gone(held)
             if held.ingestion_id == self.ingestion_id or gone:
                 if self.store.replace(record, version):
-                    if gone and held.ingestion_id != self.ingestion_id:
+                    if gone and held.ingestion_id != self.ingestion_id and not held.released_at:
                         logger.warning("took the lake over from %s: %s", held.describe(), gone)
                     return record
                 continue  # it changed in between: look again

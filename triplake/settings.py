@@ -8,13 +8,18 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LOCAL_DIR = REPO_ROOT / ".local"
+
+
+def _service_endpoint(service: str) -> Any:
+    return Field(default=None, validation_alias=AliasChoices(f"TRIPLAKE_AWS_ENDPOINT_URL_{service}",
+                                                              f"AWS_ENDPOINT_URL_{service}"))
 
 
 class Settings(BaseSettings):
@@ -92,9 +97,18 @@ class Settings(BaseSettings):
     )
     aws_endpoint_url: str | None = Field(
         default=None,
-        description="moto or LocalStack endpoint; None means real AWS",
+        description="moto or LocalStack endpoint of every service without an endpoint of its own; None means real AWS",
         validation_alias=AliasChoices("TRIPLAKE_AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL"),
     )
+    # One endpoint per service, named as the AWS SDKs name them (AWS_ENDPOINT_URL_<SERVICE>): the LocalStack stack
+    # serves S3, SQS, SNS and STS from LocalStack and Glue, Athena and EMR Serverless from moto.
+    aws_endpoint_url_s3: str | None = _service_endpoint("S3")
+    aws_endpoint_url_sqs: str | None = _service_endpoint("SQS")
+    aws_endpoint_url_sns: str | None = _service_endpoint("SNS")
+    aws_endpoint_url_sts: str | None = _service_endpoint("STS")
+    aws_endpoint_url_glue: str | None = _service_endpoint("GLUE")
+    aws_endpoint_url_athena: str | None = _service_endpoint("ATHENA")
+    aws_endpoint_url_emr_serverless: str | None = _service_endpoint("EMR_SERVERLESS")
     aws_access_key_id: str | None = Field(
         default=None,
         validation_alias=AliasChoices("TRIPLAKE_AWS_ACCESS_KEY_ID", "AWS_ACCESS_KEY_ID"),
@@ -103,6 +117,26 @@ class Settings(BaseSettings):
         default=None,
         validation_alias=AliasChoices("TRIPLAKE_AWS_SECRET_ACCESS_KEY", "AWS_SECRET_ACCESS_KEY"),
     )
+    sns_trusted_certificate_url: str | None = Field(
+        default=None,
+        description="URL prefix of the certificates `triplake watch` trusts to sign SNS messages; None: only "
+                    "https://sns.<region>.amazonaws.com/ (a test points it at LocalStack's /_aws/sns/)",
+    )
+
+    def endpoint_url(self, service: str) -> str | None:
+        """The endpoint of one service (boto3's name: s3, sqs, emr-serverless...): its own, else the shared one."""
+        own = getattr(self, f"aws_endpoint_url_{service.replace('-', '_')}", None)
+        return own or self.aws_endpoint_url
+
+    @property
+    def emulated(self) -> bool:
+        """True when any service is served by moto or LocalStack rather than AWS."""
+        return any(getattr(self, name) for name in type(self).model_fields if name.startswith("aws_endpoint_url"))
+
+
+# The services with an endpoint setting of their own, in boto3's names (s3, ..., emr-serverless).
+AWS_SERVICES = tuple(name.removeprefix("aws_endpoint_url_").replace("_", "-") for name in Settings.model_fields
+                     if name.startswith("aws_endpoint_url_"))
 
 
 @lru_cache(maxsize=1)

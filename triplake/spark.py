@@ -30,11 +30,11 @@ def s3a_conf(settings: Settings, with_credentials: bool = True) -> dict[str, str
         "spark.hadoop.fs.s3.impl": "org.apache.hadoop.fs.s3a.S3AFileSystem",
         "spark.hadoop.fs.s3a.endpoint.region": settings.aws_region,
     }
-    if settings.aws_endpoint_url:
+    if endpoint := settings.endpoint_url("s3"):
         conf |= {
-            "spark.hadoop.fs.s3a.endpoint": settings.aws_endpoint_url,
+            "spark.hadoop.fs.s3a.endpoint": endpoint,
             "spark.hadoop.fs.s3a.path.style.access": "true",
-            "spark.hadoop.fs.s3a.connection.ssl.enabled": str(settings.aws_endpoint_url.startswith("https")).lower(),
+            "spark.hadoop.fs.s3a.connection.ssl.enabled": str(endpoint.startswith("https")).lower(),
         }
     if with_credentials and settings.aws_access_key_id and settings.aws_secret_access_key:
         conf |= {

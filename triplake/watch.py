@@ -4,7 +4,9 @@
 event to the caller. Against AWS every message must carry a valid SNS signature (triplake.aws.sns_signature),
 and the subscription is confirmed by visiting its SubscribeURL once the confirmation's signature checks out.
 A moto server delivers unsigned messages synchronously and needs no confirmation (docs/architecture.md), so the
-signature check is relaxed only when the endpoint is a local emulator, never against AWS.
+signature check is relaxed only when the endpoint is a local emulator, never against AWS. LocalStack signs as SNS
+does, with a certificate it serves itself: trusting that certificate's URL (TRIPLAKE_SNS_TRUSTED_CERTIFICATE_URL)
+turns the check on against it.
 """
 
 from __future__ import annotations
@@ -30,11 +32,13 @@ class StatusReceiver:
     """Receives SNS HTTP deliveries; `events` yields each status event (the decoded Message) in arrival order."""
 
     def __init__(self, verify_signatures: bool = True, host: str = LOOPBACK, port: int = 0,
-                 certificate_of: Callable[[str], bytes] = fetch_certificate) -> None:
+                 certificate_of: Callable[[str], bytes] = fetch_certificate,
+                 trusted_certificate_url: str | None = None) -> None:
         self.events: queue.Queue[dict[str, Any]] = queue.Queue()
         self.rejected: list[str] = []
         self.verify_signatures = verify_signatures
         self._certificate_of = certificate_of
+        self._trusted_certificate_url = trusted_certificate_url
         self._server = ThreadingHTTPServer((host, port), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, name="triplake-watch", daemon=True)
 
@@ -54,7 +58,7 @@ class StatusReceiver:
     def accept(self, message: Mapping[str, Any]) -> None:
         """Handles one SNS delivery; raises ForgedMessage for anything that is not from SNS."""
         if self.verify_signatures:
-            verify(message, self._certificate_of)
+            verify(message, self._certificate_of, self._trusted_certificate_url)
         kind = message.get("Type")
         if kind == "SubscriptionConfirmation":
             with urllib.request.urlopen(str(message["SubscribeURL"]), timeout=10):  # noqa: S310 - signed by SNS

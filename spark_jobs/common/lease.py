@@ -30,6 +30,9 @@ class LeaseRecord:
     acquired_at: str  # ISO 8601, UTC
     expires_at: str  # ISO 8601, UTC
     token: str  # changes with every write: what a compare-and-swap on a file:// lease compares
+    # Set when the holder gave the lake back by marking the lease released instead of deleting it (an S3 without
+    # conditional deletes, e.g. LocalStack 4.13): the lake is free, as if there were no lease.
+    released_at: str | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -49,11 +52,14 @@ class LeaseRecord:
 def check_held(lease_text: str | None, ingestion_id: str) -> None:
     """Raises LeaseLostError unless the lease names this ingestion and has not expired.
 
-    No lease at all is accepted: a job started by hand on a lake nobody else writes (the tests, a one-off rerun).
+    No lease at all (or a released one) is accepted: a job started by hand on a lake nobody else writes (the tests, a
+    one-off rerun).
     """
     if lease_text is None:
         return
     lease = LeaseRecord.from_json(lease_text)
+    if lease.released_at:
+        return
     if lease.ingestion_id != ingestion_id:
         raise LeaseLostError(
             f"the lake is being written by {lease.describe()}, not by ingestion {ingestion_id}: this step stops "

@@ -22,4 +22,4 @@ def session(settings: Settings) -> Any:
 def clients(settings: Settings, *services: str) -> list[Any]:
     """boto3 clients of the configured region, endpoint (moto, LocalStack or AWS) and credentials."""
     configured = session(settings)
-    return [configured.client(service, endpoint_url=settings.aws_endpoint_url) for service in services]
+    return [configured.client(service, endpoint_url=settings.endpoint_url(service)) for service in services]

@@ -42,8 +42,16 @@ def canonical_string(message: Mapping[str, Any]) -> bytes:
     return "".join(f"{name}\n{message[name]}\n" for name in fields if name in message).encode()
 
 
-def check_certificate_url(url: str) -> None:
+def check_certificate_url(url: str, trusted_prefix: str | None = None) -> None:
+    """Only SNS's own certificates, or those under one prefix the user trusts (an emulator's, e.g. LocalStack's)."""
     parsed = urlparse(url)
+    if trusted_prefix is not None:
+        trusted = urlparse(trusted_prefix)
+        inside = (parsed.scheme, parsed.netloc) == (trusted.scheme, trusted.netloc) and parsed.path.startswith(
+            trusted.path) and ".." not in parsed.path
+        if not inside or not parsed.path.endswith(".pem"):
+            raise ForgedMessage(f"signing certificate {url!r} is not a .pem under the trusted {trusted_prefix!r}")
+        return
     if parsed.scheme != "https" or not SNS_CERTIFICATE_HOST.match(parsed.hostname or "") or not parsed.path.endswith(".pem"):
         raise ForgedMessage(f"signing certificate {url!r} is not an https://sns.<region>.amazonaws.com/....pem URL")
 
@@ -54,15 +62,16 @@ def fetch_certificate(url: str) -> bytes:
         return response.read()
 
 
-def verify(message: Mapping[str, Any], certificate_of: Callable[[str], bytes] = fetch_certificate) -> None:
-    """Raises ForgedMessage unless the message is signed by SNS's certificate."""
+def verify(message: Mapping[str, Any], certificate_of: Callable[[str], bytes] = fetch_certificate,
+           trusted_certificate_url: str | None = None) -> None:
+    """Raises ForgedMessage unless the message is signed by SNS's certificate (or one under the trusted prefix)."""
     for field in ("Signature", "SignatureVersion", "SigningCertURL"):
         if not message.get(field):
             raise ForgedMessage(f"unsigned message: no {field}")
     algorithm = SIGNATURE_HASHES.get(str(message["SignatureVersion"]))
     if algorithm is None:
         raise ForgedMessage(f"unknown SignatureVersion {message['SignatureVersion']!r}")
-    check_certificate_url(str(message["SigningCertURL"]))
+    check_certificate_url(str(message["SigningCertURL"]), trusted_certificate_url)
     certificate = x509.load_pem_x509_certificate(certificate_of(str(message["SigningCertURL"])))
     try:
         signature = base64.b64decode(str(message["Signature"]), validate=True)

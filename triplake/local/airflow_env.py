@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from triplake.settings import REPO_ROOT, Settings
+from triplake.settings import AWS_SERVICES, REPO_ROOT, Settings
 
 DAGS_FOLDER = REPO_ROOT / "dags"
 # airflow standalone's default spawns ~4 GiB of workers; four task slots are plenty for one pool slot of Spark.
@@ -15,9 +15,13 @@ PARALLELISM = 4
 
 def aws_connection(settings: Settings) -> str:
     """The Airflow connection (JSON form of AIRFLOW_CONN_<ID>) of the configured AWS endpoint and credentials."""
-    extra = {"region_name": settings.aws_region}
+    extra: dict = {"region_name": settings.aws_region}
     if settings.aws_endpoint_url:
         extra["endpoint_url"] = settings.aws_endpoint_url
+    # The provider's hooks take one service's own endpoint from the connection's service_config.
+    services = {service: settings.endpoint_url(service) for service in AWS_SERVICES}
+    if own := {service: {"endpoint_url": url} for service, url in services.items() if url != settings.aws_endpoint_url}:
+        extra["service_config"] = own
     connection: dict = {"conn_type": "aws", "extra": extra}
     if settings.aws_access_key_id and settings.aws_secret_access_key:
         connection |= {"login": settings.aws_access_key_id, "password": settings.aws_secret_access_key}

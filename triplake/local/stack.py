@@ -1,11 +1,14 @@
 """The local stack: a moto server as AWS, the resources Terraform would create, and `airflow standalone` running the
-DAG against them — no AWS account, no Docker. State lives in .local/stack/; every process runs in its own process
-group, and `down` stops exactly the groups `up` started (by their ids, never by name).
+DAG against them — no AWS account, no Docker. With `--aws localstack`, LocalStack serves S3, SQS, SNS and STS (it
+signs and confirms as SNS does) and moto the rest, each service through its own endpoint. State lives in
+.local/stack/; every process runs in its own process group, and `down` stops exactly the groups `up` started (by
+their ids, never by name).
 
-The moto server keeps its data in memory, so `down` saves the buckets, the Glue partitions and the landing queue's
-pending uploads under .local/stack/saved/ and `up` restores them before anything can start a run: the lake and
-Airflow's history (its SQLite database, kept under .local/stack/airflow/) stay together. `down --forget` wipes
-both. Runs that a stopped or killed stack left running are failed by the next `up`, with a FAILED status event.
+The moto server (and LocalStack, started with PERSISTENCE=0) keeps its data in memory, so `down` saves the buckets,
+the Glue partitions and the landing queue's pending uploads under .local/stack/saved/ and `up` restores them before
+anything can start a run: the lake and Airflow's history (its SQLite database, kept under .local/stack/airflow/) stay
+together. `down --forget` wipes both. Runs that a stopped or killed stack left running are failed by the next `up`,
+with a FAILED status event.
 """
 
 from __future__ import annotations
@@ -24,12 +27,12 @@ from typing import Any, Callable
 from triplake.aws import clients
 from triplake.aws.sns import publish_status
 from triplake.events import FAILED, status_event
-from triplake.local import saved_state
+from triplake.local import localstack, saved_state
 from triplake.local.airflow_env import airflow_env
 from triplake.local.bootstrap import bootstrap, connect_landing_notifications
 from triplake.local.moto_server import LOOPBACK, free_port
 from triplake.processes import alive, stop_group
-from triplake.settings import LOCAL_DIR, Settings
+from triplake.settings import AWS_SERVICES, LOCAL_DIR, Settings
 
 STACK_DIR = LOCAL_DIR / "stack"
 STATE_FILE = "state.json"
@@ -39,6 +42,7 @@ DAG_ID = "trips_ingest"
 LOCAL_CREDENTIALS = {"aws_access_key_id": "triplake-local", "aws_secret_access_key": "triplake-local"}
 LOCAL_LAKE_ROOT = "s3://triplake-lake/lake"
 AIRFLOW_USER = "admin"
+LOCAL_AWS = ("moto", "localstack")
 
 
 class StackError(RuntimeError):
@@ -50,6 +54,9 @@ class StackState:
     directory: str
     moto_pid: int
     moto_endpoint: str
+    aws: str = "moto"  # or "localstack": LocalStack serves localstack.SERVICES, moto the rest
+    localstack_pid: int | None = None
+    localstack_endpoint: str | None = None
     airflow_pid: int | None = None
     airflow_url: str | None = None
     airflow_home: str | None = None
@@ -66,17 +73,32 @@ class StackState:
 
     @property
     def pids(self) -> list[int]:
-        return [pid for pid in (self.airflow_pid, self.moto_pid) if pid]
+        return [pid for pid in (self.airflow_pid, self.localstack_pid, self.moto_pid) if pid]
+
+    @property
+    def service_endpoints(self) -> dict[str, str]:
+        """The services with an endpoint other than moto's (LocalStack's, in a LocalStack stack)."""
+        return {service: self.localstack_endpoint for service in localstack.SERVICES} if self.localstack_endpoint else {}
 
 
-def stack_settings(endpoint: str, base: Settings) -> Settings:
-    return base.model_copy(update={"aws_endpoint_url": endpoint, "lake_root": LOCAL_LAKE_ROOT, **LOCAL_CREDENTIALS})
+def stack_settings(state: StackState, base: Settings) -> Settings:
+    endpoints = {f"aws_endpoint_url_{service}": url for service, url in state.service_endpoints.items()}
+    return base.model_copy(update={"aws_endpoint_url": state.moto_endpoint, "lake_root": LOCAL_LAKE_ROOT,
+                                   **LOCAL_CREDENTIALS, **endpoints})
+
+
+def settings_of(state: StackState) -> Settings:
+    """The settings a command of `triplake stack env`'s shell has: the stack's endpoints, credentials and names."""
+    return Settings(**{name.removeprefix("TRIPLAKE_").lower(): value for name, value in state.env.items()})
 
 
 def client_env(settings: Settings, resources: dict[str, str]) -> dict[str, str]:
     """What `triplake upload/watch/sql/weekly-average` need to use the stack (`eval "$(triplake stack env)"`)."""
+    own_endpoints = {f"TRIPLAKE_AWS_ENDPOINT_URL_{service.upper().replace('-', '_')}": url for service in AWS_SERVICES
+                     if (url := getattr(settings, f"aws_endpoint_url_{service.replace('-', '_')}"))}
     return {
         "TRIPLAKE_AWS_ENDPOINT_URL": str(settings.aws_endpoint_url),
+        **own_endpoints,
         "TRIPLAKE_AWS_REGION": settings.aws_region,
         "AWS_ACCESS_KEY_ID": str(settings.aws_access_key_id),
         "AWS_SECRET_ACCESS_KEY": str(settings.aws_secret_access_key),
@@ -87,7 +109,14 @@ def client_env(settings: Settings, resources: dict[str, str]) -> dict[str, str]:
 
 
 def up(base: Settings, directory: Path = STACK_DIR, say: Callable[[str], None] = print,
-       ready_timeout: float = 240.0) -> StackState:
+       ready_timeout: float = 240.0, aws: str = "moto") -> StackState:
+    if aws not in LOCAL_AWS:
+        raise StackError(f"unknown local AWS {aws!r}: use one of {', '.join(LOCAL_AWS)}")
+    if aws == "localstack":
+        try:
+            localstack.python()
+        except localstack.LocalStackMissing as problem:
+            raise StackError(str(problem)) from problem
     existing = StackState.load(directory)
     if existing and all(alive(pid) for pid in existing.pids):
         raise StackError(f"the stack is already up (Airflow {existing.airflow_url}); `triplake stack down` first")
@@ -100,13 +129,21 @@ def up(base: Settings, directory: Path = STACK_DIR, say: Callable[[str], None] =
 
     port = free_port()
     moto = _start([sys.executable, "-m", "moto.server", "-H", LOOPBACK, "-p", str(port)], directory / "moto.log")
-    state = StackState(directory=str(directory), moto_pid=moto, moto_endpoint=f"http://{LOOPBACK}:{port}")
+    state = StackState(directory=str(directory), moto_pid=moto, moto_endpoint=f"http://{LOOPBACK}:{port}", aws=aws)
+    if aws == "localstack":  # both start side by side
+        state.localstack_pid, state.localstack_endpoint = localstack.start(directory, directory / "localstack.log")
     state.save()  # from here on, `down` can stop what runs
     try:
         _wait_for(lambda: _responds(f"{state.moto_endpoint}/moto-api/"), "the moto server", 30.0, directory / "moto.log",
-                  [moto])
-        say(f"moto server (local AWS) at {state.moto_endpoint}")
-        settings = stack_settings(state.moto_endpoint, base)
+                  state.pids)
+        if state.localstack_endpoint:
+            _wait_for(lambda: localstack.ready(str(state.localstack_endpoint)), "LocalStack", 60.0,
+                      directory / "localstack.log", state.pids)
+            say(f"LocalStack (S3, SQS, SNS, STS) at {state.localstack_endpoint}; moto server (Glue, Athena, "
+                f"EMR Serverless) at {state.moto_endpoint}")
+        else:
+            say(f"moto server (local AWS) at {state.moto_endpoint}")
+        settings = stack_settings(state, base)
         resources = bootstrap(settings, notify=False).to_dict()
         settings = settings.model_copy(update={"landing_queue_url": resources["landing_queue_url"],
                                                "status_topic_arn": resources["status_topic_arn"]})
@@ -155,23 +192,20 @@ def down(directory: Path = STACK_DIR, say: Callable[[str], None] = print, grace:
         return False
     if state.airflow_pid:
         stop_group(state.airflow_pid, grace)  # no run may write while the state is saved
-    if save and not forget and alive(state.moto_pid) and state.resources:
+    if save and not forget and all(alive(pid) for pid in state.pids if pid != state.airflow_pid) and state.resources:
         _save(directory / SAVED_DIR, state, say)
+    if state.localstack_pid:
+        stop_group(state.localstack_pid, grace)
     stop_group(state.moto_pid, grace)
     Path(directory, STATE_FILE).unlink(missing_ok=True)
-    say("stopped Airflow and the moto server")
+    say(f"stopped Airflow{', LocalStack' if state.localstack_pid else ''} and the moto server")
     if forget:
         _forget(directory, say)
     return True
 
 
-def _settings_of(state: StackState) -> Settings:
-    return Settings(aws_endpoint_url=state.moto_endpoint, aws_region=state.env.get("TRIPLAKE_AWS_REGION", "us-east-1"),
-                    **LOCAL_CREDENTIALS)
-
-
 def _save(saved: Path, state: StackState, say: Callable[[str], None]) -> None:
-    s3, glue, sqs = clients(_settings_of(state), "s3", "glue", "sqs")
+    s3, glue, sqs = clients(settings_of(state), "s3", "glue", "sqs")
     resources = state.resources
     counts = saved_state.save(saved, s3, glue, sqs, [resources["landing_bucket"], resources["lake_bucket"]],
                               resources["glue_database"], resources["landing_queue_url"])
@@ -224,7 +258,11 @@ def status(directory: Path = STACK_DIR) -> dict[str, Any]:
         return {"up": False}
     return {
         "up": all(alive(pid) for pid in state.pids),
+        "aws": state.aws,
         "moto": {"endpoint": state.moto_endpoint, "pid": state.moto_pid, "running": alive(state.moto_pid)},
+        **({"localstack": {"endpoint": state.localstack_endpoint, "pid": state.localstack_pid,
+                           "running": alive(state.localstack_pid), "services": list(localstack.SERVICES)}}
+           if state.localstack_pid else {}),
         "airflow": {"url": state.airflow_url, "pid": state.airflow_pid,
                     "running": bool(state.airflow_pid and alive(state.airflow_pid)),
                     "login": {"user": AIRFLOW_USER, "password": airflow_password(state)}},

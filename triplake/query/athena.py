@@ -33,9 +33,10 @@ class AthenaEngine:
 
         self.settings = settings
         self.session = session or aws_session(settings)
-        if settings.aws_endpoint_url:  # moto or LocalStack: awswrangler takes its endpoints from its config
-            wr.config.athena_endpoint_url = wr.config.s3_endpoint_url = settings.aws_endpoint_url
-        self.client = self.session.client("athena", endpoint_url=settings.aws_endpoint_url)
+        if settings.emulated:  # moto or LocalStack: awswrangler takes its endpoints from its config
+            wr.config.athena_endpoint_url = settings.endpoint_url("athena")
+            wr.config.s3_endpoint_url = settings.endpoint_url("s3")
+        self.client = self.session.client("athena", endpoint_url=settings.endpoint_url("athena"))
 
     def run(self, statement: Statement, values: Mapping[str, str]) -> QueryResult:
         import awswrangler as wr
