@@ -20,7 +20,7 @@ from pyspark.sql import SparkSession
 
 from spark_jobs.build_weekly import WeeklyResult, build_weekly
 from spark_jobs.common.job import JobOutcome, abort_after_failure, run_job
-from spark_jobs.common.lake import partition_path, write_report
+from spark_jobs.common.lake import partition_path, write_progress, write_report
 from spark_jobs.common.lease import LeaseLostError
 from spark_jobs.group_routes import RoutesResult, group_routes
 from spark_jobs.ingest import SUCCEEDED, IngestionResult, ingest_file
@@ -67,10 +67,14 @@ def run_ingestion(spark: SparkSession, source_uri: str, lake_root: str, ingestio
         run = IngestionRun(ingest_file(spark, source_uri, lake_root, ingestion_id))
         if run.succeeded:
             stage = "group_routes"
+            ingested = _ingest_summary(run.ingestion)
+            write_progress(spark, lake_root, ingestion_id, stage, {"ingest": ingested})
             regions = {region for region, _ in run.ingestion.partitions_written}
             run.routes = group_routes(spark, lake_root, ingestion_id,
                                       refit=regions - set(already_refitted) if refit else False)
             stage = "build_weekly"
+            write_progress(spark, lake_root, ingestion_id, stage, {"ingest": ingested,
+                                                                    "group_routes": _routes_summary(run.routes)})
             run.weekly = build_weekly(spark, lake_root, ingestion_id)
         return run
     except LeaseLostError:
@@ -80,6 +84,17 @@ def run_ingestion(spark: SparkSession, source_uri: str, lake_root: str, ingestio
         abort_after_failure(spark, lake_root, ingestion_id, stage, failure)
         detail = (str(failure).strip().splitlines() or [type(failure).__name__])[-1]
         raise StageFailed(f"{stage} failed: {detail}") from failure
+
+
+def _ingest_summary(ingestion: IngestionResult) -> dict:
+    counts = ingestion.to_dict()
+    return {name: counts[name] for name in ("rows_read", "rows_valid", "rows_rejected", "rows_written")} | {
+        "seconds": round((ingestion.finished_at - ingestion.started_at).total_seconds(), 1)}
+
+
+def _routes_summary(routes: RoutesResult) -> dict:
+    return {"trips_assigned": routes.trips_assigned, "seconds": round(routes.seconds, 1),
+            "fitted": sorted(region.region for region in routes.regions if region.refitted)}
 
 
 def _run(spark: SparkSession, args) -> JobOutcome:

@@ -22,6 +22,8 @@ TRIPLAKE = Path(sys.executable).with_name("triplake")
 # counts. The last kill comes after the commit, before the clean-up.
 KILLED_BEFORE_THE_COMMIT = ["ingest:moving", "group_routes:moved", "build_weekly:moving"]
 KILLED_AFTER_THE_COMMIT = "commit:recorded"
+# The stage a killed run's progress note names (`triplake watch --progress` reads it); none before routes.
+STAGE_AT = {"ingest:moving": [], "group_routes:moved": ["group_routes"], "build_weekly:moving": ["build_weekly"]}
 
 
 def triplake_run(lake: Path, *inputs: Path, fault_at: str | None = None, refit: bool = False,
@@ -80,6 +82,10 @@ def test_a_run_killed_at_any_publish_point_is_invisible_and_the_next_run_leaves_
         killed = triplake_run(lake, turin_file, fault_at=point, refit=True)
         assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
         assert snapshot(lake.as_uri()) == before, f"killed at {point}, readers must see the lake as it was"
+        notes = [json.loads(path.read_text()) for path in (lake / "_staging").glob("*/progress.json")]
+        assert [note["stage"] for note in notes] == STAGE_AT[point]
+        lines = len(turin_file.read_text().splitlines()) - 1
+        assert all(note["done"]["ingest"]["rows_read"] == lines for note in notes), notes
 
     # Killed after its commit: readers see the whole ingestion, the refit's old routes no longer count...
     committed = triplake_run(lake, turin_file, fault_at=KILLED_AFTER_THE_COMMIT, refit=True)

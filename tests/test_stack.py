@@ -69,10 +69,10 @@ def triplake(state: stack.StackState, *arguments: str, **options) -> subprocess.
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **options)
 
 
-def watching(state: stack.StackState, ingestions: int) -> subprocess.Popen:
+def watching(state: stack.StackState, ingestions: int, *options: str) -> subprocess.Popen:
     """`triplake watch --until-done`, once it is subscribed (it says so on stderr)."""
     watcher = triplake(state, "watch", "--until-done", "--ingestions", str(ingestions), "--json",
-                       "--timeout", str(WATCH_TIMEOUT))
+                       "--timeout", str(WATCH_TIMEOUT), *options)
     line = watcher.stderr.readline()
     assert line.startswith("watching"), line + watcher.stderr.read()
     return watcher
@@ -85,6 +85,7 @@ def upload(state: stack.StackState, path: Path) -> None:
 
 
 def events_of(watcher: subprocess.Popen) -> tuple[int, list[dict]]:
+    """The status events watch printed (and, with --progress, its progress lines: {"progress": ...})."""
     out, err = watcher.communicate(timeout=WATCH_TIMEOUT + 30)
     return watcher.returncode, [json.loads(line) for line in out.splitlines()]
 
@@ -112,14 +113,23 @@ def test_every_upload_is_answered_and_a_triplake_run_beside_the_dag_counts_every
     notes = tmp_path / "notes.txt"
     notes.write_text("not trips\n")
 
-    watcher = watching(local_stack, ingestions=4)
+    watcher = watching(local_stack, 4, "--progress")
     batch = triplake(local_stack, "run", "--json", "--input", str(batch_part))
     for path in (SAMPLE, SAMPLE, upload_part):  # the same file twice in a row: two uploads, two ingestions
         upload(local_stack, path)
     (s3,) = clients(stack.settings_of(local_stack.state), "s3")
     s3.put_object(Bucket="triplake-landing", Key="incoming/notes.txt", Body=notes.read_bytes())  # not by `upload`
-    returncode, events = events_of(watcher)
-    assert returncode == 1, events  # notes.txt failed
+    returncode, printed = events_of(watcher)
+    assert returncode == 1, printed  # notes.txt failed
+    events = [line for line in printed if "progress" not in line]
+    # Between RECEIVED and its end, each stage an ingestion was seen in, in order (polled: a short one may be missed).
+    for position, line in enumerate(printed):
+        if progress := line.get("progress"):
+            story = [(event["status"], index) for index, event in enumerate(printed)
+                     if event.get("ingestion_id") == progress["ingestion_id"]]
+            assert story[0][1] < position < story[-1][1], (progress, story)
+    shown = [line["progress"]["stage"] for line in printed if "progress" in line]
+    assert shown and set(shown) <= {"group_routes", "build_weekly"}, shown
     out, err = batch.communicate(timeout=WATCH_TIMEOUT)
     assert batch.returncode == 0, err
 

@@ -21,7 +21,7 @@ $triplake stack up
 eval "$($triplake stack env)"
 
 echo; echo "Watching the status topic; uploading two files (the DAG starts by itself):"
-$triplake watch --until-done --ingestions 2 --timeout 240 2> "$demo/watch.log" &
+$triplake watch --until-done --ingestions 2 --progress --timeout 240 2> "$demo/watch.log" &
 watcher=$!
 until grep -q "^watching" "$demo/watch.log" 2>/dev/null; do
   kill -0 "$watcher" 2>/dev/null || { cat "$demo/watch.log"; exit 1; }

@@ -283,6 +283,8 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument("--port", type=int, default=0, help="port of the endpoint on 127.0.0.1 (default: a free one)")
     watch.add_argument("--public-url", help="URL at which SNS reaches this endpoint (AWS: e.g. an HTTPS tunnel)")
     watch.add_argument("--json", action="store_true", help="print each event as one JSON line")
+    watch.add_argument("--progress", action="store_true",
+                       help="also print the stage each running ingestion is in (read from the lake, every 2 s)")
     watch.set_defaults(handler=cli_aws.watch)
     return parser
 

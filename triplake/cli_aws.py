@@ -8,7 +8,9 @@ import queue
 import time
 
 from triplake.settings import get_settings
-from triplake.terminal import UsageError, event_line, stderr
+from triplake.terminal import UsageError, event_line, progress_line, stderr
+
+PROGRESS_POLL_SECONDS = 2.0
 
 
 def upload(args: argparse.Namespace) -> int:
@@ -97,9 +99,10 @@ def watch(args: argparse.Namespace) -> int:
             raise UsageError(f"could not subscribe {endpoint} to the status topic: {problem} "
                              "(is the stack up? `triplake stack status`)") from problem
         stderr.print(f"watching {arn} at {endpoint} (Ctrl-C to stop)")
-        pending: set[str] = set()
+        pending: dict[str, str | None] = {}  # each running ingestion and the last stage shown for it
         finished: list[str] = []
         exit_code = 0
+        progress_due = time.monotonic()
         try:
             deadline = time.monotonic() + args.timeout if args.timeout else None
             while True:
@@ -107,14 +110,18 @@ def watch(args: argparse.Namespace) -> int:
                 if remaining is not None and remaining <= 0:
                     stderr.print(f"[red]no end of the ingestion within {args.timeout:.0f} s[/red]")
                     return 3
+                if args.progress and pending and time.monotonic() >= progress_due:
+                    _show_progress(settings, pending, args.json)
+                    progress_due = time.monotonic() + PROGRESS_POLL_SECONDS
                 try:
                     event = receiver.events.get(timeout=min(remaining, 1.0) if remaining is not None else 1.0)
                 except queue.Empty:
                     continue
                 print(json.dumps(event) if args.json else event_line(event), flush=True)
                 if event["status"] == RECEIVED:
-                    pending.add(event["ingestion_id"])
+                    pending[event["ingestion_id"]] = None
                 elif event["status"] in (SUCCEEDED, FAILED):
+                    pending.pop(event["ingestion_id"], None)
                     finished.append(event["ingestion_id"])
                     exit_code = max(exit_code, 1 if event["status"] == FAILED else 0)
                     if args.until_done and len(finished) >= args.ingestions:
@@ -123,3 +130,20 @@ def watch(args: argparse.Namespace) -> int:
             return exit_code
         finally:
             sns.unsubscribe(SubscriptionArn=subscription)
+
+
+def _show_progress(settings, pending: dict[str, str | None], as_json: bool) -> None:
+    """The stage each running ingestion is in, once per stage: read from its progress note in the lake (the status
+    events say RECEIVED and how it ended; this is what happens in between)."""
+    from spark_jobs.common.locations import progress_path
+    from triplake.lake_files import read_text
+
+    for ingestion_id, shown in pending.items():
+        try:
+            text = read_text(settings.lake_root, progress_path(ingestion_id), settings)
+        except OSError:  # the lake is not readable from here: the events still come
+            continue
+        progress = json.loads(text) if text else None
+        if progress and progress.get("stage") != shown:
+            pending[ingestion_id] = progress["stage"]
+            print(json.dumps({"progress": progress}) if as_json else progress_line(progress), flush=True)

@@ -36,3 +36,13 @@ def table_dataset(lake_root: str, relative: str, settings: Settings, partitioned
     if fs.get_file_info(path).type == pafs.FileType.NotFound:
         return None
     return ds.dataset(path, filesystem=fs, format="parquet", partitioning=HIVE_PARTITIONS if partitioned else None)
+
+
+def read_text(lake_root: str, relative: str, settings: Settings) -> str | None:
+    """A small file of the lake (a report, a progress note) as text, or None when it is not there."""
+    fs, root = filesystem(lake_root, settings)
+    try:
+        with fs.open_input_stream(f"{root}/{relative}") as stream:
+            return stream.read().decode()
+    except FileNotFoundError:
+        return None

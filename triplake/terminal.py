@@ -65,6 +65,24 @@ def result_table(columns: Sequence[str], rows: Sequence[Sequence[object]]) -> Ta
     return table
 
 
+STAGE_NAMES = {"group_routes": "grouping trips into routes", "build_weekly": "counting weeks, then the commit"}
+
+
+def progress_line(progress: dict) -> str:
+    """What a running ingestion has done and the stage it is in now."""
+    when = str(progress.get("since", ""))[:19].replace("T", " ")
+    done = progress.get("done", {})
+    parts = []
+    if ingest := done.get("ingest"):
+        parts.append(f"ingest done in {ingest['seconds']} s (read {ingest['rows_read']}, written "
+                     f"{ingest['rows_written']}, rejected {ingest['rows_rejected']})")
+    if routes := done.get("group_routes"):
+        fitted = f", fitted {', '.join(routes['fitted'])}" if routes["fitted"] else ""
+        parts.append(f"routes done in {routes['seconds']} s ({routes['trips_assigned']} trips{fitted})")
+    stage = STAGE_NAMES.get(progress["stage"], progress["stage"])
+    return f"{when}  {'RUNNING':<9}  {progress['ingestion_id']}  {'; '.join([*parts[-1:], stage])}"
+
+
 def event_line(event: dict) -> str:
     when = (event.get("finished_at") or event.get("started_at") or "")[:19].replace("T", " ")
     line = f"{when}  {event['status']:<9}  {event['ingestion_id']}  {event['source_uri']}"

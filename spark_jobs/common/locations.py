@@ -12,3 +12,11 @@ REJECTED_ROWS = "curated/rejected_rows"
 INGESTIONS = "curated/ingestions"
 RAW = "raw"
 STAGING = "_staging"
+# The stage an ingestion is in, for `triplake watch --progress`: in its staging directory, so it is gone once the
+# ingestion committed (or was rolled back).
+PROGRESS = "progress.json"
+
+
+def progress_path(ingestion_id: str) -> str:
+    """Where a running ingestion says which stage it is in, relative to the lake root."""
+    return f"{STAGING}/{ingestion_id}/{PROGRESS}"
