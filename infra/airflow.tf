@@ -105,7 +105,7 @@ module "mwaa" {
   subnet_ids          = var.mwaa_subnet_ids
   security_group_ids  = var.mwaa_security_group_ids
   kms_key_arn         = aws_kms_key.this.arn
-  access_logs_bucket  = aws_s3_bucket.access_logs.id
+  access_logs_bucket  = module.access_logs_bucket.id
   triplake_policy_arn = aws_iam_policy.airflow.arn
   triplake_settings   = local.triplake_settings
   force_destroy       = var.force_destroy

@@ -256,3 +256,16 @@ def test_the_glue_job_runs_the_packaged_entry_point_with_the_emr_jobs_access_and
     assert resolve(logs["resources"][0]).endswith(":log-group:/aws-glue/*")
     airflow = {unquote(statement["sid"]): statement for statement in policy_statements("airflow")}
     assert airflow["RunTheGlueJob"]["resources"] == ["${aws_glue_job.ingestion.arn}"]
+
+
+def test_every_bucket_is_the_bucket_module_and_only_the_access_log_bucket_goes_without_kms_and_logging():
+    calls = {unquote(name): body for path in tf_files() for block in parsed(path).get("module", [])
+             for name, body in block.items() if unquote(body["source"]).endswith("/bucket")}
+    assert set(calls) == {"landing_bucket", "lake_bucket", "access_logs_bucket", "dags_bucket"}
+    assert not [block for block in root_blocks("resource") if "aws_s3_bucket" in block], \
+        "no bucket written out beside the module"
+    for name, body in calls.items():
+        if name == "access_logs_bucket":  # S3 delivers access logs to SSE-S3 only; it would log into itself
+            assert "kms_key_arn" not in body and "access_logs_bucket" not in body
+        else:
+            assert body["kms_key_arn"] and body["access_logs_bucket"], name

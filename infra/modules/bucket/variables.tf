@@ -4,13 +4,15 @@ variable "name" {
 }
 
 variable "kms_key_arn" {
-  description = "KMS key of the default encryption (SSE-KMS with a bucket key)."
+  description = "KMS key of the default encryption (SSE-KMS with a bucket key); null only for the access-log bucket (SSE-S3)."
   type        = string
+  default     = null
 }
 
 variable "access_logs_bucket" {
-  description = "Bucket that receives this bucket's server access logs."
+  description = "Bucket that receives this bucket's server access logs; null only for the access-log bucket itself."
   type        = string
+  default     = null
 }
 
 variable "lifecycle_rules" {
