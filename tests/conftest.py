@@ -16,7 +16,7 @@ import pytest
 
 from triplake.local import localstack
 from triplake.local.moto_server import running_moto_server
-from triplake.settings import Settings
+from triplake.settings import Settings, endpoint_field
 
 # py4j logs at INFO when the JVM connection is closed at interpreter exit, after pytest closed its streams.
 logging.getLogger("py4j").setLevel(logging.WARNING)
@@ -63,7 +63,7 @@ def moto_endpoint() -> str:
 
 @pytest.fixture(scope="session")
 def test_settings(moto_endpoint: str, localstack_endpoint: str | None) -> Settings:
-    own_endpoints = {f"aws_endpoint_url_{service}": localstack_endpoint for service in localstack.SERVICES
+    own_endpoints = {endpoint_field(service): localstack_endpoint for service in localstack.SERVICES
                      if localstack_endpoint}
     return Settings(
         aws_endpoint_url=moto_endpoint,

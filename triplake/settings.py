@@ -17,6 +17,12 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 LOCAL_DIR = REPO_ROOT / ".local"
 
 
+def endpoint_field(service: str) -> str:
+    """The Settings field of one service's own endpoint, by boto3's name of the service (emr-serverless ->
+    aws_endpoint_url_emr_serverless); its variable is that name in upper case, with TRIPLAKE_ or without."""
+    return f"aws_endpoint_url_{service.replace('-', '_')}"
+
+
 def _service_endpoint(service: str) -> Any:
     return Field(default=None, validation_alias=AliasChoices(f"TRIPLAKE_AWS_ENDPOINT_URL_{service}",
                                                               f"AWS_ENDPOINT_URL_{service}"))
@@ -125,7 +131,7 @@ class Settings(BaseSettings):
 
     def endpoint_url(self, service: str) -> str | None:
         """The endpoint of one service (boto3's name: s3, sqs, emr-serverless...): its own, else the shared one."""
-        own = getattr(self, f"aws_endpoint_url_{service.replace('-', '_')}", None)
+        own = getattr(self, endpoint_field(service), None)
         return own or self.aws_endpoint_url
 
     @property

@@ -32,7 +32,7 @@ from triplake.local.airflow_env import airflow_env
 from triplake.local.bootstrap import bootstrap, connect_landing_notifications
 from triplake.local.moto_server import LOOPBACK, free_port
 from triplake.processes import alive, stop_group
-from triplake.settings import AWS_SERVICES, LOCAL_DIR, Settings
+from triplake.settings import AWS_SERVICES, LOCAL_DIR, Settings, endpoint_field
 
 STACK_DIR = LOCAL_DIR / "stack"
 STATE_FILE = "state.json"
@@ -82,7 +82,7 @@ class StackState:
 
 
 def stack_settings(state: StackState, base: Settings) -> Settings:
-    endpoints = {f"aws_endpoint_url_{service}": url for service, url in state.service_endpoints.items()}
+    endpoints = {endpoint_field(service): url for service, url in state.service_endpoints.items()}
     return base.model_copy(update={"aws_endpoint_url": state.moto_endpoint, "lake_root": LOCAL_LAKE_ROOT,
                                    **LOCAL_CREDENTIALS, **endpoints})
 
@@ -94,8 +94,8 @@ def settings_of(state: StackState) -> Settings:
 
 def client_env(settings: Settings, resources: dict[str, str]) -> dict[str, str]:
     """What `triplake upload/watch/sql/weekly-average` need to use the stack (`eval "$(triplake stack env)"`)."""
-    own_endpoints = {f"TRIPLAKE_AWS_ENDPOINT_URL_{service.upper().replace('-', '_')}": url for service in AWS_SERVICES
-                     if (url := getattr(settings, f"aws_endpoint_url_{service.replace('-', '_')}"))}
+    own_endpoints = {f"TRIPLAKE_{endpoint_field(service).upper()}": url for service in AWS_SERVICES
+                     if (url := getattr(settings, endpoint_field(service)))}
     return {
         "TRIPLAKE_AWS_ENDPOINT_URL": str(settings.aws_endpoint_url),
         **own_endpoints,
