@@ -174,7 +174,7 @@ def trips_ingest():
         """SUCCEEDED on SNS, once every engine sees the ingestion (committed, partitions registered)."""
         report = lake_report(ingestion["ingestion_id"], "ingest")
         event = orchestration.succeeded_event(orchestration.Ingestion.from_dict(ingestion), report,
-                                              context["dag_run"].run_id)
+                                              context["dag_run"].run_id, lake_report(ingestion["ingestion_id"], "group_routes"))
         publish(event)
         return event["counts"]
 

@@ -22,9 +22,9 @@ from pyspark.sql import functions as F
 
 from spark_jobs.common import publish, session, tables
 from spark_jobs.common.job import JobOutcome, run_job
-from spark_jobs.common.lake import Lake, partition_dir, partition_path, partition_value
+from spark_jobs.common.lake import Lake, partition_path, partition_value
 from spark_jobs.common.lakefs import LakeFs
-from spark_jobs.group_routes import load_model
+from spark_jobs.group_routes import current_weekly_trips, load_model
 
 logger = logging.getLogger(__name__)
 
@@ -106,23 +106,18 @@ def build_weekly(spark: SparkSession, lake_root: str, ingestion_id: str, commit:
 def route_summaries(spark: SparkSession, fs: LakeFs, lake: Lake, regions: list[str]) -> dict[str, list[dict]]:
     """Each region's routes under its current model with their trips in the lake (what the routes view will show
     once the ingestion commits): the model's metadata and the sum of the region's weekly counts."""
-    summaries = {}
-    for region in regions:
-        model = load_model(spark, fs, lake, region)
-        if model is None:
-            continue
-        region_dir = lake.uri(tables.WEEKLY_TRIPS, partition_dir(spark, "region", region))
-        weekly = (
-            spark.read.option("basePath", lake.uri(tables.WEEKLY_TRIPS)).parquet(region_dir)
-            .where(F.col("model_version") == model.version)
-        )
-        trips = {row["route_id"]: row["trips"] for row in trips_by_route(weekly).collect()}
-        summaries[region] = [
-            {"region": region, "route_id": route_id, "trips": int(trips.get(route_id, 0)), "model_version": model.version,
-             "typical_hour": centroid["typical_hour"]}
+    models = {region: model for region in regions if (model := load_model(spark, fs, lake, region)) is not None}
+    weekly = current_weekly_trips(spark, fs, lake, {region: model.version for region, model in models.items()})
+    trips = {} if weekly is None else {
+        (row["region"], row["route_id"]): int(row["trips"]) for row in trips_by_route(weekly).collect()}
+    return {
+        region: [
+            {"region": region, "route_id": route_id, "trips": trips.get((region, route_id), 0),
+             "model_version": model.version, "typical_hour": centroid["typical_hour"]}
             for route_id, centroid in sorted(model.centroids.items())
         ]
-    return summaries
+        for region, model in models.items()
+    }
 
 
 def _run(spark: SparkSession, args) -> JobOutcome:

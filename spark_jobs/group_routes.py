@@ -10,9 +10,11 @@ The cost grows linearly with the data: k is chosen on a small sample and the mod
 one distance per route, in Spark SQL.
 
 A region's model is saved as models/routes/region=<r>/v=<version>/route_model.json and reused: a new file's trips are assigned
-without refitting. A region is (re)fitted when it has no model yet or when asked (--refit): the fit is a new model
-version, all of the region's trips are assigned again under it, and the older version's routes stop counting when
-the ingestion commits (one unit: readers see either the old routes or the new ones, never a mix). Every trip_routes
+without refitting. A region is (re)fitted when it has no model yet, when it has grown `refit_growth` times (4x) since
+its model was trained (its trips counted from the small weekly_trips table, not by reading the region), or when
+asked (--refit): the fit is a new model version, all of the region's trips are assigned again under it, and the
+older version's routes stop counting when the ingestion commits (one unit: readers see either the old routes or
+the new ones, never a mix). Every trip_routes
 and route_models row carries its model_version. Route ids are readable and stable for the same data and seed:
 '<region>-NN', numbered by the size of the route in the fitting sample (01 = busiest).
 """
@@ -24,7 +26,6 @@ import logging
 import sys
 import time
 from collections.abc import Collection
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
 from pyspark.sql import DataFrame, Observation, SparkSession
@@ -35,14 +36,13 @@ from spark_jobs.common.job import JobOutcome, run_job
 from spark_jobs.common.lake import Lake, partition_dir, partition_value, write_single_parquet
 from spark_jobs.common.lakefs import LakeFs
 from spark_jobs.common.route_model import (
-    SPATIAL_FEATURES, RouteModel, RouteOptions, assign, fit_region,
+    SPATIAL_FEATURES, RouteModel, RouteOptions, assign, fit_regions, refit_reason,
 )
 
 logger = logging.getLogger(__name__)
 
 MODEL_METADATA = "route_model.json"
 VERSION_DIR_PREFIX = "v="
-MAX_PARALLEL_FITS = 4  # regions fitted side by side: collecting a region's sample is a Spark job
 
 
 @dataclass
@@ -51,6 +51,7 @@ class RegionRoutes:
     k: int
     silhouette: float | None
     refitted: bool
+    fit_reason: str | None  # why it was fitted for this ingestion (refit_reason), None when the model was reused
     fit_seconds: float | None
     trained_at: str
     model_version: int
@@ -60,7 +61,7 @@ class RegionRoutes:
 class RoutesResult:
     ingestion_id: str
     trips_assigned: int
-    seconds: float  # the whole step: fits (regions side by side), assignment, publishing trip_routes
+    seconds: float  # the whole step: sampling and fits, assignment, publishing trip_routes
     assign_seconds: float
     regions: list[RegionRoutes]
 
@@ -104,6 +105,36 @@ def stage_model(fs: LakeFs, publication: publish.Publication, region_dir: str, m
 
 def _read_trips(spark: SparkSession, lake: Lake, paths: list[str]) -> DataFrame:
     return spark.read.option("basePath", lake.uri(tables.TRIPS)).parquet(*paths)
+
+
+def current_weekly_trips(spark: SparkSession, fs: LakeFs, lake: Lake, versions: dict[str, int]) -> DataFrame | None:
+    """The weekly_trips rows of each region's given model version (region -> version), or None when none of the
+    regions has any. Under the lake's lease every such row is a committed ingestion's or the running ingestion's
+    own, so their sum is the region's trips in the lake: a refit writes the region's whole counts and every later
+    ingestion adds its own. One read for all the regions: a lake of 100M trips has ~200 small files per region."""
+    region_dirs = [lake.uri(tables.WEEKLY_TRIPS, partition_dir(spark, "region", region)) for region in sorted(versions)]
+    existing = [uri for uri in region_dirs if fs.exists(uri)]
+    if not existing:
+        return None
+    weekly = spark.read.option("basePath", lake.uri(tables.WEEKLY_TRIPS)).parquet(*existing)
+    current = F.lit(False)
+    for region, version in versions.items():
+        current = current | ((F.col("region") == region) & (F.col("model_version") == version))
+    return weekly.where(current)
+
+
+def region_trip_counts(spark: SparkSession, fs: LakeFs, lake: Lake, batch_files: dict[str, list[str]],
+                       models: dict[str, RouteModel]) -> dict[str, int]:
+    """The trips of each of the ingestion's regions, its own included: the ingestion's from its trips files' footers
+    (region is a partition column: no data is read), the lake's from weekly_trips under the region's current model
+    (models: the regions that have one)."""
+    batch = _read_trips(spark, lake, [path for paths in batch_files.values() for path in paths])
+    counts = {row["region"]: int(row["count"]) for row in batch.groupBy("region").count().collect()}
+    weekly = current_weekly_trips(spark, fs, lake, {region: model.version for region, model in models.items()})
+    if weekly is not None:
+        for row in weekly.groupBy("region").agg(F.sum("trips").alias("trips")).collect():
+            counts[row["region"]] += int(row["trips"])
+    return counts
 
 
 def ingestion_trip_files(spark: SparkSession, fs: LakeFs, lake: Lake, ingestion_id: str) -> dict[str, list[str]]:
@@ -170,24 +201,27 @@ def group_routes(
     batch_files = ingestion_trip_files(spark, fs, lake, ingestion_id)
 
     current: dict[str, RouteModel | None] = {region: load_model(spark, fs, lake, region) for region in sorted(batch_files)}
-    models = {
-        region: model for region, model in current.items()
-        if model is not None and not (refit is True or (not isinstance(refit, bool) and region in refit))
+    existing = {region: model for region, model in current.items() if model is not None}
+    counts = region_trip_counts(spark, fs, lake, batch_files, existing)
+    reasons = {
+        region: refit_reason(model, counts[region],
+                             refit is True or (not isinstance(refit, bool) and region in refit), options)
+        for region, model in current.items()
     }
-    refitted = sorted(set(batch_files) - set(models))
+    refitted = sorted(region for region, reason in reasons.items() if reason is not None)
+    models = {region: model for region, model in existing.items() if region not in refitted}
 
-    def fit(region: str) -> RouteModel:
-        region_trips = _read_trips(spark, lake, [lake.uri(tables.TRIPS, partition_dir(spark, "region", region))])
-        model = fit_region(region, region_trips, options)
-        model.version = (current[region].version if current[region] else 0) + 1
-        stage_model(fs, publication, partition_dir(spark, "region", region), model)
-        logger.info("%s: model v%d, k=%d (silhouette %s) fitted on %d trips in %.1f s", region, model.version, model.k,
-                    model.silhouette, model.sample_rows, model.fit_seconds)
-        return model
-
-    # Regions are fitted side by side: reading and collecting a sample is a Spark job that leaves a core idle.
-    with ThreadPoolExecutor(max_workers=max(1, min(len(refitted), MAX_PARALLEL_FITS))) as pool:
-        models.update(zip(refitted, pool.map(fit, refitted)))
+    if refitted:
+        # One Spark job samples every refitted region's trips, then each region is fitted on the driver.
+        region_trips = _read_trips(spark, lake, [lake.uri(tables.TRIPS, partition_dir(spark, "region", region))
+                                                 for region in refitted])
+        for region, model in fit_regions(region_trips, {region: counts[region] for region in refitted}, options).items():
+            model.version = (current[region].version if current[region] else 0) + 1
+            stage_model(fs, publication, partition_dir(spark, "region", region), model)
+            logger.info("%s (%s): model v%d, k=%d (silhouette %s) fitted on %d of %d trips in %.1f s", region,
+                        reasons[region], model.version, model.k, model.silhouette, model.sample_rows,
+                        model.region_trips, model.fit_seconds)
+            models[region] = model
     models = dict(sorted(models.items()))
     for region in refitted:
         if current[region] is not None:
@@ -231,6 +265,7 @@ def group_routes(
                 k=model.k,
                 silhouette=model.silhouette,
                 refitted=region in refitted,
+                fit_reason=reasons[region],
                 fit_seconds=model.fit_seconds if region in refitted else None,
                 trained_at=model.trained_at.isoformat(),
                 model_version=model.version,
@@ -247,7 +282,8 @@ def _run(spark: SparkSession, args) -> JobOutcome:
 
 def _arguments(parser) -> None:
     parser.add_argument("--ingestion-id", required=True, help="the ingestion whose trips get routes")
-    parser.add_argument("--refit", action="store_true", help="fit the regions' models again instead of reusing them")
+    parser.add_argument("--refit", action="store_true",
+                        help="fit the regions' models again now, not only when a region has grown 4x since its model")
 
 
 def main(argv: list[str] | None = None) -> int:

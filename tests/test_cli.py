@@ -26,7 +26,12 @@ def test_run_json_prints_one_object_with_reconciled_counts(spark, tmp_path, caps
     assert sample["rows_written"] == 98 and sample["already_present"] == 2
     assert bad["ingestion_id"] != sample["ingestion_id"]
     # each ingestion went on through routes and the weekly table
-    assert sample["routes"]["trips_assigned"] == 98
+    # The bad file's 2 trips gave their regions first models; the sample's 98 grow them far past 4x, so every trip
+    # of the lake gets its route from a model fitted for the sample (a refit, or a region's first model).
+    assert sample["routes"]["trips_assigned"] == bad["rows_written"] + sample["rows_written"] == 100
+    reasons = {region["region"]: region["fit_reason"] for region in sample["routes"]["regions"]}
+    assert set(reasons) == {"Hamburg", "Prague", "Turin"} and all(reasons.values()), reasons
+    assert any(reason.startswith("grew ") for reason in reasons.values()), reasons
     assert {week for _, week in sample["weekly"]["partitions_rebuilt"]} >= {"2018-05-28"}
 
 

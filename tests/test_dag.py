@@ -146,6 +146,10 @@ def test_an_uploaded_sample_goes_through_and_succeeds_with_reconciled_counts(dag
     assert counts["rows_read"] == 100 and counts["rows_written"] == 100
     assert counts["rows_read"] == counts["rows_valid"] + counts["rows_rejected"]
     assert counts["rows_valid"] == counts["duplicates_in_batch"] + counts["already_present"] + counts["rows_written"]
+    # The first file of a region fits its first model, and the event says so.
+    assert succeeded["routes"] == {region: {"model_version": 1, "fitted": "new region"}
+                                   for region in ("Hamburg", "Prague", "Turin")}
+    assert received["routes"] == {}
 
     # Each partition the jobs wrote is registered once; a Glue partition points at its directory in the lake.
     written = {key.split("/trips/", 1)[1].rsplit("/", 1)[0] for key in dag_stack.lake_keys("curated/trips/")}

@@ -9,6 +9,7 @@ import pytest
 
 from tests.conftest import MOTO_CREDENTIALS
 from triplake.aws.sns import publish_status
+from triplake.terminal import event_line
 from triplake.events import (
     FAILED,
     RECEIVED,
@@ -90,11 +91,16 @@ def test_every_upload_under_the_landing_prefix_is_returned_and_what_is_not_an_up
 
 def test_status_events_follow_the_design_and_a_failure_carries_its_error():
     counts = {"rows_read": 3, "rows_valid": 2, "rows_rejected": 1, "duplicates_in_batch": 0, "already_present": 0, "rows_written": 2}
+    routes = {"Turin": {"model_version": 2, "fitted": "grew 4.1x since v1 was trained (100 -> 410 trips)"},
+              "Prague": {"model_version": 1, "fitted": None}}
     event = status_event(ingestion_id="i-1", status=SUCCEEDED, source_uri="s3://b/incoming/a.csv", counts=counts,
-                         started_at="2026-11-25T10:00:00Z", finished_at="2026-11-25T10:00:09Z", dag_run_id="run-1")
+                         started_at="2026-11-25T10:00:00Z", finished_at="2026-11-25T10:00:09Z", dag_run_id="run-1",
+                         routes=routes)
     assert event == {"schema": STATUS_SCHEMA, "ingestion_id": "i-1", "status": "SUCCEEDED", "source_uri": "s3://b/incoming/a.csv",
                      "counts": counts, "started_at": "2026-11-25T10:00:00Z", "finished_at": "2026-11-25T10:00:09Z",
-                     "error": None, "dag_run_id": "run-1"}
+                     "error": None, "dag_run_id": "run-1", "routes": routes}
+    assert list(event["routes"]) == ["Prague", "Turin"]
+    assert event_line(event).endswith("routes fitted: Turin v2 (grew 4.1x since v1 was trained (100 -> 410 trips))")
     with pytest.raises(ValueError, match="FAILED event carries an error"):
         status_event(ingestion_id="i-1", status=FAILED, source_uri="s3://b/a.csv")
     with pytest.raises(ValueError, match="unknown status"):

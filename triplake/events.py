@@ -130,8 +130,10 @@ def status_event(
     finished_at: str | None = None,
     error: Mapping[str, str] | None = None,
     dag_run_id: str | None = None,
+    routes: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The status message (its schema: docs/architecture.md, "Status events")."""
+    """The status message (its schema: docs/architecture.md, "Status events"). routes: region -> the model
+    version its trips' routes come from and why it was fitted for this ingestion (None: reused), on SUCCEEDED."""
     if status not in STATUSES:
         raise ValueError(f"unknown status {status!r}: use one of {', '.join(STATUSES)}")
     if (status == FAILED) != (error is not None):
@@ -147,6 +149,7 @@ def status_event(
         # `task` (which step failed) is added when the orchestrator knows it; kind and message are always there.
         "error": None if error is None else {key: error[key] for key in ("kind", "message", "task") if key in error},
         "dag_run_id": dag_run_id,
+        "routes": {region: dict(model) for region, model in sorted((routes or {}).items())},
     }
 
 

@@ -207,10 +207,18 @@ def received_event(ingestion: Ingestion, dag_run_id: str | None) -> dict[str, An
                         started_at=_now(), dag_run_id=dag_run_id)
 
 
-def succeeded_event(ingestion: Ingestion, ingest_report: Mapping[str, Any], dag_run_id: str | None) -> dict[str, Any]:
+def routes_of(routes_report: Mapping[str, Any] | None) -> dict[str, dict[str, Any]]:
+    """region -> {model_version, fitted}: which model the ingestion's routes come from, and why it was fitted for
+    this ingestion ("new region", "grew 4.1x ...", "refit asked"; None when the region's model was reused)."""
+    return {region["region"]: {"model_version": int(region["model_version"]), "fitted": region.get("fit_reason")}
+            for region in (routes_report or {}).get("regions", [])}
+
+
+def succeeded_event(ingestion: Ingestion, ingest_report: Mapping[str, Any], dag_run_id: str | None,
+                    routes_report: Mapping[str, Any] | None = None) -> dict[str, Any]:
     return status_event(ingestion_id=ingestion.ingestion_id, status=SUCCEEDED, source_uri=ingestion.source_uri,
                         counts=counts_of(ingest_report), started_at=ingest_report.get("started_at"),
-                        finished_at=_now(), dag_run_id=dag_run_id)
+                        finished_at=_now(), dag_run_id=dag_run_id, routes=routes_of(routes_report))
 
 
 def failed_event(ingestion: Ingestion, task: str, failure: BaseException | str | None,

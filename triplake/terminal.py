@@ -35,7 +35,9 @@ def routes_table(result) -> Table:
     from triplake.routes_map import hour_text
 
     latest = {region.region: region for routes in result.routes.values() for region in routes.regions}
-    fitted = {region.region for routes in result.routes.values() for region in routes.regions if region.refitted}
+    # Why each region's model was last fitted in this run ("new region", "grew 4.2x ...", "refit asked").
+    fitted = {region.region: region.fit_reason for routes in result.routes.values() for region in routes.regions
+              if region.refitted}
     # The routes table as the last weekly step published it: every route with its trips in the whole lake.
     published = {region: rows for weekly in result.weekly.values() for region, rows in weekly.routes.items()}
     table = Table(title="Routes per region (trips in the whole lake)")
@@ -45,7 +47,7 @@ def routes_table(result) -> Table:
         busiest = sorted(published.get(name, []), key=lambda route: -route["trips"])[:3]
         table.add_row(
             name,
-            "fitted in this run" if name in fitted else "reused",
+            f"v{region.model_version}, " + (f"fitted: {fitted[name]}" if name in fitted else "reused"),
             str(region.k),
             "-" if region.silhouette is None else f"{region.silhouette:.2f}",
             ", ".join(f"{route['route_id']} {route['trips']:,} @ {hour_text(route['typical_hour'])}" for route in busiest),
@@ -90,6 +92,9 @@ def event_line(event: dict) -> str:
         counts = event["counts"]
         line += (f"  read {counts['rows_read']}, written {counts['rows_written']}, rejected {counts['rows_rejected']}, "
                  f"duplicates {counts['duplicates_in_batch']}, already in the lake {counts['already_present']}")
+    if fitted := {region: model for region, model in (event.get("routes") or {}).items() if model.get("fitted")}:
+        line += "  routes fitted: " + ", ".join(f"{region} v{model['model_version']} ({model['fitted']})"
+                                               for region, model in sorted(fitted.items()))
     if event.get("error"):
         error = event["error"]
         line += f"  {error['kind']} in {error.get('task', '?')}: {error['message']}"

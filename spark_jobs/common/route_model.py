@@ -28,9 +28,14 @@ class RouteOptions:
     min_k: int = 2
     max_k: int = 12  # the cap: more routes per region than an analyst can tell apart on a map
     silhouette_sample_rows: int = 5_000  # choosing k: silhouette of each candidate on this many trips
-    # The final fit sees at most this many trips of a region: with k <= 12 that is >= 16k trips per route,
-    # plenty for centroids, and the fit then costs the same at 10M trips as at 100M.
-    fit_sample_rows: int = 200_000
+    # The final fit sees at most this many trips of a region: with k <= 12 that is >= 4k trips per route, plenty
+    # for a centroid, and the fit costs the same at 10M trips as at 100M (~1 s of numpy; 200k took ~4 s for the
+    # same routes: docs/benchmarks.md, "Routes").
+    fit_sample_rows: int = 50_000
+    # A region's model is fitted again once the region holds this many times the trips it held when the model was
+    # trained: a region first seen through a handful of trips gets routes that fit its later data, and since each
+    # refit reassigns the whole region, a lake that grows steadily reassigns each trip a bounded number of times.
+    refit_growth: float = 4.0
     seed: int = 42
 
     def __post_init__(self) -> None:
@@ -38,6 +43,8 @@ class RouteOptions:
             raise ValueError("need 2 <= min_k <= max_k")
         if self.silhouette_sample_rows < 10 or self.fit_sample_rows < self.silhouette_sample_rows:
             raise ValueError("need 10 <= silhouette_sample_rows <= fit_sample_rows")
+        if not self.refit_growth > 1:
+            raise ValueError("need refit_growth > 1 (the factor a region grows by before its model is fitted again)")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -84,6 +91,7 @@ class RouteModel:
     route_ids: dict[int, str]  # cluster index -> route id
     centroids: dict[str, dict[str, float]]  # route id -> origin/destination lon/lat and typical_hour
     sample_rows: int
+    region_trips: int  # the region's trips when the model was trained (what its growth is measured against)
     seed: int
     trained_at: datetime
     fit_seconds: float
@@ -109,11 +117,9 @@ class RouteModel:
             trained_at=datetime.fromisoformat(data["trained_at"]),
             k_scores={int(k): score for k, score in data.get("k_scores", {}).items()},
             version=int(data["version"]),
+            # Models saved before region_trips was kept: the trips they were fitted on is the best lower bound.
+            region_trips=int(data.get("region_trips", data["sample_rows"])),
         )
-
-
-def _sample(trips: DataFrame, total: int, rows: int, seed: int) -> DataFrame:
-    return trips if total <= rows else trips.sample(fraction=min(1.0, 1.1 * rows / total), seed=seed).limit(rows)
 
 
 def k_candidates(rows: int, options: RouteOptions) -> list[int]:
@@ -143,8 +149,9 @@ def choose_k(points: np.ndarray, options: RouteOptions) -> tuple[int, float | No
     return best, scores[best], scores, centers[best]
 
 
-def fit_points(region: str, points: np.ndarray, options: RouteOptions) -> RouteModel:
-    """A region's model from its sample (rows of FEATURES): standardize, choose k, fit, name the routes."""
+def fit_points(region: str, points: np.ndarray, options: RouteOptions, region_trips: int | None = None) -> RouteModel:
+    """A region's model from its sample (rows of FEATURES) of its region_trips trips (default: the sample is all of
+    them): standardize, choose k, fit, name the routes."""
     started = time.perf_counter()
     if len(points) == 0:
         raise ValueError(f"region {region!r} has no trips to learn routes from")
@@ -174,6 +181,7 @@ def fit_points(region: str, points: np.ndarray, options: RouteOptions) -> RouteM
         route_ids=route_ids,
         centroids=centroids,
         sample_rows=len(points),
+        region_trips=len(points) if region_trips is None else region_trips,
         seed=options.seed,
         trained_at=datetime.now(timezone.utc),
         fit_seconds=round(time.perf_counter() - started, 3),
@@ -184,17 +192,51 @@ def fit_points(region: str, points: np.ndarray, options: RouteOptions) -> RouteM
     )
 
 
-def fit_region(region: str, trips: DataFrame, options: RouteOptions) -> RouteModel:
-    """Fits a region's route model on a bounded sample of its trips (trip columns incl. started_at), collected
-    to the driver: at most fit_sample_rows x 6 numbers."""
+def refit_reason(model: RouteModel | None, region_trips: int, asked: bool, options: RouteOptions) -> str | None:
+    """Why a region's model is fitted (again) for an ingestion, in words for its report, or None to reuse it.
+
+    region_trips: the region's trips with the ingestion's own."""
+    if model is None:
+        return "new region"
+    if asked:
+        return "refit asked"
+    if region_trips >= options.refit_growth * max(model.region_trips, 1):
+        return (f"grew {region_trips / max(model.region_trips, 1):.1f}x since v{model.version} was trained "
+                f"({model.region_trips:,} -> {region_trips:,} trips)")
+    return None
+
+
+def sample_regions(trips: DataFrame, counts: dict[str, int], options: RouteOptions) -> dict[str, np.ndarray]:
+    """A bounded random sample of each region's trips (trip columns incl. region and started_at), as rows of
+    FEATURES, in one pass over the trips for every region: at most fit_sample_rows x 6 numbers per region."""
+    fractions = {region: min(1.0, 1.1 * options.fit_sample_rows / max(total, 1)) for region, total in counts.items()}
+    rows = (
+        with_route_features(trips.where(F.col("region").isin(list(counts))))
+        .sampleBy("region", fractions, seed=options.seed)
+        .select("region", *FEATURES)
+        .collect()
+    )
+    by_region: dict[str, list] = {region: [] for region in counts}
+    for row in rows:
+        by_region[row[0]].append(row[1:])
+    return {
+        region: np.array(values[: options.fit_sample_rows], dtype=float).reshape(-1, len(FEATURES))
+        for region, values in by_region.items()
+    }
+
+
+def fit_regions(trips: DataFrame, counts: dict[str, int], options: RouteOptions) -> dict[str, RouteModel]:
+    """Fits each region's route model (counts: region -> its trips) on its bounded sample, collected to the driver
+    by one Spark job for all regions; each model's fit_seconds is that job plus its own fit."""
     started = time.perf_counter()
-    features = with_route_features(trips).select(*FEATURES)
-    total = features.count()
-    rows = _sample(features, total, options.fit_sample_rows, options.seed).collect()
-    points = np.array([[row[name] for name in FEATURES] for row in rows], dtype=float).reshape(-1, len(FEATURES))
-    model = fit_points(region, points, options)
-    model.fit_seconds = round(time.perf_counter() - started, 3)
-    return model
+    samples = sample_regions(trips, counts, options)
+    sampling = time.perf_counter() - started
+    models = {}
+    for region in sorted(samples):
+        fit_started = time.perf_counter()
+        models[region] = fit_points(region, samples[region], options, region_trips=counts[region])
+        models[region].fit_seconds = round(sampling + time.perf_counter() - fit_started, 3)
+    return models
 
 
 def nearest_cluster(model: RouteModel) -> Column:

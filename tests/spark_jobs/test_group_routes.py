@@ -6,6 +6,7 @@ import math
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
 import pytest
 from pyspark.sql import functions as F
 from sklearn.metrics import adjusted_rand_score
@@ -95,6 +96,40 @@ def test_planted_routes_are_found_with_an_adjusted_rand_index_of_at_least_0_9(sp
     assert all(region.k >= 5 and region.silhouette > 0.5 for region in result.regions)
 
 
+def test_a_region_first_seen_through_the_sample_is_refitted_when_50k_trips_arrive(spark, lake_root, tmp_path):
+    data, truth = tmp_path / "trips.csv", tmp_path / "truth.csv"
+    generate(GenerateOptions(rows=50_000, seed=12, noise_rate=0.1, routes_per_region=5), data, truth)
+    _, first = ingest_and_route(spark, SAMPLE, lake_root)
+    assert {region.fit_reason for region in first.regions} == {"new region"}
+    _, grown = ingest_and_route(spark, data, lake_root)
+
+    assert all(region.refitted and region.model_version == 2 for region in grown.regions)
+    assert all(region.fit_reason.startswith("grew ") for region in grown.regions), grown.regions
+    trips = len(trip_ids(lake_root))
+    assert grown.trips_assigned == trips  # every trip of a refitted region, the sample's too, under the new model
+    table = routes_table(lake_root)
+    assert {row["model_version"] for row in table} == {2} and sum(row["trips"] for row in table) == trips
+    # The routes are the 50k trips' routes, not the sample's: the planted routes are found again.
+    planted, found = planted_routes(data, truth), trip_routes(lake_root)
+    routed = [trip for trip, route in planted.items() if route != NOISE_ROUTE]
+    ari = adjusted_rand_score([planted[trip] for trip in routed], [found[trip] for trip in routed])
+    assert ari >= 0.9, f"ARI {ari:.3f} after the refit"
+
+
+def test_a_region_is_refitted_once_it_has_grown_by_the_stated_factor():
+    options = RouteOptions(refit_growth=4.0)
+    model = route_model.fit_points("Turin", np.array([[7.6, 45.0, 7.7, 45.1, 0.0, 1.0]] * 3 + [[7.7, 45.1, 7.6, 45.0, 1.0, 0.0]] * 3),
+                                   options, region_trips=1_000)
+    assert route_model.refit_reason(None, 10, False, options) == "new region"
+    assert route_model.refit_reason(model, 3_999, False, options) is None
+    assert route_model.refit_reason(model, 3_999, True, options) == "refit asked"
+    assert route_model.refit_reason(model, 4_000, False, options) == "grew 4.0x since v1 was trained (1,000 -> 4,000 trips)"
+    # A model saved before region_trips was kept is measured against the trips it was fitted on.
+    metadata = model.metadata()
+    del metadata["region_trips"]
+    assert route_model.RouteModel.from_metadata(metadata).region_trips == 6
+
+
 # --- behaviour -----------------------------------------------------------------------------------------
 
 def test_the_sample_file_gives_every_trip_a_route(spark, lake_root):
@@ -165,11 +200,11 @@ def test_a_region_with_fewer_trips_than_the_minimum_k_still_gets_routes(spark, l
     (region,) = result.regions
     assert region.region == "Turin" and region.k == min(trips, 2) and region.silhouette is None
     assert len(trip_routes(lake_root)) == trips
-    # the saved model assigns the next file's trips too
+    # the next file's trips get routes too: from the saved model, or from a new one once the region has grown 4x
     more = tmp_path / "more.csv"
     more.write_text("\n".join([lines[0], *[line for line in lines if line.startswith("Turin")][3:6]]) + "\n")
     _, again = ingest_and_route(spark, more, lake_root)
-    assert not again.regions[0].refitted and len(trip_routes(lake_root)) == trips + 3
+    assert again.regions[0].refitted == (trips + 3 >= 4 * trips) and len(trip_routes(lake_root)) == trips + 3
 
 
 def test_rerunning_the_routes_step_of_an_ingestion_leaves_what_one_run_leaves(spark, lake_root):
@@ -186,7 +221,7 @@ def test_rerunning_the_routes_step_of_an_ingestion_leaves_what_one_run_leaves(sp
     assert read_table(lake_root, "curated/trip_routes", partitioned=True).num_rows == 100 and trip_routes(lake_root) == once
 
 
-@pytest.mark.parametrize("bad", [dict(min_k=1), dict(min_k=5, max_k=4), dict(silhouette_sample_rows=5)])
+@pytest.mark.parametrize("bad", [dict(min_k=1), dict(min_k=5, max_k=4), dict(silhouette_sample_rows=5), dict(refit_growth=1.0)])
 def test_route_options_are_checked(bad):
     with pytest.raises(ValueError):
         RouteOptions(**bad)
