@@ -33,8 +33,9 @@ class RouteOptions:
     # same routes: docs/benchmarks.md, "Routes").
     fit_sample_rows: int = 50_000
     # A region's model is fitted again once the region holds this many times the trips it held when the model was
-    # trained: a region first seen through a handful of trips gets routes that fit its later data, and since each
-    # refit reassigns the whole region, a lake that grows steadily reassigns each trip a bounded number of times.
+    # trained: a region first seen through a handful of trips gets routes that fit its later data. Each refit
+    # reassigns the whole region, and refits come at 4x, 16x, ... its first size: over a region's growth they
+    # reassign at most 4/3 of the trips it ends with.
     refit_growth: float = 4.0
     seed: int = 42
 
