@@ -112,15 +112,15 @@ def current_weekly_trips(spark: SparkSession, fs: LakeFs, lake: Lake, versions: 
     regions has any. Under the lake's lease every such row is a committed ingestion's or the running ingestion's
     own, so their sum is the region's trips in the lake: a refit writes the region's whole counts and every later
     ingestion adds its own. One read for all the regions: a lake of 100M trips has ~200 small files per region."""
-    region_dirs = [lake.uri(tables.WEEKLY_TRIPS, partition_dir(spark, "region", region)) for region in sorted(versions)]
-    existing = [uri for uri in region_dirs if fs.exists(uri)]
-    if not existing:
+    files = [
+        entry.uri
+        for region, version in sorted(versions.items())
+        for entry in fs.glob(lake.uri(tables.WEEKLY_TRIPS, partition_dir(spark, "region", region), "week_start=*",
+                                      publish.versioned_name(version, "*", "*.parquet")))
+    ]
+    if not files:
         return None
-    weekly = spark.read.option("basePath", lake.uri(tables.WEEKLY_TRIPS)).parquet(*existing)
-    current = F.lit(False)
-    for region, version in versions.items():
-        current = current | ((F.col("region") == region) & (F.col("model_version") == version))
-    return weekly.where(current)
+    return spark.read.option("basePath", lake.uri(tables.WEEKLY_TRIPS)).parquet(*files)
 
 
 def region_trip_counts(spark: SparkSession, fs: LakeFs, lake: Lake, batch_files: dict[str, list[str]],
@@ -128,7 +128,10 @@ def region_trip_counts(spark: SparkSession, fs: LakeFs, lake: Lake, batch_files:
     """The trips of each of the ingestion's regions, its own included: the ingestion's from its trips files' footers
     (region is a partition column: no data is read), the lake's from weekly_trips under the region's current model
     (models: the regions that have one)."""
-    batch = _read_trips(spark, lake, [path for paths in batch_files.values() for path in paths])
+    paths = [path for region_paths in batch_files.values() for path in region_paths]
+    if not paths:  # the file brought no trip the lake did not hold
+        return {}
+    batch = _read_trips(spark, lake, paths)
     counts = {row["region"]: int(row["count"]) for row in batch.groupBy("region").count().collect()}
     weekly = current_weekly_trips(spark, fs, lake, {region: model.version for region, model in models.items()})
     if weekly is not None:
