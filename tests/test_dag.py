@@ -132,7 +132,6 @@ def test_the_dag_says_what_is_missing_when_the_queue_is_not_configured(dag_stack
     assert "TRIPLAKE_LANDING_QUEUE_URL is not set" in error
 
 
-@pytest.mark.event_path
 def test_an_uploaded_sample_goes_through_and_succeeds_with_reconciled_counts(dag_stack):
     source = dag_stack.put("sample.csv", SAMPLE.read_bytes())
     run = dag_stack.run({"source_uris": [source]})
@@ -165,7 +164,6 @@ def test_an_uploaded_sample_goes_through_and_succeeds_with_reconciled_counts(dag
     assert dag_stack.asset_events(run.run_id) == {"triplake_trips", "triplake_weekly_trips", "triplake_routes"}
 
 
-@pytest.mark.event_path
 def test_a_file_with_a_bad_header_fails_as_invalid_file_and_writes_no_trips(dag_stack):
     trips_before = dag_stack.lake_keys("curated/trips/")
     source = dag_stack.put("bad header.csv", b"vehicle,from,to\n1,2,3\n")

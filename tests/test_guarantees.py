@@ -107,26 +107,16 @@ def test_a_run_killed_at_any_publish_point_is_invisible_and_the_next_run_leaves_
         "the superseded model's routes are deleted once the refit committed"
 
 
-@pytest.mark.parametrize("where", ["file", "s3"])
-def test_two_runs_started_at_the_same_moment_leave_every_trip_once(where, tmp_path, moto_endpoint, test_settings):
-    header, *lines = SAMPLE.read_text().splitlines()
+# The same file twice into a file:// lake. Two writers racing on an s3:// lake (the DAG and a `triplake run` beside
+# it, overlapping files) is test_stack's every-upload test, on moto in `make test` and on LocalStack in
+# `make test-localstack`.
+def test_two_runs_started_at_the_same_moment_leave_every_trip_once(tmp_path):
     first, second = tmp_path / "first.csv", tmp_path / "second.csv"
-    if where == "file":  # the same file twice
-        first.write_text(SAMPLE.read_text())
-        second.write_text(SAMPLE.read_text())
-        lake, env, settings = (tmp_path / "lake").as_uri(), dict(os.environ), None
-    else:  # overlapping files into an s3:// lake
-        first.write_text("\n".join([header, *lines[:70]]) + "\n")
-        second.write_text("\n".join([header, *lines[40:]]) + "\n")
-        import boto3
-
-        boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1", aws_access_key_id="testing",
-                     aws_secret_access_key="testing").create_bucket(Bucket="concurrent-lake")
-        lake, settings = "s3://concurrent-lake/lake", test_settings
-        env = os.environ | {"TRIPLAKE_AWS_ENDPOINT_URL": moto_endpoint, "AWS_ACCESS_KEY_ID": "testing",
-                            "AWS_SECRET_ACCESS_KEY": "testing", "TRIPLAKE_AWS_REGION": "us-east-1"}
+    first.write_text(SAMPLE.read_text())
+    second.write_text(SAMPLE.read_text())
+    lake = (tmp_path / "lake").as_uri()
     command = [str(TRIPLAKE), "run", "--json", "--lake-root", lake, "--input"]
-    runs = [subprocess.Popen(command + [str(path)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    runs = [subprocess.Popen(command + [str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             for path in (first, second)]
     outputs = [run.communicate(timeout=900) for run in runs]
     assert [run.returncode for run in runs] == [0, 0], [err[-2000:] for _, err in outputs]
@@ -136,7 +126,7 @@ def test_two_runs_started_at_the_same_moment_leave_every_trip_once(where, tmp_pa
     assert sum(count["rows_written"] for count in counts) == 100
     assert sum(count["rows_valid"] for count in counts) == sum(count["rows_written"] + count["already_present"]
                                                                 + count["duplicates_in_batch"] for count in counts)
-    tables = snapshot(lake, settings)
+    tables = snapshot(lake)
     assert len(tables["trips"]) == len({row[0] for row in tables["trips"]}) == 100
     assert len(tables["trip_routes"]) == 100 and sum(row[-1] for row in tables["weekly_trips"]) == 100
     for region, trips in (("Prague", 34), ("Turin", 38), ("Hamburg", 28)):
