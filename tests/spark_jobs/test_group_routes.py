@@ -12,7 +12,7 @@ from pyspark.sql import functions as F
 from sklearn.metrics import adjusted_rand_score
 
 from spark_jobs import build_weekly, group_routes, ingest
-from spark_jobs.common import route_model
+from spark_jobs.common import kmeans, route_model
 from spark_jobs.common.route_model import RouteOptions
 from tests.conftest import SAMPLE, lake_rows, read_table
 from triplake.generate import NOISE_ROUTE, GenerateOptions, generate
@@ -220,3 +220,16 @@ def test_assigning_uses_the_route_ids_of_the_model(spark):
     frame = spark.createDataFrame([(0,), (2,), (1,)], "cluster int")
     mapped = route_model.assign_route_ids(frame, {0: "X-02", 1: "X-03", 2: "X-01"})
     assert [row["route_id"] for row in mapped.orderBy(F.monotonically_increasing_id()).collect()] == ["X-02", "X-01", "X-03"]
+
+
+def test_spark_assigns_each_trip_to_the_center_numpy_finds_nearest(spark):
+    rng = np.random.default_rng(3)
+    points = np.concatenate([rng.normal(center, 0.3, size=(200, 6)) for center in (0.0, 2.0, 4.0, 6.0)])
+    points[:, :4] = points[:, :4] * 0.01 + [14.4, 50.0, 14.5, 50.1]  # degrees: standardization matters
+    model = route_model.fit_points("Prague", points, RouteOptions(max_k=6))
+    frame = spark.createDataFrame([tuple(map(float, row)) for row in points], list(route_model.FEATURES))
+    in_spark = [row["cluster"] for row in frame.select(route_model.nearest_cluster(model).alias("cluster")).collect()]
+
+    scaled = (points - np.array(model.feature_means)) / np.array(model.feature_deviations)
+    in_numpy = kmeans.squared_distances(scaled, np.array(model.centers)).argmin(axis=1)
+    assert model.k >= 4 and in_spark == in_numpy.tolist()
