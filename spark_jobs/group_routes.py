@@ -6,16 +6,16 @@
 Features: origin and destination lon/lat, and the time of day as a point on a circle (sin and cos of the
 fraction of the day, so 23:50 is close to 00:10), standardized so that no feature dominates by its units.
 The cost grows linearly with the data: k is chosen on a small sample and the model is fitted on at most
-`fit_sample_rows` trips of a region, both on the driver (spark_jobs.common.kmeans), and assigning a trip is
-one distance per route, in Spark SQL.
+`fit_sample_rows` trips of a region, both on the driver (spark_jobs.common.kmeans; one Spark job samples every
+region being fitted), and assigning a trip is a linear score per route, in Spark SQL.
 
 A region's model is saved as models/routes/region=<r>/v=<version>/route_model.json and reused: a new file's trips are assigned
 without refitting. A region is (re)fitted when it has no model yet, when it has grown `refit_growth` times (4x) since
 its model was trained (its trips counted from the small weekly_trips table, not by reading the region), or when
 asked (--refit): the fit is a new model version, all of the region's trips are assigned again under it, and the
 older version's routes stop counting when the ingestion commits (one unit: readers see either the old routes or
-the new ones, never a mix). Every trip_routes
-and route_models row carries its model_version. Route ids are readable and stable for the same data and seed:
+the new ones, never a mix). Every trip_routes and route_models row carries its model_version, and the report says
+why each region was fitted (RegionRoutes.fit_reason, which the SUCCEEDED event carries). Route ids are readable and stable for the same data and seed:
 '<region>-NN', numbered by the size of the route in the fitting sample (01 = busiest).
 """
 
