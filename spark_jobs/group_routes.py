@@ -15,8 +15,9 @@ its model was trained (its trips counted from the small weekly_trips table, not 
 asked (--refit): the fit is a new model version, all of the region's trips are assigned again under it, and the
 older version's routes stop counting when the ingestion commits (one unit: readers see either the old routes or
 the new ones, never a mix). Every trip_routes and route_models row carries its model_version, and the report says
-why each region was fitted (RegionRoutes.fit_reason, which the SUCCEEDED event carries). Route ids are readable and stable for the same data and seed:
-'<region>-NN', numbered by the size of the route in the fitting sample (01 = busiest).
+why each region was fitted (RegionRoutes.fit_reason, which the SUCCEEDED event carries). Route ids are readable and
+stable for the same data and seed: '<region>-NN', numbered by the size of the route in the fitting sample (01 =
+busiest).
 """
 
 from __future__ import annotations
