@@ -201,8 +201,9 @@ def refit_reason(model: RouteModel | None, region_trips: int, asked: bool, optio
         return "new region"
     if asked:
         return "refit asked"
-    if region_trips >= options.refit_growth * max(model.region_trips, 1):
-        return (f"grew {region_trips / max(model.region_trips, 1):.1f}x since v{model.version} was trained "
+    growth = region_trips / max(model.region_trips, 1)
+    if growth >= options.refit_growth:
+        return (f"grew {growth:.1f}x since v{model.version} was trained "
                 f"({model.region_trips:,} -> {region_trips:,} trips)")
     return None
 
