@@ -144,7 +144,9 @@ def trips_ingest():
 
     # A busy lake fails the try and Airflow tries again after a pause, holding no worker slot in between (a
     # reschedule-mode sensor would do the same, but Airflow 3.3 sometimes fails those on a late executor event).
-    @task(task_id=orchestration.LEASE_TASK, retries=LEASE_TRIES, retry_delay=LEASE_POLL)
+    # Each try is a task process (~3 s of CPU): in the lake writers' pool, a waiting file does not try while another
+    # file's Spark job runs, and waiting files try one at a time, so the wait does not slow the job it waits for.
+    @task(task_id=orchestration.LEASE_TASK, retries=LEASE_TRIES, retry_delay=LEASE_POLL, pool=settings.lake_writers_pool)
     def acquire_lake_lease(ingestion: dict[str, str], **context) -> None:
         """Takes the lake's writer lease for this ingestion; while another ingestion holds it, tries again."""
         orchestration.acquire_or_wait(lake_lease(orchestration.Ingestion.from_dict(ingestion), context["dag_run"].run_id))
