@@ -26,7 +26,9 @@ from triplake.settings import Settings
 from triplake.query.local import LocalEngine
 from triplake.query.statement import Statement
 
-WATCH_TIMEOUT = 400
+# Three ingestions one after the other take 240-260 s on 2 cores against moto; on a slow day one took twice its
+# time. The timeout only bounds a failure: a passing run never waits for it.
+WATCH_TIMEOUT = 600
 
 
 BASE = Settings(spark_master="local[2]", spark_driver_memory="1g", spark_shuffle_partitions=4)
