@@ -1,26 +1,35 @@
-"""One ingestion in one Spark application: ingest -> group_routes -> build_weekly, which commits.
+"""A batch of ingestions in one Spark application: for each file in order, ingest -> group_routes -> build_weekly,
+which commits.
 
-What the DAG runs for each file (one spark-submit or one EMR Serverless job run instead of three: each costs a JVM
-start, and on EMR a job run's start-up and minimum billing), and what `triplake run` runs in-process for each
-file. The stages stay what they are: their own functions, logs and reports (`_reports/<id>/<stage>.json`), and
-their own entry points (spark_jobs/ingest.py, group_routes.py, build_weekly.py) for running one by hand.
+What the DAG runs for each batch of uploads (one spark-submit, one EMR Serverless or one Glue job run for many
+files: each costs a JVM start, and in the cloud a job run's start-up and minimum billing), and what `triplake run`
+runs in-process. Each file stays its own ingestion: its own transaction, record, rollback and outcome
+(`_reports/<id>/ingestion.json`), in the batch's order, so later files dedupe against earlier ones; a file that
+fails fails alone and the next one goes on. The stages stay what they are: their own functions, logs and reports
+(`_reports/<id>/<stage>.json`), and their own entry points (spark_jobs/ingest.py, group_routes.py,
+build_weekly.py) for running one by hand.
 
-A stage that fails rolls the ingestion back and records it FAILED (spark_jobs.common.publish), then the job fails
-with `StageFailed: <stage> failed: <error>`, so the last line of its log names the stage.
+A stage that fails rolls its ingestion back and records it FAILED (spark_jobs.common.publish); its outcome says
+`<stage> failed: <error>`. Only a writer that lost the lake's lease stops the whole batch (LeaseLostError).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from collections.abc import Collection
 from dataclasses import dataclass
+from typing import Callable, Sequence
 
 from pyspark.sql import SparkSession
 
 from spark_jobs.build_weekly import WeeklyResult, build_weekly
+from spark_jobs.common import publish
+from spark_jobs.common.ingestions import batch_path
 from spark_jobs.common.job import JobOutcome, abort_after_failure, run_job
-from spark_jobs.common.lake import partition_path, write_progress, write_report
+from spark_jobs.common.lake import Lake, partition_path, write_progress, write_report
+from spark_jobs.common.lakefs import LakeFs
 from spark_jobs.common.lease import LeaseLostError
 from spark_jobs.group_routes import RoutesResult, group_routes
 from spark_jobs.ingest import SUCCEEDED, IngestionResult, ingest_file
@@ -97,18 +106,110 @@ def _routes_summary(routes: RoutesResult) -> dict:
             "fitted": sorted(region.region for region in routes.regions if region.refitted)}
 
 
-def _run(spark: SparkSession, args) -> JobOutcome:
-    run = run_ingestion(spark, args.input, args.lake_root, args.ingestion_id, refit=args.refit)
-    reports = run.reports(spark)
+@dataclass(frozen=True)
+class PlannedFile:
+    """One file of a batch, under the ingestion id it was received as."""
+
+    ingestion_id: str
+    source_uri: str
+
+
+@dataclass
+class FileOutcome:
+    """What became of one file of a batch: its run (when it got one) or the error it failed with."""
+
+    planned: PlannedFile
+    run: IngestionRun | None = None
+    error: dict | None = None  # {"kind", "message", "task"} when it failed
+
+    @property
+    def succeeded(self) -> bool:
+        return self.error is None
+
+    def report(self) -> dict:
+        return {"ingestion_id": self.planned.ingestion_id, "source_uri": self.planned.source_uri,
+                "status": SUCCEEDED if self.succeeded else publish.FAILED, "error": self.error}
+
+
+def run_batch(spark: SparkSession, files: Sequence[PlannedFile], lake_root: str, refit: bool = False,
+              on_outcome: Callable[[FileOutcome], None] | None = None) -> list[FileOutcome]:
+    """Ingests each file in order, each its own ingestion under the writer lease that covers the batch. refit: fit
+    each region's model again once, by the first file that has it. A file already recorded (a batch run again after
+    it was interrupted) is not ingested twice: its outcome is its record. on_outcome hears each file as it ends."""
+    fs, lake = LakeFs(spark), Lake(lake_root)
+    refitted: set[str] = set()
+    outcomes = []
+    for planned in files:
+        publish.check_lease(fs, lake, planned.ingestion_id)
+        publish.recover(spark, fs, lake)  # an earlier, interrupted attempt is rolled back and recorded first
+        outcome = _recorded_outcome(spark, fs, lake, planned)
+        if outcome is None:
+            outcome = _ingest_one(spark, planned, lake_root, refit, refitted)
+        if outcome.run is not None and outcome.run.routes is not None:
+            refitted |= {region.region for region in outcome.run.routes.regions if region.refitted}
+        outcomes.append(outcome)
+        if on_outcome is not None:
+            on_outcome(outcome)
+    return outcomes
+
+
+def _ingest_one(spark: SparkSession, planned: PlannedFile, lake_root: str, refit: bool,
+                refitted: Collection[str]) -> FileOutcome:
+    try:
+        run = run_ingestion(spark, planned.source_uri, lake_root, planned.ingestion_id, refit=refit,
+                            already_refitted=refitted)
+    except StageFailed as failure:
+        return FileOutcome(planned, error={"kind": "task_failed", "message": str(failure),
+                                           "task": str(failure).split(" failed", 1)[0]})
+    return FileOutcome(planned, run, None if run.succeeded else run.ingestion.error)
+
+
+def _recorded_outcome(spark: SparkSession, fs: LakeFs, lake: Lake, planned: PlannedFile) -> FileOutcome | None:
+    committed = publish.is_committed(spark, fs, lake, planned.ingestion_id)
+    if committed is None:
+        return None
+    if committed:
+        return FileOutcome(planned)
+    record = spark.read.parquet(lake.ingestion_record(planned.ingestion_id)).first()
+    return FileOutcome(planned, error=json.loads(record["error"] or "null") or {"kind": "task_failed",
+                                                                                "message": "recorded FAILED"})
+
+
+def write_outcome(spark: SparkSession, lake_root: str, outcome: FileOutcome) -> None:
+    """Leaves a file's stage reports and its outcome (`ingestion`) in the lake, where the orchestrator reads them."""
+    reports = outcome.run.reports(spark) if outcome.run is not None else {}
     for stage, report in reports.items():
-        write_report(spark, args.lake_root, args.ingestion_id, stage, report)
-    return JobOutcome(args.ingestion_id, {"stages": list(reports), "status": run.ingestion.status},
-                      succeeded=run.succeeded)
+        write_report(spark, lake_root, outcome.planned.ingestion_id, stage, report)
+    write_report(spark, lake_root, outcome.planned.ingestion_id, "ingestion",
+                 outcome.report() | {"stages": list(reports)})
+
+
+def read_batch(spark: SparkSession, lake_root: str, batch_id: str) -> list[PlannedFile]:
+    """The files of a batch, as the orchestrator planned them (`_batches/<id>.json`)."""
+    batch = json.loads(LakeFs(spark).read_text(Lake(lake_root).uri(batch_path(batch_id))))
+    return [PlannedFile(item["ingestion_id"], item["source_uri"]) for item in batch["ingestions"]]
+
+
+def _run(spark: SparkSession, args) -> JobOutcome:
+    if args.batch_id:
+        files = read_batch(spark, args.lake_root, args.batch_id)
+    elif args.input and args.ingestion_id:
+        files = [PlannedFile(args.ingestion_id, args.input)]
+    else:
+        raise SystemExit("give --batch-id, or --input with --ingestion-id")
+    outcomes = run_batch(spark, files, args.lake_root, refit=args.refit,
+                         on_outcome=lambda outcome: write_outcome(spark, args.lake_root, outcome))
+    if args.batch_id:  # the batch went through every file: each file's outcome is in its own report
+        return JobOutcome(args.batch_id, {"ingestions": [outcome.report() for outcome in outcomes]})
+    (outcome,) = outcomes
+    return JobOutcome(args.ingestion_id, outcome.report() | {"stages": list(outcome.run.reports(spark)) if outcome.run else []},
+                      succeeded=outcome.succeeded)
 
 
 def _arguments(parser) -> None:
-    parser.add_argument("--input", required=True, help="URI of the CSV or CSV.gz file (file://, s3://)")
-    parser.add_argument("--ingestion-id", required=True, help="the ingestion's id (the DAG plans it)")
+    parser.add_argument("--batch-id", help="the batch of files to ingest, as the DAG planned it (_batches/<id>.json)")
+    parser.add_argument("--input", help="URI of one CSV or CSV.gz file (file://, s3://), instead of a batch")
+    parser.add_argument("--ingestion-id", help="that file's ingestion id")
     parser.add_argument("--refit", action="store_true", help="fit the regions' models again instead of reusing them")
 
 

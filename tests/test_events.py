@@ -33,10 +33,25 @@ def body(*records: dict) -> str:
     return json.dumps({"Records": list(records)})
 
 
+# The records as each S3 sends them (captured from LocalStack 4.13.1 and moto 5.2.5, trimmed to what matters): two
+# uploads of one key 9 ms apart, and, from moto, a multipart upload.
+def localstack_record(event_time: str, request_id: str) -> dict:
+    return {"eventVersion": "2.1", "eventSource": "aws:s3", "eventTime": event_time, "eventName": "ObjectCreated:Put",
+            "responseElements": {"x-amz-request-id": request_id, "x-amz-id-2": "eftixk72aD6Ap51TnqcoF8eFidJG9Z/2"},
+            "s3": {"bucket": {"name": "land"}, "object": {"key": "incoming/a%20b.csv", "sequencer": "0055AED6DCD90281E5",
+                                                          "eTag": "043212bb9834e334677e9c9659294bd4", "size": 4}}}
+
+
+def moto_record(event_time: str, event_name: str = "ObjectCreated:Put", key: str = "incoming%2Fa+b.csv",
+                e_tag: str = "043212bb9834e334677e9c9659294bd4") -> dict:
+    return {"eventVersion": "2.1", "eventSource": "aws:s3", "eventTime": event_time, "eventName": event_name,
+            "s3": {"bucket": {"name": "land"}, "object": {"key": key, "size": 4, "eTag": e_tag}}}
+
+
 def test_the_test_event_is_skipped_and_url_encoded_keys_are_decoded():
     test_event = json.dumps({"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": "triplake-landing"})
     files, skipped = uploaded_files([test_event, body(record("incoming/May+2018/trips%20%281%29.csv"))], LANDING)
-    assert files == [UploadedFile("triplake-landing", "incoming/May 2018/trips (1).csv", "01")]
+    assert [(file.bucket, file.key) for file in files] == [("triplake-landing", "incoming/May 2018/trips (1).csv")]
     assert files[0].uri == "s3://triplake-landing/incoming/May 2018/trips (1).csv"
     assert [skip.reason for skip in skipped] == ["s3:TestEvent sent when the notification was configured"]
 
@@ -46,16 +61,42 @@ def test_several_records_in_several_messages_each_upload_once_in_order():
               body(record("incoming/c.CSV"), record("incoming/a.csv"), record("incoming/a.csv", sequencer="02"))]
     files, skipped = uploaded_files(bodies, LANDING)
     # a.csv's record delivered twice is one upload; a.csv uploaded again (a new sequencer) is another
-    assert [(file.key, file.version) for file in files] == [
-        ("incoming/a.csv", "01"), ("incoming/b.csv.gz", "01"), ("incoming/c.CSV", "01"), ("incoming/a.csv", "02")]
+    assert [file.key for file in files] == ["incoming/a.csv", "incoming/b.csv.gz", "incoming/c.CSV", "incoming/a.csv"]
+    assert len({file.upload_id for file in files}) == 4 and files[0].size == 10
     assert skipped == []
 
 
-def test_without_a_sequencer_an_upload_is_told_apart_by_its_time_and_etag():
-    first = {"eventName": "ObjectCreated:Put", "eventTime": "2026-12-01T10:00:00.001Z",
-             "s3": {"bucket": {"name": "b"}, "object": {"key": "incoming/a.csv", "eTag": "e1"}}}
-    second = first | {"eventTime": "2026-12-01T10:00:00.420Z"}
-    files, _ = uploaded_files([body(first, first, second)], LANDING)
+@pytest.mark.parametrize("together", [True, False], ids=["one poll", "two polls"])
+def test_localstack_two_uploads_of_one_key_with_one_sequencer_are_two_and_a_redelivery_is_one(together):
+    first = localstack_record("2026-12-04T15:07:41.523Z", "1d02fffd")
+    second = localstack_record("2026-12-04T15:07:41.532Z", "f473dcd3")
+    polls = [[body(first), body(second), body(first)]] if together else [[body(first)], [body(second), body(first)]]
+    ids = [file.upload_id for poll in polls for file in uploaded_files(poll, LANDING)[0]]
+    assert len(set(ids)) == 2, "two uploads, each once however its message came"
+    (again,) = uploaded_files([body(second)], LANDING)[0]
+    assert again.upload_id == ids[1] and again.key == "incoming/a b.csv" and again.event_time.endswith("41.532Z")
+
+
+def test_moto_uploads_differ_by_their_time_and_a_multipart_upload_announced_twice_is_one():
+    plain = [moto_record("2026-12-04T15:07:32.607Z"), moto_record("2026-12-04T15:07:32.613Z")]
+    multipart_tag = "5bc1ae1e83c198879f015c121516613a-1"
+    multipart = [moto_record("2026-12-04T15:07:32.711Z", key="incoming%2Fbig.csv", e_tag=multipart_tag),
+                 moto_record("2026-12-04T15:07:32.712Z", "ObjectCreated:CompleteMultipartUpload", "incoming%2Fbig.csv",
+                             multipart_tag)]
+    files, _ = uploaded_files([body(*plain), body(multipart[0]), body(multipart[1])], LANDING)
+    assert [file.key for file in files] == ["incoming/a b.csv", "incoming/a b.csv", "incoming/big.csv"]
+    (later,) = uploaded_files([body(multipart[1])], LANDING)[0]  # the second announcement, in another run
+    assert later.upload_id == files[2].upload_id
+
+
+def test_aws_uploads_are_told_apart_by_their_sequencer_and_one_delivered_twice_is_one():
+    def aws(sequencer: str) -> dict:
+        return {"eventTime": "2026-12-01T10:00:00.001Z", "eventName": "ObjectCreated:CompleteMultipartUpload",
+                "responseElements": {"x-amz-request-id": "C3D13FE58DE4C810"},
+                "s3": {"bucket": {"name": "b"}, "object": {"key": "incoming/a.csv", "eTag": "e1-2", "sequencer": sequencer}}}
+
+    files, _ = uploaded_files([body(aws("0A1B2C3D4E5F678901"), aws("0A1B2C3D4E5F678902")), body(aws("0A1B2C3D4E5F678901"))],
+                              LANDING)
     assert len(files) == 2
 
 

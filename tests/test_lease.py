@@ -16,7 +16,8 @@ from botocore.exceptions import ClientError
 
 from spark_jobs.common.lease import LeaseLostError, LeaseRecord, check_held
 from tests.conftest import MOTO_CREDENTIALS
-from triplake.lease import FileLeaseStore, LakeBusyError, LakeLease, S3LeaseStore, lease_store
+from triplake.lake_objects import FileObjects, S3Objects
+from triplake.lease import LakeBusyError, LakeLease, lease_objects
 from triplake.settings import Settings
 
 
@@ -40,28 +41,33 @@ class WithoutConditionalDeletes:
 def store_factory(request, tmp_path, moto_endpoint):
     """Makes stores that all point at the same lease, as two writers on two machines would."""
     if request.param == "file":
-        return lambda: FileLeaseStore(tmp_path / "lake" / "_lease.json")
+        return lambda: FileObjects(tmp_path / "lake")
     s3 = boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1", **MOTO_CREDENTIALS)
     bucket = f"lease-{uuid.uuid4().hex[:12]}"
     s3.create_bucket(Bucket=bucket)
     if request.param == "s3 without conditional deletes":
         s3 = WithoutConditionalDeletes(s3)
-    return lambda: S3LeaseStore(s3, bucket, "lake/_lease.json")
+    return lambda: S3Objects(s3, bucket, "lake")
 
 
-def lease(store_factory, ingestion_id: str, seconds: float = 60.0, pid: int | None = None) -> LakeLease:
-    return LakeLease(store_factory(), ingestion_id, owner=f"test writer {ingestion_id}", seconds=seconds, pid=pid)
+def lease(store_factory, writer: str, seconds: float = 60.0, pid: int | None = None) -> LakeLease:
+    return LakeLease(store_factory(), writer, [f"{writer}-1", f"{writer}-2"], owner=f"test writer {writer}",
+                     seconds=seconds, pid=pid)
+
+
+def holder(store_factory) -> str:
+    return lease(store_factory, "reader").read()[0].writer
 
 
 def test_one_writer_at_a_time_and_a_busy_lake_names_its_holder(store_factory):
     first, second = lease(store_factory, "first"), lease(store_factory, "second")
     first.acquire(wait_seconds=0)
-    with pytest.raises(LakeBusyError, match="being written by ingestion first \\(test writer first\\)") as busy:
+    with pytest.raises(LakeBusyError, match="being written by first \\(test writer first\\)") as busy:
         second.acquire(wait_seconds=0)
-    assert busy.value.holder.ingestion_id == "first"
+    assert busy.value.holder.writer == "first"
     first.release()
     second.acquire(wait_seconds=0)
-    assert store_factory().read()[0].ingestion_id == "second"
+    assert holder(store_factory) == "second"
 
 
 def test_a_waiting_writer_gets_the_lake_when_it_is_released_and_hears_who_held_it(store_factory):
@@ -72,7 +78,7 @@ def test_a_waiting_writer_gets_the_lake_when_it_is_released_and_hears_who_held_i
     started = time.monotonic()
     second.acquire(wait_seconds=20, on_wait=heard.append)
     assert 1.0 < time.monotonic() - started < 10
-    assert [holder.ingestion_id for holder in heard] == ["first"]  # said once, not at every poll
+    assert [held.writer for held in heard] == ["first"]  # said once, not at every poll
 
 
 def test_only_one_of_many_simultaneous_writers_wins(store_factory):
@@ -93,7 +99,7 @@ def test_only_one_of_many_simultaneous_writers_wins(store_factory):
     for thread in threads:
         thread.join()
     assert len(winners) == 1
-    assert store_factory().read()[0].ingestion_id == f"writer-{winners[0]}"
+    assert holder(store_factory) == f"writer-{winners[0]}"
 
 
 def test_an_expired_lease_is_taken_over_and_its_old_holder_cannot_renew_it(store_factory):
@@ -101,10 +107,10 @@ def test_an_expired_lease_is_taken_over_and_its_old_holder_cannot_renew_it(store
     silent.acquire(wait_seconds=0)
     time.sleep(0.8)
     lease(store_factory, "next").acquire(wait_seconds=0)
-    with pytest.raises(LeaseLostError, match="now held by ingestion next"):
+    with pytest.raises(LeaseLostError, match="now held by next"):
         silent.renew()
     silent.release()  # not its lease any more: nothing happens
-    assert store_factory().read()[0].ingestion_id == "next"
+    assert holder(store_factory) == "next"
 
 
 def test_a_lease_kept_alive_outlives_its_first_expiry(store_factory):
@@ -122,41 +128,45 @@ def test_a_lease_whose_process_on_this_machine_is_gone_is_taken_at_once(store_fa
     dead_pid = int(finished.stdout)
     lease(store_factory, "crashed", seconds=3600, pid=dead_pid).acquire(wait_seconds=0)
     lease(store_factory, "next").acquire(wait_seconds=0)
-    assert store_factory().read()[0].ingestion_id == "next"
+    assert holder(store_factory) == "next"
 
 
 def test_the_jobs_fence_refuses_another_holder_and_an_expired_lease():
-    record = LeaseRecord("holder", "test", "host", None, "2026-01-01T00:00:00+00:00", "2999-01-01T00:00:00+00:00", "t")
+    record = LeaseRecord("batch-7", ("first", "second"), "test", "host", None, "2026-01-01T00:00:00+00:00",
+                         "2999-01-01T00:00:00+00:00", "t")
     check_held(None, "anyone")  # no lease at all: a job run by hand on a lake nobody else writes
-    check_held(record.to_json(), "holder")
-    with pytest.raises(LeaseLostError, match="being written by ingestion holder"):
+    check_held(record.to_json(), "first")
+    check_held(record.to_json(), "second")  # every ingestion of the writer's batch may publish
+    with pytest.raises(LeaseLostError, match="being written by batch-7"):
         check_held(record.to_json(), "intruder")
     expired = json.loads(record.to_json()) | {"expires_at": "2000-01-01T00:00:00+00:00"}
-    with pytest.raises(LeaseLostError, match="expired"):
-        check_held(json.dumps(expired), "holder")
+    with pytest.raises(LeaseLostError, match="lease of batch-7 expired"):
+        check_held(json.dumps(expired), "first")
 
 
 def test_the_store_follows_the_lake_root(tmp_path):
-    assert isinstance(lease_store(tmp_path.as_uri(), Settings()), FileLeaseStore)
-    store = lease_store("s3://bucket/some/prefix", Settings(), s3_client=object())
-    assert isinstance(store, S3LeaseStore) and (store.bucket, store.key) == ("bucket", "some/prefix/_lease.json")
+    assert isinstance(lease_objects(tmp_path.as_uri(), Settings()), FileObjects)
+    store = lease_objects("s3://bucket/some/prefix", Settings(), s3_client=object())
+    assert isinstance(store, S3Objects) and store.location("_lease.json") == "s3://bucket/some/prefix/_lease.json"
     with pytest.raises(ValueError, match="unsupported lake root"):
-        lease_store("gs://bucket/lake", Settings())
+        lease_objects("gs://bucket/lake", Settings())
 
 
 def test_where_s3_cannot_delete_conditionally_a_release_marks_the_lease_released_and_frees_the_lake(
         moto_endpoint, caplog):
     s3 = boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1", **MOTO_CREDENTIALS)
     s3.create_bucket(Bucket=(bucket := f"lease-{uuid.uuid4().hex[:12]}"))
-    store = S3LeaseStore(WithoutConditionalDeletes(s3), bucket, "lake/_lease.json")
-    first = LakeLease(store, "first", owner="test", seconds=60.0)
+    store = S3Objects(WithoutConditionalDeletes(s3), bucket, "lake")
+    first = LakeLease(store, "first", ["first"], owner="test", seconds=60.0)
     first.acquire(wait_seconds=0)
     first.release()
-    released, _ = store.read()
-    assert released.ingestion_id == "first" and released.released_at, "kept, marked released"
+    released, _ = first.read()
+    assert released.writer == "first" and released.released_at, "kept, marked released"
     check_held(released.to_json(), "a job started by hand")  # a released lease holds nothing, like no lease
+    with pytest.raises(LeaseLostError, match="first lost the lake's lease"):
+        first.renew()  # given back: it cannot be renewed into being held again
     with caplog.at_level("WARNING", logger="triplake.lease"):
-        LakeLease(store, "second", owner="test", seconds=60.0).acquire(wait_seconds=0)
-    assert store.read()[0].ingestion_id == "second" and store.read()[0].released_at is None
+        LakeLease(store, "second", ["second"], owner="test", seconds=60.0).acquire(wait_seconds=0)
+    assert first.read()[0].writer == "second" and first.read()[0].released_at is None
     assert not [record for record in caplog.records if "took the lake over" in record.getMessage()], \
         "a released lake is not a takeover"

@@ -5,13 +5,15 @@ notification is configured is an `s3:TestEvent` without records, object keys arr
 message may carry several records. The landing notification covers every object created under the landing
 prefix; `is_ingestible` is the one rule for what starts an ingestion (`triplake upload`, the DAG, the local
 stack and Terraform all use it), and every other upload is answered with FAILED `unsupported_file`. Each upload is
-one ingestion, told apart by its version (S3's sequencer or version id), not by its key alone: the same file
-uploaded twice is two ingestions. What is not an upload (test events, other prefixes, deletions) is skipped
-with a reason, never failing the run for the files that are fine.
+one ingestion, told apart by everything S3 says of that one upload, not by its key alone: the same file uploaded
+twice is two ingestions, and one event delivered twice is one (`UploadedFile.upload_id`). What is not an upload
+(test events, other prefixes, deletions) is skipped with a reason, never failing the run for the files that are
+fine.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from dataclasses import dataclass
@@ -41,11 +43,18 @@ def unsupported_file_message(name: str) -> str:
 class UploadedFile:
     bucket: str
     key: str
-    version: str = ""  # which upload of the key: S3's sequencer or version id, else its event time and ETag
+    version: str = ""  # which upload of the key: upload_version() of its record
+    size: int | None = None  # bytes, as the event says
+    event_time: str = ""  # when S3 took the upload (ISO 8601): uploads are ingested in this order
 
     @property
     def uri(self) -> str:
         return f"s3://{self.bucket}/{self.key}"
+
+    @property
+    def upload_id(self) -> str:
+        """The upload's name, the same however often and in however many runs its event is delivered."""
+        return hashlib.sha256(f"{self.bucket}\0{self.key}\0{self.version}".encode()).hexdigest()[:32]
 
     @property
     def ingestible(self) -> bool:
@@ -61,7 +70,7 @@ class Skipped:
 def uploaded_files(bodies: Iterable[str | Mapping[str, Any]], landing_prefix: str) -> tuple[list[UploadedFile], list[Skipped]]:
     """Every upload under the landing prefix named by S3 notification bodies (in order, each upload once even when
     SQS delivers its message twice), ingestible or not, and what was skipped and why."""
-    files: dict[UploadedFile, None] = {}
+    files: dict[str, UploadedFile] = {}
     skipped: list[Skipped] = []
     for body in bodies:
         try:
@@ -82,12 +91,12 @@ def uploaded_files(bodies: Iterable[str | Mapping[str, Any]], landing_prefix: st
         for record in records:
             uploaded, reason = _uploaded_file(record, landing_prefix)
             if uploaded is not None:
-                files.setdefault(uploaded)
+                files.setdefault(uploaded.upload_id, uploaded)
             else:
                 skipped.append(Skipped(_describe(record), reason))
     for skip in skipped:
         logger.info("skipped %s: %s", skip.what, skip.reason)
-    return list(files), skipped
+    return list(files.values()), skipped
 
 
 def _uploaded_file(record: Any, landing_prefix: str) -> tuple[UploadedFile | None, str]:
@@ -104,8 +113,30 @@ def _uploaded_file(record: Any, landing_prefix: str) -> tuple[UploadedFile | Non
         return None, f"outside the landing prefix {landing_prefix!r}"
     if key.endswith("/"):
         return None, "a folder marker, not a file"
-    version = uploaded.get("sequencer") or uploaded.get("versionId") or f"{record.get('eventTime')}/{uploaded.get('eTag')}"
-    return UploadedFile(bucket, key, str(version)), ""
+    size = uploaded.get("size")
+    return UploadedFile(bucket, key, upload_version(record), int(size) if isinstance(size, int) else None,
+                        str(record.get("eventTime") or "")), ""
+
+
+def upload_version(record: Mapping[str, Any]) -> str:
+    """Which upload of a key a record announces: what S3 says of that one upload, since no one field is enough.
+
+    - AWS gives every upload of a key a new, increasing `sequencer` (and a `versionId` in a versioned bucket), and
+      every request its own `x-amz-request-id`;
+    - LocalStack 4.13 stamps every event with the same sequencer (0055AED6DCD90281E5); its request id and its
+      `eventTime` (milliseconds) tell two uploads of one key apart;
+    - moto has neither, so its uploads differ by their eventTime alone, and it announces a multipart upload twice
+      (ObjectCreated:Put, then :CompleteMultipartUpload a millisecond later) with one multipart eTag (`<md5>-<parts>`):
+      there the eventTime is left out, and the two announcements are one upload.
+    A message SQS delivers again repeats every field: one upload."""
+    uploaded = record["s3"]["object"]
+    request_id = (record.get("responseElements") or {}).get("x-amz-request-id")
+    e_tag = str(uploaded.get("eTag") or "")
+    parts = [uploaded.get("versionId"), uploaded.get("sequencer"), request_id, e_tag]
+    announced_twice = not uploaded.get("sequencer") and not request_id and "-" in e_tag
+    if not announced_twice:
+        parts.append(record.get("eventTime"))
+    return "/".join(str(part or "") for part in parts)
 
 
 def _describe(record: Any) -> str:

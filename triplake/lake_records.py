@@ -1,6 +1,7 @@
 """Ingestion records written from Python, for attempts that never reach a Spark job: an upload that is not a file
-triplake ingests, or one that waited for a busy lake until it gave up. Every attempt then has its `ingestions` row,
-so `ingestion_reconciliation` shows these failures too.
+triplake ingests, or one whose batch failed before it was reached (a busy lake, a job that stopped). Every attempt
+then has its `ingestions` row, so `ingestion_reconciliation` shows these failures too. A record is read back by
+the announcement of a file whose batch stopped before its outcome was reported.
 
 The row has the types the jobs give it (spark_jobs.common.tables.INGESTIONS_SCHEMA, sql/ddl/ingestions.sql) and
 is written as one new file, curated/ingestions/<ingestion_id>.parquet: a single PUT on S3, so a reader sees all of
@@ -44,3 +45,14 @@ def write_failed_record(lake_root: str, settings: Settings, ingestion_id: str, s
     with fs.open_output_stream(path) as sink:
         pq.write_table(pa.Table.from_pylist([row], INGESTIONS_ARROW_SCHEMA), sink, compression="zstd")
     return path
+
+
+def read_record(lake_root: str, settings: Settings, ingestion_id: str) -> dict[str, Any] | None:
+    """An ingestion's row of `ingestions` (its record file), or None when it has none."""
+    fs, root = filesystem(lake_root, settings)
+    try:
+        with fs.open_input_file(f"{root}/{tables.INGESTIONS}/{ingestion_id}.parquet") as source:
+            (row,) = pq.read_table(source).to_pylist()
+    except FileNotFoundError:
+        return None
+    return row

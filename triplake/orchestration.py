@@ -1,54 +1,62 @@
-"""What the trips_ingest DAG does, as plain functions of Settings and injected AWS clients: the DAG only wires them.
+"""What the two DAGs do, as plain functions of Settings and injected AWS clients: the DAGs only wire them.
 
-One DAG run takes every file named by its triggering asset events (each event holds a batch of SQS messages, each
-message a batch of S3 records) or, for a run started by hand, by `source_uris` in its conf. Each file becomes one
-ingestion: RECEIVED -> the lake's writer lease -> ingest -> group_routes -> build_weekly (which commits) -> lease
-released -> Glue partitions -> SUCCEEDED, or FAILED at the step that failed. The Spark jobs leave their results as
-JSON reports in the lake (`_reports/<ingestion>/<job>.json`), so the DAG reads the same thing whether a job ran in a
-local spark-submit, on EMR Serverless or on Glue.
+trips_receive answers every upload at once: each file named by its run's asset events (each event holds a batch of
+SQS messages, each message a batch of S3 records) or, for a run started by hand, by `source_uris` in its conf, gets
+its receipt and RECEIVED, then waits in the lake's inbox (triplake.inbox); an upload that is not a .csv or .csv.gz
+is answered FAILED at once. trips_ingest, one run at a time, takes the inbox in order and in bounded batches: each
+batch is one Spark application under the lake's writer lease (spark_jobs.ingestion: each file its own ingestion),
+then Glue partitions, then each file's SUCCEEDED or FAILED. The Spark jobs leave their results as JSON reports in the
+lake (`_reports/<ingestion>/<job>.json`), so the DAG reads the same thing whether a batch ran in a local
+spark-submit, on EMR Serverless or on Glue.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-from dataclasses import asdict, dataclass
+import os
+from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping, Sequence
 from urllib.parse import urlparse
 
 from spark_jobs.common import locations
-from spark_jobs.common.ingestions import COUNT_FIELDS, JIT_OPTIONS, new_ingestion_id, report_path
+from spark_jobs.common.ingestions import COUNT_FIELDS, JIT_OPTIONS
+from triplake import inbox
+from triplake.cloud_runs import EmrServerlessRuns, GlueRuns, JobRuns
 from triplake.events import (
     FAILED,
     RECEIVED,
     SUCCEEDED,
     UNSUPPORTED_FILE,
     Skipped,
-    is_ingestible,
+    UploadedFile,
     status_event,
     unsupported_file_message,
     uploaded_files,
 )
+from triplake.inbox import Receipt
+from triplake.lake_objects import LakeObjects
 from triplake.lease import LakeBusyError, LakeLease
 from triplake.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-# The entry points of spark_jobs/: the DAG runs INGESTION_JOB (all stages of one file in one Spark application);
-# the stage jobs run one stage each, for a rerun by hand.
+# The entry points of spark_jobs/: the DAG runs INGESTION_JOB (every stage of every file of a batch in one Spark
+# application); the stage jobs run one stage of one file each, for a rerun by hand.
 INGESTION_JOB = "ingestion"
 SPARK_JOBS = (INGESTION_JOB, "ingest", "group_routes", "build_weekly")
+RECEIVE_TASK = "receive_uploads"
+PLAN_TASK = "plan_batches"
 SPARK_TASK = "spark_ingestion"
-LEASE_TASK = "acquire_lake_lease"
-PLAN_TASK = "plan_ingestions"
 PACKAGE_ZIP = "spark_jobs.zip"
 # EMR Serverless and Glue take the JVM options as Spark settings, for the driver and the executors.
 JIT_SPARK_CONF = f"spark.driver.extraJavaOptions={JIT_OPTIONS} --conf spark.executor.extraJavaOptions={JIT_OPTIONS}"
+# What a Spark task leaves in XCom when its batch failed as a whole (the announcement of each file says why).
+BATCH_FAILURE_KEY = "batch_failure"
 
-
-# The Airflow UI labels each mapped ingestion with its file (what a user looks for), not "Map Index 0": every task of
-# the group reads its own entry of the plan.
-MAP_INDEX_TEMPLATE = ("{{ ti.xcom_pull(task_ids='" + PLAN_TASK + "')[ti.map_index]['source_uri'].rsplit('/', 1)[-1] }}")
+# The Airflow UI labels each mapped batch with its files (what a user looks for), not "Map Index 0".
+MAP_INDEX_TEMPLATE = "{{ ti.xcom_pull(task_ids='" + PLAN_TASK + "')[ti.map_index]['label'] }}"
 # What readers see change when an ingestion succeeds: the tables a downstream DAG schedules on (Airflow Assets).
 PUBLISHED_TABLES = {"trips": locations.TRIPS, "weekly_trips": locations.WEEKLY_TRIPS, "routes": locations.ROUTE_MODELS}
 
@@ -58,23 +66,13 @@ def published_table_uris(lake_root: str) -> dict[str, str]:
     return {name: f"{lake_root.rstrip('/')}/{path}" for name, path in PUBLISHED_TABLES.items()}
 
 
+def inbox_uri(lake_root: str) -> str:
+    """The Asset URI of the received uploads: trips_receive updates it, trips_ingest is scheduled on it."""
+    return f"{lake_root.rstrip('/')}/{inbox.INBOX}"
+
+
 class UsageError(ValueError):
     """A run was started with a conf that cannot work; the message says what to send instead."""
-
-
-@dataclass(frozen=True)
-class Ingestion:
-    """One file on its way into the lake; a plain dict in XCom."""
-
-    ingestion_id: str
-    source_uri: str
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, str]) -> Ingestion:
-        return cls(ingestion_id=data["ingestion_id"], source_uri=data["source_uri"])
-
-    def to_dict(self) -> dict[str, str]:
-        return asdict(self)
 
 
 def sqs_bodies(asset_event_extras: Iterable[Mapping[str, Any] | None]) -> list[Any]:
@@ -88,97 +86,154 @@ def sqs_bodies(asset_event_extras: Iterable[Mapping[str, Any] | None]) -> list[A
     return bodies
 
 
-@dataclass(frozen=True)
-class Plan:
-    """What a run does: the files it ingests, the uploads it answers FAILED (unsupported_file), what it skips."""
-
-    ingestions: list[Ingestion]
-    unsupported: list[Ingestion]
-    skipped: list[Skipped]
-
-
-def planned_ingestions(
-    asset_event_extras: Iterable[Mapping[str, Any] | None], run_conf: Mapping[str, Any] | None, landing_prefix: str
-) -> Plan:
-    """Every upload of this run in order, each with a new ingestion id: one per upload (the same file uploaded twice
-    is two), and one per `source_uris` entry of a run started by hand."""
+def uploads_of_run(asset_event_extras: Iterable[Mapping[str, Any] | None], run_conf: Mapping[str, Any] | None,
+                   landing_prefix: str) -> tuple[list[UploadedFile], list[Skipped]]:
+    """Every upload of a trips_receive run in order, each once (the same upload delivered twice is one; the same
+    file uploaded twice is two), then each `source_uris` entry of a run started by hand; and what was skipped."""
     files, skipped = uploaded_files(sqs_bodies(asset_event_extras), landing_prefix)
-    uris = [file.uri for file in files]
-    by_hand = []
+    by_hand: list[str] = []
     for uri in (run_conf or {}).get("source_uris") or []:
         if not isinstance(uri, str) or urlparse(uri).scheme != "s3" or not urlparse(uri).path.strip("/"):
             raise UsageError(f"source_uris must be s3://bucket/key strings; got {uri!r}")
         if uri not in by_hand:
             by_hand.append(uri)
-    planned = [Ingestion(new_ingestion_id(), uri) for uri in [*uris, *by_hand]]
-    return Plan(
-        ingestions=[ingestion for ingestion in planned if is_ingestible(ingestion.source_uri)],
-        unsupported=[ingestion for ingestion in planned if not is_ingestible(ingestion.source_uri)],
-        skipped=skipped,
-    )
+    return [*files, *(inbox.named_by_hand(uri) for uri in by_hand)], skipped
 
 
-def unsupported_event(ingestion: Ingestion, dag_run_id: str | None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Received:
+    """What a trips_receive run did with its uploads."""
+
+    ingestible: list[Receipt]  # received now, RECEIVED announced, waiting in the inbox
+    unsupported: list[Receipt]  # received now, answered FAILED (unsupported_file) at once
+    delivered_again: list[Receipt]  # received before (a redelivered event): answered by the run that received them
+
+
+def receive_uploads(objects: LakeObjects, uploads: Sequence[UploadedFile], dag_run_id: str | None) -> Received:
+    """Each upload's receipt (a redelivered event finds the one it got before: triplake.inbox)."""
+    received = Received([], [], [])
+    for upload in uploads:
+        receipt, new = inbox.receive(objects, upload, dag_run_id)
+        if not new:
+            received.delivered_again.append(receipt)
+        else:
+            (received.ingestible if upload.ingestible else received.unsupported).append(receipt)
+    return received
+
+
+def received_event(receipt: Receipt) -> dict[str, Any]:
+    return status_event(ingestion_id=receipt.ingestion_id, status=RECEIVED, source_uri=receipt.source_uri,
+                        started_at=receipt.received_at, dag_run_id=receipt.dag_run_id)
+
+
+def unsupported_event(receipt: Receipt) -> dict[str, Any]:
     """FAILED at once for an upload that is not a file triplake ingests: what it got and what it takes."""
-    name = ingestion.source_uri.rsplit("/", 1)[-1]
-    return status_event(ingestion_id=ingestion.ingestion_id, status=FAILED, source_uri=ingestion.source_uri,
-                        started_at=_now(), finished_at=_now(), dag_run_id=dag_run_id,
-                        error={"kind": UNSUPPORTED_FILE, "message": unsupported_file_message(name), "task": PLAN_TASK})
+    return status_event(ingestion_id=receipt.ingestion_id, status=FAILED, source_uri=receipt.source_uri,
+                        started_at=receipt.received_at, finished_at=_now(), dag_run_id=receipt.dag_run_id,
+                        error={"kind": UNSUPPORTED_FILE, "message": unsupported_file_message(receipt.name),
+                               "task": RECEIVE_TASK})
 
 
-def ingestion_lease(settings: Settings, ingestion: Ingestion, dag_run_id: str | None, s3_client: Any,
-                    seconds: float | None = None) -> LakeLease:
-    """The lake's writer lease as the DAG holds it for one ingestion: taken before ingest, renewed while a job
-    runs, released after build_weekly committed (or when a step failed). Any task of the ingestion may renew it:
-    the lease belongs to the ingestion, not to one process."""
-    lease = LakeLease.for_lake(settings.lake_root, settings, ingestion.ingestion_id,
-                               owner=f"DAG trips_ingest, run {dag_run_id}", s3_client=s3_client)
-    if seconds is not None:
-        lease.seconds = seconds
-    return lease
+@dataclass(frozen=True)
+class Batch:
+    """Files one Spark application ingests, in order, under one hold of the lake's lease; a plain dict in XCom."""
+
+    batch_id: str
+    receipts: tuple[Receipt, ...]
+
+    @property
+    def ingestion_ids(self) -> list[str]:
+        return [receipt.ingestion_id for receipt in self.receipts]
+
+    @property
+    def label(self) -> str:
+        names = [receipt.name for receipt in self.receipts]
+        return names[0] if len(names) == 1 else f"{len(names)} files: {names[0]} ... {names[-1]}"
+
+    def manifest(self) -> bytes:
+        """What the Spark job reads (`_batches/<id>.json`): the files and their ingestion ids, in order."""
+        return json.dumps({"batch_id": self.batch_id, "ingestions": [
+            {"ingestion_id": receipt.ingestion_id, "source_uri": receipt.source_uri} for receipt in self.receipts]}).encode()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"batch_id": self.batch_id, "label": self.label,
+                "receipts": [json.loads(receipt.to_json()) for receipt in self.receipts]}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Batch:
+        return cls(data["batch_id"], tuple(Receipt.from_json(json.dumps(item).encode()) for item in data["receipts"]))
 
 
-class LakeBusy(RuntimeError):
-    """The lake is being written by another ingestion: this try of the lease task waits for the next one."""
+def plan_batches(waiting: Sequence[Receipt], settings: Settings) -> list[Batch]:
+    """The waiting uploads, in the order S3 took them, as batches bounded by TRIPLAKE_BATCH_MAX_FILES and _BYTES."""
+    return [Batch(f"batch-{receipts[0].ingestion_id}", tuple(receipts))
+            for receipts in inbox.batches(waiting, settings.batch_max_files, settings.batch_max_bytes)]
 
 
-def acquire_or_wait(lease: LakeLease) -> None:
-    """Takes the lease if the lake is free (or its holder is gone); else raises LakeBusy naming the holder."""
-    try:
-        lease.acquire(wait_seconds=0)
-    except LakeBusyError as busy:
-        raise LakeBusy(f"waiting for the lake: it is being written by {busy.holder.describe()}") from None
+def batch_lease(settings: Settings, batch: Batch, dag_run_id: str | None, s3_client: Any) -> LakeLease:
+    """The lake's writer lease as one batch of the DAG holds it: taken before its Spark application starts, renewed
+    while it runs, given back once it has ended. The task's process holds it: if that process dies, the lease is
+    taken over at once on this machine, and after its expiry anywhere."""
+    return LakeLease.for_lake(settings.lake_root, settings, batch.batch_id, batch.ingestion_ids,
+                              owner=f"DAG trips_ingest, run {dag_run_id}", pid=os.getpid(), s3_client=s3_client)
 
 
-def job_arguments(job: str, ingestion: Ingestion, lake_root: str) -> list[str]:
-    """The command line of a job of spark_jobs/ (the same for spark-submit and EMR Serverless)."""
+def batch_failure(failure: BaseException) -> dict[str, str]:
+    """Why a batch's Spark task failed as a whole, as each of its files not ingested is told."""
+    if isinstance(failure, LakeBusyError):
+        return {"kind": "lake_busy",
+                "message": "another writer held the lake's writer lease for longer than TRIPLAKE_LAKE_LEASE_WAIT_SECONDS; "
+                           "nothing of this file was written. Ingest it again once the lake is free (docs/runbook.md)."}
+    detail = (str(failure).strip().splitlines() or [type(failure).__name__])[-1]
+    return {"kind": "task_failed",
+            "message": f"the batch's Spark job stopped before this file was ingested ({detail}); whatever it had "
+                       "written is rolled back by the next writer. Ingest the file again (docs/runbook.md)."}
+
+
+def job_arguments(job: str, lake_root: str, *, batch_id: str | None = None, ingestion_id: str | None = None,
+                  source_uri: str | None = None) -> list[str]:
+    """The command line of a job of spark_jobs/ (the same for spark-submit, EMR Serverless and Glue): a batch for
+    the ingestion job, or one file's ingestion for a stage run by hand."""
     if job not in SPARK_JOBS:
         raise ValueError(f"unknown Spark job {job!r}: one of {', '.join(SPARK_JOBS)}")
-    arguments = ["--lake-root", lake_root, "--ingestion-id", ingestion.ingestion_id]
-    return (["--input", ingestion.source_uri] if job in ("ingest", INGESTION_JOB) else []) + arguments
+    if batch_id is not None:
+        return ["--batch-id", batch_id, "--lake-root", lake_root]
+    arguments = ["--lake-root", lake_root, "--ingestion-id", str(ingestion_id)]
+    return (["--input", str(source_uri)] if job in ("ingest", INGESTION_JOB) else []) + arguments
 
 
-def emr_job_driver(job: str, ingestion: Ingestion, settings: Settings) -> dict[str, Any]:
+def emr_job_driver(batch: Batch, settings: Settings) -> dict[str, Any]:
     """The jobDriver of an EMR Serverless job run: the job's file as entry point, spark_jobs/ as a zip beside it."""
     package = _package_uri(settings)
     return {
         "sparkSubmit": {
-            "entryPoint": f"{package}/{job}.py",
-            "entryPointArguments": job_arguments(job, ingestion, settings.lake_root),
+            "entryPoint": f"{package}/{INGESTION_JOB}.py",
+            "entryPointArguments": job_arguments(INGESTION_JOB, settings.lake_root, batch_id=batch.batch_id),
             "sparkSubmitParameters": f"--py-files {package}/{PACKAGE_ZIP} --conf {JIT_SPARK_CONF}",
         }
     }
 
 
-def glue_job_arguments(job: str, ingestion: Ingestion, settings: Settings) -> dict[str, str]:
+def glue_job_arguments(batch: Batch, settings: Settings) -> dict[str, str]:
     """The Arguments of an AWS Glue job run of the same job: its command line as `--name value` pairs, spark_jobs/
     as extra Python files, and the JIT flag (Glue takes further Spark settings inside the value of one --conf).
     The job's file is the Glue job's script (infra/glue.tf)."""
-    command_line = job_arguments(job, ingestion, settings.lake_root)
+    command_line = job_arguments(INGESTION_JOB, settings.lake_root, batch_id=batch.batch_id)
     return dict(zip(command_line[::2], command_line[1::2])) | {
         "--extra-py-files": f"{_package_uri(settings)}/{PACKAGE_ZIP}",
         "--conf": JIT_SPARK_CONF,
     }
+
+
+def cloud_job_runs(batch: Batch, settings: Settings, client: Any) -> JobRuns:
+    """The batch's job run on the configured cloud runner (client: that service's boto3 client)."""
+    if settings.spark_runner == "glue":
+        return GlueRuns(client, settings.glue_job_name, glue_job_arguments(batch, settings))
+    if not (settings.emr_application_id and settings.emr_execution_role_arn):
+        raise UsageError("the emr-serverless runner needs TRIPLAKE_EMR_APPLICATION_ID and "
+                         "TRIPLAKE_EMR_EXECUTION_ROLE_ARN (terraform output triplake_settings)")
+    return EmrServerlessRuns(client, settings.emr_application_id, settings.emr_execution_role_arn,
+                             emr_job_driver(batch, settings), name=f"triplake-{batch.batch_id}")
 
 
 def _package_uri(settings: Settings) -> str:
@@ -188,23 +243,10 @@ def _package_uri(settings: Settings) -> str:
     return settings.emr_package_uri.rstrip("/")
 
 
-def report_key(lake_root: str, ingestion_id: str, job: str) -> tuple[str, str]:
-    """Bucket and key of a job's report in an s3:// lake."""
-    parsed = urlparse(lake_root)
-    if parsed.scheme not in ("s3", "s3a"):
-        raise UsageError(f"the DAG needs an s3:// lake root (TRIPLAKE_LAKE_ROOT), not {lake_root!r}")
-    return parsed.netloc, "/".join(part for part in (parsed.path.strip("/"), report_path(ingestion_id, job)) if part)
-
-
 def counts_of(ingest_report: Mapping[str, Any]) -> dict[str, Any]:
     return {field: int(ingest_report[field]) for field in COUNT_FIELDS} | {
         "rejected_by_reason": dict(ingest_report.get("rejected_by_reason") or {})
     }
-
-
-def received_event(ingestion: Ingestion, dag_run_id: str | None) -> dict[str, Any]:
-    return status_event(ingestion_id=ingestion.ingestion_id, status=RECEIVED, source_uri=ingestion.source_uri,
-                        started_at=_now(), dag_run_id=dag_run_id)
 
 
 def routes_of(routes_report: Mapping[str, Any] | None) -> dict[str, dict[str, Any]]:
@@ -214,33 +256,27 @@ def routes_of(routes_report: Mapping[str, Any] | None) -> dict[str, dict[str, An
             for region in (routes_report or {}).get("regions", [])}
 
 
-def succeeded_event(ingestion: Ingestion, ingest_report: Mapping[str, Any], dag_run_id: str | None,
-                    routes_report: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    return status_event(ingestion_id=ingestion.ingestion_id, status=SUCCEEDED, source_uri=ingestion.source_uri,
-                        counts=counts_of(ingest_report), started_at=ingest_report.get("started_at"),
-                        finished_at=_now(), dag_run_id=dag_run_id, routes=routes_of(routes_report))
-
-
-def failed_event(ingestion: Ingestion, task: str, failure: BaseException | str | None,
-                 ingest_report: Mapping[str, Any] | None, dag_run_id: str | None) -> dict[str, Any]:
-    """FAILED at `task`. A file the ingest refused (bad header, unreadable) is `invalid_file` with the ingest's own
-    words; anything else is `task_failed` with the exception, and the Airflow log holds the rest."""
-    report_error = (ingest_report or {}).get("error")
-    if report_error:  # the ingest stage refused the file as a whole
-        error = {"kind": report_error["kind"], "message": report_error["message"]}
-    elif task == LEASE_TASK:
-        error = {"kind": "lake_busy",
-                 "message": "another ingestion held the lake's writer lease for longer than TRIPLAKE_LAKE_LEASE_WAIT_SECONDS; "
-                            "nothing was written. Trigger the file again once the lake is free (docs/runbook.md)."}
+def outcome_event(receipt: Receipt, outcome: Mapping[str, Any] | None, reports: Callable[[str], Mapping[str, Any] | None],
+                  dag_run_id: str | None, failure: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """SUCCEEDED or FAILED for one file of a batch: its outcome ({status, error}), with counts and routes from its
+    reports in the lake (reports(job) reads one: `ingest`, `group_routes`). A file without an outcome was not
+    ingested: it fails with the batch's failure."""
+    ingest = reports("ingest") or {}
+    counts = counts_of(ingest) if ingest.get("status") == SUCCEEDED else {}
+    started_at = ingest.get("started_at") or receipt.received_at
+    if outcome is not None and outcome["status"] == SUCCEEDED:
+        return status_event(ingestion_id=receipt.ingestion_id, status=SUCCEEDED, source_uri=receipt.source_uri,
+                            counts=counts, started_at=started_at, finished_at=_now(), dag_run_id=dag_run_id,
+                            routes=routes_of(reports("group_routes")))
+    if outcome is not None:
+        error = dict(outcome["error"])
+        if error.get("kind") == "task_failed":
+            error["message"] += ". Its ingestion was rolled back; fix the cause, then ingest the file again (docs/runbook.md)."
     else:
-        detail = str(failure).strip().splitlines()[-1] if failure and str(failure).strip() else "see the task log"
-        error = {"kind": "task_failed",
-                 "message": f"{task} failed: {detail}. Its ingestion was rolled back; fix the cause, then "
-                            "ingest the file again (docs/runbook.md)."}
-    counts = counts_of(ingest_report) if ingest_report and ingest_report.get("status") == SUCCEEDED else {}
-    return status_event(ingestion_id=ingestion.ingestion_id, status=FAILED, source_uri=ingestion.source_uri,
-                        counts=counts, started_at=(ingest_report or {}).get("started_at"), finished_at=_now(),
-                        error=error | {"task": task}, dag_run_id=dag_run_id)
+        error = dict(failure or batch_failure(RuntimeError("it ended without a word about this file")))
+    return status_event(ingestion_id=receipt.ingestion_id, status=FAILED, source_uri=receipt.source_uri,
+                        counts=counts, started_at=started_at, finished_at=_now(),
+                        error={"task": SPARK_TASK} | error, dag_run_id=dag_run_id)
 
 
 def topic_arn(settings: Settings, account_number: Callable[[], str]) -> str:

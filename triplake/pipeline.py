@@ -1,8 +1,9 @@
 """The batch pipeline, in-process on local Spark: what `triplake run` does for each input file.
 
-Each file is one ingestion under the lake's writer lease: spark_jobs.ingestion (ingest -> group_routes ->
-build_weekly, which commits). A stage that fails rolls the ingestion back (it is recorded FAILED with the stage and
-the error) and the next file goes on; a process that is killed leaves the rollback to the next writer.
+The files are one batch under the lake's writer lease, each its own ingestion: spark_jobs.ingestion (ingest ->
+group_routes -> build_weekly, which commits), the same code the DAG's Spark job runs. A stage that fails rolls the
+ingestion back (it is recorded FAILED with the stage and the error) and the next file goes on; a process that is
+killed leaves the rollback to the next writer.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from spark_jobs.common.ingestions import new_ingestion_id
 from spark_jobs.common.lease import LeaseRecord
 from spark_jobs.group_routes import RoutesResult
 from spark_jobs.ingest import FAILED, SUCCEEDED, Counts, IngestionResult
-from spark_jobs.ingestion import StageFailed, run_ingestion
+from spark_jobs.ingestion import FileOutcome, PlannedFile, run_batch
 from triplake.lease import LakeLease
 from triplake.settings import Settings, get_settings
 
@@ -66,32 +67,30 @@ def run_pipeline(
     settings: Settings | None = None,
     on_wait: Callable[[LeaseRecord], None] | None = None,
 ) -> PipelineResult:
-    """Ingest each file in order, one ingestion each under the lake's lease (later files dedupe against earlier
-    ones): spark_jobs.ingestion, in this process. With refit, each region's model is fitted again once, by the
-    first file that has it. Raises LakeBusyError when another writer holds the lake for too long."""
+    """Ingest each file in order, one ingestion each, all under one hold of the lake's lease (later files dedupe
+    against earlier ones): spark_jobs.ingestion, in this process. With refit, each region's model is fitted again
+    once, by the first file that has it. Raises LakeBusyError when another writer holds the lake for too long."""
     settings = settings or get_settings()
+    files = [PlannedFile(new_ingestion_id(), uri) for uri in input_uris]
+    writer = files[0].ingestion_id if len(files) == 1 else f"run-{files[0].ingestion_id}"
+    lease = LakeLease.for_lake(lake_root, settings, writer, [file.ingestion_id for file in files], run_owner(),
+                               pid=os.getpid())
+    logger.info("ingesting %s into %s", ", ".join(f"{file.source_uri} as {file.ingestion_id}" for file in files),
+                lake_root)
+    with lease.held(settings.lake_lease_wait_seconds, on_wait):
+        outcomes = run_batch(spark, files, lake_root, refit=refit)
     result = PipelineResult(lake_root=lake_root, ingestions=[])
-    refitted: set[str] = set()
-    for uri in input_uris:
-        ingestion_id = new_ingestion_id()
-        lease = LakeLease.for_lake(lake_root, settings, ingestion_id, run_owner(), pid=os.getpid())
-        logger.info("ingesting %s into %s as %s", uri, lake_root, ingestion_id)
-        with lease.held(settings.lake_lease_wait_seconds, on_wait):
-            try:
-                run = run_ingestion(spark, uri, lake_root, ingestion_id, refit=refit, already_refitted=refitted)
-            except StageFailed as failure:
-                result.ingestions.append(_failed(ingestion_id, uri, str(failure)))
-                continue
-        result.ingestions.append(run.ingestion)
-        if run.routes is not None and run.weekly is not None:
-            refitted |= {region.region for region in run.routes.regions if region.refitted}
-            result.routes[ingestion_id], result.weekly[ingestion_id] = run.routes, run.weekly
+    for outcome in outcomes:
+        run = outcome.run
+        result.ingestions.append(run.ingestion if run is not None else _failed(outcome))
+        if run is not None and run.routes is not None and run.weekly is not None:
+            result.routes[run.ingestion.ingestion_id], result.weekly[run.ingestion.ingestion_id] = run.routes, run.weekly
     return result
 
 
-def _failed(ingestion_id: str, uri: str, message: str) -> IngestionResult:
+def _failed(outcome: FileOutcome) -> IngestionResult:
     now = datetime.now(timezone.utc)
     return IngestionResult(
-        ingestion_id=ingestion_id, source_uri=uri, raw_uri=None, status=FAILED, counts=Counts(), started_at=now,
-        finished_at=now, error={"kind": "task_failed", "message": message, "task": message.split(" failed", 1)[0]},
+        ingestion_id=outcome.planned.ingestion_id, source_uri=outcome.planned.source_uri, raw_uri=None, status=FAILED,
+        counts=Counts(), started_at=now, finished_at=now, error=outcome.error,
     )

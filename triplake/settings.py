@@ -75,22 +75,22 @@ class Settings(BaseSettings):
     )
 
     airflow_aws_conn_id: str = Field(default="aws_default", description="Airflow connection the DAG's AWS calls use")
-    lake_writers_pool: str = Field(
-        default="triplake_lake_writers", description="Airflow pool of one slot: the Spark steps that write the lake"
+    batch_max_files: int = Field(
+        default=100, ge=1, description="At most this many waiting uploads are ingested by one Spark application"
+    )
+    batch_max_bytes: int = Field(
+        default=2 * 2**30, ge=1,
+        description="...and at most this many bytes of them (a larger file is a batch of its own): a folder of ten "
+                    "thousand files is a series of bounded jobs",
     )
 
     emr_application_id: str | None = Field(default=None, description="EMR Serverless application (emr-serverless runner)")
     emr_execution_role_arn: str | None = Field(default=None, description="Job role of the EMR Serverless job runs")
-    emr_poll_seconds: int = Field(default=30, ge=1, description="How often the deferred EMR or Glue job runs are checked")
-    emr_lease_seconds: float = Field(
-        default=7200.0, gt=0,
-        description="A deferred EMR or Glue job run cannot renew the lake's lease, so the DAG extends it this long "
-                    "before each job",
-    )
+    emr_poll_seconds: int = Field(default=30, ge=1, description="How often a running EMR or Glue job run is checked")
     emr_package_uri: str | None = Field(
         default=None, description="s3:// prefix holding the `make package` zip and entry points (EMR Serverless, Glue)"
     )
-    glue_job_name: str = Field(default="triplake-ingestion", description="The AWS Glue job of one file's ingestion "
+    glue_job_name: str = Field(default="triplake-ingestion", description="The AWS Glue job of a batch's ingestions "
                                "(glue runner; infra/ defines it)")
 
     glue_database: str = Field(default="triplake", description="Glue catalog database of the lake's tables")

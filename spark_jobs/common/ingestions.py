@@ -24,6 +24,7 @@ COUNT_FIELDS = (
 JIT_OPTIONS = "-XX:-DontCompileHugeMethods"
 
 REPORTS = "_reports"  # one JSON per job and ingestion: what the orchestrator reads back (any runner)
+BATCHES = "_batches"  # one JSON per batch: the files one Spark application ingests, in order
 
 
 def new_ingestion_id(now: datetime | None = None) -> str:
@@ -35,3 +36,8 @@ def new_ingestion_id(now: datetime | None = None) -> str:
 def report_path(ingestion_id: str, job: str) -> str:
     """Path of a job's report, relative to the lake root."""
     return f"{REPORTS}/{ingestion_id}/{job}.json"
+
+
+def batch_path(batch_id: str) -> str:
+    """Path of a batch's list of files, relative to the lake root."""
+    return f"{BATCHES}/{batch_id}.json"

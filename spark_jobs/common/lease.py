@@ -1,9 +1,10 @@
 """The lake's writer lease as the jobs and the orchestrator both read it (standard library only).
 
-One object at the lake root, `_lease.json`, names the ingestion that may write the lake and until when. The
-process that starts the jobs takes it and keeps it alive (`triplake.lease`: an S3 conditional write or an
-O_EXCL file, whichever the lake is on); the jobs only check it before they publish, so a job whose ingestion
-lost the lease stops instead of writing beside the new holder (a fence).
+One object at the lake root, `_lease.json`, names the writer that may write the lake (one ingestion, or a batch of
+them: a `triplake run` of several files, a DAG batch), the ingestions it may publish, and until when. The process
+that starts the jobs takes it and keeps it alive (`triplake.lease`: an S3 conditional write or an O_EXCL file,
+whichever the lake is on); the jobs only check it before they publish, so a job whose writer lost the lease stops
+instead of writing beside the new holder (a fence).
 """
 
 from __future__ import annotations
@@ -21,9 +22,11 @@ class LeaseLostError(RuntimeError):
 
 @dataclass(frozen=True)
 class LeaseRecord:
-    """Who writes the lake: the ingestion, the program and machine holding it, and until when."""
+    """Who writes the lake: the writer and the ingestions it may publish, the program and machine holding it, and
+    until when."""
 
-    ingestion_id: str
+    writer: str  # the ingestion's id, or the batch's
+    ingestions: tuple[str, ...]  # what the writer's jobs may publish
     owner: str  # what holds it, for people: "triplake run on host (pid 123)", "DAG trips_ingest run ..."
     host: str
     pid: int | None  # set when one process holds the lease for its whole life: a dead pid frees it at once
@@ -40,17 +43,18 @@ class LeaseRecord:
     @classmethod
     def from_json(cls, text: str) -> LeaseRecord:
         data = json.loads(text)
-        return cls(**{name: data.get(name) for name in cls.__dataclass_fields__})
+        return cls(**{name: data.get(name) for name in cls.__dataclass_fields__} | {
+            "ingestions": tuple(data.get("ingestions") or ())})
 
     def expired(self, now: datetime | None = None) -> bool:
         return (now or datetime.now(timezone.utc)) >= datetime.fromisoformat(self.expires_at)
 
     def describe(self) -> str:
-        return f"ingestion {self.ingestion_id} ({self.owner}), acquired {self.acquired_at}, expires {self.expires_at}"
+        return f"{self.writer} ({self.owner}), acquired {self.acquired_at}, expires {self.expires_at}"
 
 
 def check_held(lease_text: str | None, ingestion_id: str) -> None:
-    """Raises LeaseLostError unless the lease names this ingestion and has not expired.
+    """Raises LeaseLostError unless the lease's writer may publish this ingestion and has not expired.
 
     No lease at all (or a released one) is accepted: a job started by hand on a lake nobody else writes (the tests, a
     one-off rerun).
@@ -60,13 +64,13 @@ def check_held(lease_text: str | None, ingestion_id: str) -> None:
     lease = LeaseRecord.from_json(lease_text)
     if lease.released_at:
         return
-    if lease.ingestion_id != ingestion_id:
+    if ingestion_id not in lease.ingestions:
         raise LeaseLostError(
-            f"the lake is being written by {lease.describe()}, not by ingestion {ingestion_id}: this step stops "
+            f"the lake is being written by {lease.describe()}, not by ingestion {ingestion_id}'s writer: this step stops "
             "without publishing anything (start ingestions through `triplake run` or the DAG, which wait for the lake)"
         )
     if lease.expired():
         raise LeaseLostError(
-            f"the writer lease of ingestion {ingestion_id} expired at {lease.expires_at}: another writer may take "
+            f"the writer lease of {lease.writer} expired at {lease.expires_at}: another writer may take "
             "the lake over, so this step stops without publishing anything; run the file again"
         )

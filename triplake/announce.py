@@ -1,0 +1,79 @@
+"""The end of a batch: what committed is registered in the Glue catalog, then every file of the batch is answered.
+
+Each file's outcome is in its reports in the lake (spark_jobs.ingestion leaves them as each file ends). A file with
+no outcome was not ingested (the batch failed as a whole, or stopped during it): its ingestions record says how it
+ended if it has one (a commit just before the batch died counts), else it fails with the batch's reason and gets
+its FAILED record. Announced files leave the inbox; nothing is announced twice for a file that has left it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, Callable, Mapping
+
+from spark_jobs.common.ingestions import report_path
+from triplake import inbox, orchestration
+from triplake.events import SUCCEEDED
+from triplake.inbox import Receipt
+from triplake.lake_objects import LakeObjects
+from triplake.lake_records import read_record, write_failed_record
+from triplake.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+# Which report holds the partition paths each partitioned Glue table gets (trip_routes follows trips).
+PARTITION_REPORTS = {"trips_files": "ingest", "trip_routes_files": "ingest", "weekly_trips_files": "build_weekly"}
+
+
+class Reports:
+    """The reports of one file, each read at most once."""
+
+    def __init__(self, store: LakeObjects, ingestion_id: str) -> None:
+        self.store, self.ingestion_id = store, ingestion_id
+        self._read: dict[str, Mapping[str, Any] | None] = {}
+
+    def __call__(self, job: str) -> Mapping[str, Any] | None:
+        if job not in self._read:
+            found = self.store.read(report_path(self.ingestion_id, job))
+            self._read[job] = json.loads(found[0]) if found else None
+        return self._read[job]
+
+
+def announce_batch(batch: orchestration.Batch, settings: Settings, store: LakeObjects, publish: Callable[[dict], None],
+                   glue_client: Any, dag_run_id: str | None, failure: Mapping[str, str] | None) -> dict[str, str]:
+    """Registers the committed files' partitions, publishes each file's SUCCEEDED or FAILED, empties the batch out
+    of the inbox; returns each ingestion's status."""
+    from triplake.aws import glue
+
+    reports = {receipt.ingestion_id: Reports(store, receipt.ingestion_id) for receipt in batch.receipts}
+    outcomes = {receipt.ingestion_id: _outcome(receipt, reports[receipt.ingestion_id], settings)
+                for receipt in batch.receipts}
+    committed = [ingestion_id for ingestion_id, outcome in outcomes.items() if outcome and outcome["status"] == SUCCEEDED]
+    for table in glue.partitioned_tables():
+        paths = {path for ingestion_id in committed
+                 for path in (reports[ingestion_id](PARTITION_REPORTS[table.name]) or {}).get("partition_paths", [])}
+        glue.register_partitions(glue_client, settings.glue_database, table, settings.lake_root, paths)
+
+    statuses = {}
+    for receipt in batch.receipts:
+        outcome = outcomes[receipt.ingestion_id]
+        event = orchestration.outcome_event(receipt, outcome, reports[receipt.ingestion_id], dag_run_id, failure)
+        if outcome is None:  # never reached: it gets the record of an attempt that wrote nothing
+            write_failed_record(settings.lake_root, settings, receipt.ingestion_id, receipt.source_uri, event["error"])
+        publish(event)
+        statuses[receipt.ingestion_id] = event["status"]
+        logger.info("%s %s: %s", receipt.ingestion_id, receipt.name, event["status"])
+    inbox.answered(store, batch.receipts)
+    return statuses
+
+
+def _outcome(receipt: Receipt, reports: Reports, settings: Settings) -> Mapping[str, Any] | None:
+    """The file's outcome report, or what its ingestions record says when the batch stopped before the report."""
+    outcome = reports("ingestion")
+    if outcome is not None:
+        return outcome
+    record = read_record(settings.lake_root, settings, receipt.ingestion_id)
+    if record is None:
+        return None
+    return {"status": record["status"], "error": json.loads(record["error"]) if record["error"] else None}

@@ -1,0 +1,49 @@
+"""What the DAGs' tasks read and write, through the amazon provider's hooks on the connection
+TRIPLAKE_AIRFLOW_AWS_CONN_ID: status events on SNS, the lake's control objects and the jobs' reports on S3.
+
+Imported by the tasks when they run, never when a DAG file is parsed (no AWS call at parse time).
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from typing import Any
+
+from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+from airflow.providers.amazon.aws.hooks.sns import SnsHook
+from airflow.providers.amazon.aws.hooks.sts import StsHook
+
+from triplake import orchestration
+from triplake.events import message_attributes, status_subject
+from triplake.lake_objects import LakeObjects, lake_objects
+from triplake.settings import get_settings
+
+
+@cache
+def status_topic_arn() -> str:
+    """Asks STS for the account only when the topic's ARN is not configured, and once per task process."""
+    settings = get_settings()
+    return orchestration.topic_arn(settings, StsHook(aws_conn_id=settings.airflow_aws_conn_id).get_account_number)
+
+
+def publish(event: dict) -> None:
+    SnsHook(aws_conn_id=get_settings().airflow_aws_conn_id).publish_to_target(
+        target_arn=status_topic_arn(), message=json.dumps(event), subject=status_subject(event),
+        message_attributes=message_attributes(event))
+
+
+def s3_client() -> Any:
+    return S3Hook(aws_conn_id=get_settings().airflow_aws_conn_id).get_conn()
+
+
+def objects() -> LakeObjects:
+    """The lake's control objects (receipts, inbox, lease, batches): compare-and-swap writes need the S3 client."""
+    settings = get_settings()
+    return lake_objects(settings.lake_root, settings, s3_client())
+
+
+def glue_client() -> Any:
+    from airflow.providers.amazon.aws.hooks.glue_catalog import GlueCatalogHook
+
+    return GlueCatalogHook(aws_conn_id=get_settings().airflow_aws_conn_id).get_conn()
