@@ -12,6 +12,9 @@ CHECKOV_STAMP := $(CHECKOV_VENV)/.setup-done
 # LocalStack too (Python 3.11 needs 4.13.x; its pins conflict with Airflow's).
 LOCALSTACK_VENV  := .venv-localstack
 LOCALSTACK_STAMP := $(LOCALSTACK_VENV)/.setup-done
+# And the AWS CLI the stack tests upload with, as users do (its pins conflict with Airflow's).
+AWSCLI_VENV  := .venv-awscli
+AWSCLI_STAMP := $(AWSCLI_VENV)/.setup-done
 
 .PHONY: help setup demo batch-demo test test-localstack localstack check-infra bench bench-scale bench-events screenshot package infra-tables constraints clean
 
@@ -44,7 +47,13 @@ $(CHECKOV_STAMP): tools/checkov-requirements.txt tools/check_prereqs.sh
 	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check -r tools/checkov-requirements.txt
 	@touch $@
 
-test: $(STAMP) $(CHECKOV_STAMP)  ## run the whole test suite (the offline infra checks included)
+$(AWSCLI_STAMP): tools/awscli-requirements.txt tools/check_prereqs.sh
+	@python=$$(tools/check_prereqs.sh) && \
+	  { [ -x $(AWSCLI_VENV)/bin/python ] || $$python -m venv $(AWSCLI_VENV); }
+	$(AWSCLI_VENV)/bin/pip install --quiet --disable-pip-version-check -r tools/awscli-requirements.txt
+	@touch $@
+
+test: $(STAMP) $(CHECKOV_STAMP) $(AWSCLI_STAMP)  ## run the whole test suite (the offline infra checks included)
 	$(PY) -m pytest
 
 localstack: $(LOCALSTACK_STAMP)  ## install LocalStack (pinned, in .venv-localstack) for `triplake stack up --aws localstack`
@@ -55,7 +64,7 @@ $(LOCALSTACK_STAMP): tools/localstack-requirements.txt tools/check_prereqs.sh
 	$(LOCALSTACK_VENV)/bin/pip install --quiet --disable-pip-version-check -r tools/localstack-requirements.txt
 	@touch $@
 
-test-localstack: $(STAMP) $(LOCALSTACK_STAMP)  ## the event path (upload -> DAG -> signed status events) on LocalStack for S3, SQS, SNS, STS
+test-localstack: $(STAMP) $(LOCALSTACK_STAMP) $(AWSCLI_STAMP)  ## the event path (upload -> DAG -> signed status events) on LocalStack for S3, SQS, SNS, STS
 	$(PY) -m pytest --aws localstack -m "event_path or localstack"
 
 check-infra: $(STAMP) $(CHECKOV_STAMP)  ## the offline checks of infra/ and docker-compose.yml alone, with checkov's full report

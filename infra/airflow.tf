@@ -39,28 +39,39 @@ data "aws_iam_policy_document" "airflow" {
     resources = [aws_glue_job.ingestion.arn]
   }
 
+  # The jobs' reports and the ingestions records (a batch that stopped early is answered from its files' records).
   statement {
-    sid       = "ReadJobReports"
-    actions   = ["s3:GetObject"]
-    resources = ["${module.lake_bucket.arn}/${var.lake_prefix}/_reports/*"]
+    sid     = "ReadJobReports"
+    actions = ["s3:GetObject"]
+    resources = [
+      "${module.lake_bucket.arn}/${var.lake_prefix}/_reports/*",
+      "${module.lake_bucket.arn}/${var.lake_prefix}/curated/ingestions/*",
+    ]
   }
 
-  # A job that failed early leaves no report: S3 answers a HEAD of a missing key with 404 (not 403) only to a
-  # caller that may list the bucket. Without a condition: S3 gives HeadObject no s3:prefix to match.
+  # The inbox is listed; and a missing report, receipt or record must read as 404 (not 403), which S3 answers
+  # only to a caller that may list the bucket. Without a condition: S3 gives GetObject no s3:prefix to match.
   statement {
-    sid       = "TellAMissingReportFromAForbiddenOne"
+    sid       = "ListTheInboxAndTellAMissingObjectFromAForbiddenOne"
     actions   = ["s3:ListBucket"]
     resources = [module.lake_bucket.arn]
   }
 
-  # The lake's writer lease (one object, written with conditional PUTs) and the ingestions record of an upload
-  # that never reached a Spark job (an unsupported file, a lake that stayed busy).
+  # The lake's control objects, written with conditional PUTs: the writer lease, each upload's receipt (written
+  # once), the inbox of received uploads, and each batch's list of files.
   statement {
-    sid       = "HoldTheLakeLease"
-    actions   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
-    resources = ["${module.lake_bucket.arn}/${var.lake_prefix}/_lease.json"]
+    sid     = "ReceiveUploadsAndHoldTheLakeLease"
+    actions = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
+    resources = [
+      "${module.lake_bucket.arn}/${var.lake_prefix}/_lease.json",
+      "${module.lake_bucket.arn}/${var.lake_prefix}/_uploads/*",
+      "${module.lake_bucket.arn}/${var.lake_prefix}/_inbox/*",
+      "${module.lake_bucket.arn}/${var.lake_prefix}/_batches/*",
+    ]
   }
 
+  # The ingestions record of an upload that never reached a Spark job (an unsupported file, a batch that failed
+  # before it was reached).
   statement {
     sid       = "RecordFailedUploads"
     actions   = ["s3:PutObject"]
@@ -91,7 +102,7 @@ data "aws_iam_policy_document" "airflow" {
 
 resource "aws_iam_policy" "airflow" {
   name        = "${var.name}-airflow"
-  description = "${var.name}: what the trips_ingest DAG needs (landing queue, EMR Serverless, reports, Glue partitions, status topic)"
+  description = "${var.name}: what the trips_receive and trips_ingest DAGs need (landing queue, the lake's control objects, EMR Serverless or Glue, reports, Glue partitions, status topic)"
   policy      = data.aws_iam_policy_document.airflow.json
 }
 

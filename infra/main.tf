@@ -26,7 +26,6 @@ locals {
   athena_workgroup       = var.name
   emr_application_name   = var.name
   glue_job_name          = "${var.name}-ingestion"
-  lake_writers_pool      = "${var.name}_lake_writers"
   # local.tables, the Glue tables of sql/ddl, is in tables.tf.json: generated from sql/ddl (make infra-tables).
 }
 
@@ -48,6 +47,5 @@ locals {
     TRIPLAKE_EMR_APPLICATION_ID     = aws_emrserverless_application.this.id
     TRIPLAKE_EMR_EXECUTION_ROLE_ARN = aws_iam_role.emr_job.arn
     TRIPLAKE_EMR_PACKAGE_URI        = "s3://${module.lake_bucket.id}/${local.package_prefix}"
-    TRIPLAKE_LAKE_WRITERS_POOL      = local.lake_writers_pool
   }
 }

@@ -74,7 +74,7 @@ def test_airflow_and_bootstrap_see_the_settings_of_the_local_stack():
     for service in (*AIRFLOW_SERVICES, "bootstrap", "airflow-init"):
         settings = settings_of(environment(service))
         for name in ("landing_bucket", "landing_prefix", "landing_queue_name", "status_topic_name", "glue_database",
-                     "athena_workgroup", "airflow_aws_conn_id", "lake_writers_pool"):
+                     "athena_workgroup", "airflow_aws_conn_id"):
             assert getattr(settings, name) == defaults[name], (service, name)
         assert settings.lake_root == LOCAL_LAKE_ROOT, service
         assert (settings.aws_access_key_id, settings.aws_secret_access_key) == tuple(LOCAL_CREDENTIALS.values())
@@ -96,10 +96,8 @@ def test_the_endpoint_queue_url_and_connection_point_at_the_moto_service():
     assert host_port == container_port
 
 
-def test_airflow_init_creates_the_pool_the_dag_uses():
-    command = " ".join(compose()["services"]["airflow-init"]["command"])
-    pool = settings_of(environment("airflow-init")).lake_writers_pool
-    assert f"airflow db migrate && airflow pools set {pool} 1 " in command
+def test_airflow_init_migrates_the_database():
+    assert compose()["services"]["airflow-init"]["command"] == ["airflow db migrate"]
 
 
 def test_the_image_is_the_pinned_airflow_with_java_17_the_requirements_and_the_jars():

@@ -1,7 +1,10 @@
-"""The trips_ingest DAG, in-process with dag.test() against the moto server, with both Spark runners.
+"""The DAGs trips_receive and trips_ingest, in-process with dag.test() against the moto server, with every Spark
+runner.
 
-The local runner really runs the three Spark jobs (spark-submit subprocesses against the s3:// lake in moto); the
-status events are read from an SQS subscription of the status topic, the way a user's queue would get them.
+A file is received by a run of trips_receive (started by hand with `source_uris`), then ingested by a run of
+trips_ingest, which takes the lake's inbox. The local runner really runs the Spark job (a spark-submit subprocess
+against the s3:// lake in moto); the status events are read from an SQS subscription of the status topic, the way a
+user's queue would get them.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from triplake.local.airflow_env import DAGS_FOLDER, airflow_env
 from triplake.local.bootstrap import bootstrap
 from triplake.settings import Settings, get_settings
 
-DAG_ID = "trips_ingest"
+RECEIVE_DAG, INGEST_DAG = "trips_receive", "trips_ingest"
 
 
 class DagStack:
@@ -35,11 +38,18 @@ class DagStack:
         self.s3.put_object(Bucket=self.settings.landing_bucket, Key=key, Body=body)
         return f"s3://{self.settings.landing_bucket}/{key}"
 
-    def run(self, conf: dict, **test_options):
+    @staticmethod
+    def dag_test(dag_id: str, **test_options):
         from airflow.utils.cli import get_bagged_dag
 
         get_settings.cache_clear()  # the DAG file reads the settings of the current environment when parsed
-        return get_bagged_dag(None, DAG_ID).test(run_conf=conf, **test_options)
+        return get_bagged_dag(None, dag_id).test(**test_options)
+
+    def run(self, conf: dict, **test_options):
+        """The files of conf received (trips_receive), then the inbox ingested (trips_ingest): the ingest run."""
+        received = self.dag_test(RECEIVE_DAG, run_conf=conf)
+        assert received.state == "success"
+        return self.dag_test(INGEST_DAG, **test_options)
 
     def statuses(self) -> list[dict]:
         events = []
@@ -56,7 +66,7 @@ class DagStack:
         from airflow.utils.session import create_session
 
         with create_session() as session:
-            instances = session.query(TaskInstance).filter(TaskInstance.dag_id == DAG_ID, TaskInstance.run_id == run_id,
+            instances = session.query(TaskInstance).filter(TaskInstance.dag_id == INGEST_DAG, TaskInstance.run_id == run_id,
                                                            TaskInstance.map_index >= 0)
             return {f"{ti.task_id}[{ti.map_index}]": ti.rendered_map_index for ti in instances}
 
@@ -108,14 +118,17 @@ def test_the_dag_parses_without_calling_aws(dag_stack, monkeypatch):
     assert bag.import_errors == {}
     for path in DAGS_FOLDER.glob("*.py"):
         assert Path(path).stem in bag.dag_ids, "every DAG file holds the DAG of its own name"
-    dag = bag.get_dag(DAG_ID)
-    assert {task.task_id for task in dag.tasks} == {
-        "plan_ingestions", "ingestion.acquire_lake_lease", "ingestion.spark_ingestion", "ingestion.release_lake_lease",
-        "ingestion.register_partitions", "ingestion.announce_succeeded"}
-    assert dag.get_task("ingestion.acquire_lake_lease").retries >= 100  # waits between tries, holding no worker
-    assert dag.get_task("ingestion.spark_ingestion").pool == dag_stack.settings.lake_writers_pool
-    assert dag.description and "SNS" in dag.description
-    outlets = dag.get_task("ingestion.announce_succeeded").outlets
+    receive, ingest = bag.get_dag(RECEIVE_DAG), bag.get_dag(INGEST_DAG)
+    assert {task.task_id for task in receive.tasks} == {"receive_uploads"}
+    assert {task.task_id for task in ingest.tasks} == {"plan_batches", "batch.spark_ingestion", "batch.announce_outcomes"}
+    assert ingest.max_active_runs == 1, "one run takes the inbox at a time"
+    assert ingest.get_task("batch.spark_ingestion").max_active_tis_per_dagrun == 1, "one batch at a time"
+    (received,) = receive.get_task("receive_uploads").outlets
+    assert received.name == "triplake_received_uploads" and received.uri == f"{dag_stack.settings.lake_root}/_inbox"
+    assert [asset.name for asset in ingest.timetable.asset_condition.objects] == [received.name], \
+        "trips_ingest runs when trips_receive has received uploads"
+    assert receive.description and ingest.description and "SNS" in ingest.description
+    outlets = ingest.get_task("batch.announce_outcomes").outlets
     assert {asset.name: asset.uri for asset in outlets} == {
         "triplake_trips": f"{dag_stack.settings.lake_root}/curated/trips",
         "triplake_weekly_trips": f"{dag_stack.settings.lake_root}/marts/weekly_trips",
@@ -128,7 +141,7 @@ def test_the_dag_says_what_is_missing_when_the_queue_is_not_configured(dag_stack
     monkeypatch.delenv("TRIPLAKE_LANDING_QUEUE_URL")
     get_settings.cache_clear()
     bag = DagBag(dag_folder=str(DAGS_FOLDER))
-    (error,) = bag.import_errors.values()
+    (error,) = bag.import_errors.values()  # trips_receive's: it watches the queue; trips_ingest needs none
     assert "TRIPLAKE_LANDING_QUEUE_URL is not set" in error
 
 
@@ -159,8 +172,9 @@ def test_an_uploaded_sample_goes_through_and_succeeds_with_reconciled_counts(dag
         assert locations == {f"{dag_stack.settings.lake_root}/{table.location}/{path}/" for path in written}
     assert ("Prague", "2018-05-28") in {tuple(partition["Values"]) for partition in partitions}
 
-    # The Airflow UI names the file of each mapped task, and the run published the lake's tables as assets.
+    # The Airflow UI names the files of each batch, and the run published the lake's tables as assets.
     assert set(dag_stack.map_labels(run.run_id).values()) == {"sample.csv"}
+    assert dag_stack.lake_keys("_inbox/") == [], "answered: out of the inbox"
     assert dag_stack.asset_events(run.run_id) == {"triplake_trips", "triplake_weekly_trips", "triplake_routes"}
 
 
@@ -168,7 +182,7 @@ def test_a_file_with_a_bad_header_fails_as_invalid_file_and_writes_no_trips(dag_
     trips_before = dag_stack.lake_keys("curated/trips/")
     source = dag_stack.put("bad header.csv", b"vehicle,from,to\n1,2,3\n")
     run = dag_stack.run({"source_uris": [source]})
-    assert run.state == "failed"
+    assert run.state == "success", "the batch went through: the file was refused on its own, and answered so"
 
     received, failed = dag_stack.statuses()
     assert (received["status"], failed["status"]) == (RECEIVED, FAILED)
@@ -179,32 +193,37 @@ def test_a_file_with_a_bad_header_fails_as_invalid_file_and_writes_no_trips(dag_
     assert raw and raw[0].endswith("bad header.csv"), "the file the user sent is kept, even when it is refused"
 
 
-def test_the_emr_serverless_runner_starts_each_job_with_its_entry_point_arguments_and_zip(dag_stack, monkeypatch):
+def test_the_emr_serverless_runner_starts_one_job_run_per_batch_with_its_entry_point_arguments_and_zip(
+        dag_stack, monkeypatch):
     application = dag_stack.emr.create_application(name="triplake", releaseLabel="emr-7.12.0", type="SPARK")
     package = "s3://dag-test-lake/packages/triplake-0.1.0"
     for name, value in {"TRIPLAKE_SPARK_RUNNER": "emr-serverless", "TRIPLAKE_EMR_APPLICATION_ID": application["applicationId"],
                         "TRIPLAKE_EMR_EXECUTION_ROLE_ARN": "arn:aws:iam::123456789012:role/triplake-emr-job",
                         "TRIPLAKE_EMR_PACKAGE_URI": package, "TRIPLAKE_EMR_POLL_SECONDS": "1"}.items():
         monkeypatch.setenv(name, value)
-    source = dag_stack.put("for emr.csv", SAMPLE.read_bytes())
-    # moto's job runs succeed at once without running Spark, so the steps after them have no reports to read.
-    run = dag_stack.run({"source_uris": [source]}, mark_success_pattern=r"ingestion\.(register_partitions|announce_succeeded)")
-    assert run.state == "success"
+    sources = [dag_stack.put(name, SAMPLE.read_bytes()) for name in ("for emr.csv", "for emr too.csv")]
+    run = dag_stack.run({"source_uris": sources})
 
-    (received,) = dag_stack.statuses()
-    runs = dag_stack.emr.list_job_runs(applicationId=application["applicationId"])["jobRuns"]
-    drivers = {}
-    for job_run in runs:
-        detail = dag_stack.emr.get_job_run(applicationId=application["applicationId"], jobRunId=job_run["id"])["jobRun"]
-        assert detail["executionRole"] == "arn:aws:iam::123456789012:role/triplake-emr-job"
-        drivers[detail["name"]] = detail["jobDriver"]["sparkSubmit"]
-    assert set(drivers) == {"triplake-ingestion"}, "one job run per file: ingest, routes and weekly in one application"
-    driver = drivers["triplake-ingestion"]
-    assert driver["entryPointArguments"] == ["--input", source, "--lake-root", dag_stack.settings.lake_root,
-                                             "--ingestion-id", received["ingestion_id"]]
+    events = dag_stack.statuses()
+    received = [event for event in events if event["status"] == RECEIVED]
+    (job_run,) = dag_stack.emr.list_job_runs(applicationId=application["applicationId"])["jobRuns"]
+    detail = dag_stack.emr.get_job_run(applicationId=application["applicationId"], jobRunId=job_run["id"])["jobRun"]
+    assert detail["executionRole"] == "arn:aws:iam::123456789012:role/triplake-emr-job"
+    driver = detail["jobDriver"]["sparkSubmit"]
+    batch_id = f"batch-{received[0]['ingestion_id']}"
+    assert driver["entryPointArguments"] == ["--batch-id", batch_id, "--lake-root", dag_stack.settings.lake_root], \
+        "one job run for the batch of both files"
     assert driver["entryPoint"] == f"{package}/ingestion.py"
     assert f"--py-files {package}/spark_jobs.zip" in driver["sparkSubmitParameters"]
     assert "-XX:-DontCompileHugeMethods" in driver["sparkSubmitParameters"]
+    (manifest,) = [key for key in dag_stack.lake_keys("_batches/") if batch_id in key]
+    body = json.loads(dag_stack.s3.get_object(Bucket="dag-test-lake", Key=manifest)["Body"].read())
+    assert [item["source_uri"] for item in body["ingestions"]] == sources
+    # moto's job runs succeed without running Spark: no file has an outcome, and each is answered so.
+    finished = [event for event in events if event["status"] != RECEIVED]
+    assert [event["status"] for event in finished] == [FAILED, FAILED] and run.state == "success"
+    assert all("without a word about this file" in event["error"]["message"] for event in finished)
+    assert dag_stack.lake_keys("_inbox/") == [] and dag_stack.lake_keys("_lease.json") == []
 
 
 def test_the_glue_runner_starts_one_run_of_the_ingestion_job_with_the_same_command_line(dag_stack, monkeypatch):
@@ -216,29 +235,27 @@ def test_the_glue_runner_starts_one_run_of_the_ingestion_job_with_the_same_comma
                         "TRIPLAKE_EMR_POLL_SECONDS": "1"}.items():
         monkeypatch.setenv(name, value)
     source = dag_stack.put("for glue.csv", SAMPLE.read_bytes())
-    # moto's job runs succeed without running Spark, so the steps after them have no reports to read.
-    run = dag_stack.run({"source_uris": [source]}, mark_success_pattern=r"ingestion\.(register_partitions|announce_succeeded)")
-    assert run.state == "success"
+    run = dag_stack.run({"source_uris": [source]})
 
-    (received,) = dag_stack.statuses()
+    received, failed = dag_stack.statuses()
     (job_run,) = dag_stack.glue.get_job_runs(JobName="triplake-ingestion")["JobRuns"]
-    # The provider adds the task's identity, to find the run again when the task is retried.
-    arguments = {name: value for name, value in job_run["Arguments"].items() if name != "--airflow_task_uuid"}
-    assert arguments == {
-        "--input": source, "--lake-root": dag_stack.settings.lake_root, "--ingestion-id": received["ingestion_id"],
+    assert job_run["JobRunState"] == "SUCCEEDED" and failed["status"] == FAILED  # moto ran no Spark
+    assert job_run["Arguments"] == {
+        "--batch-id": f"batch-{received['ingestion_id']}", "--lake-root": dag_stack.settings.lake_root,
         "--extra-py-files": f"{package}/spark_jobs.zip",
         "--conf": "spark.driver.extraJavaOptions=-XX:-DontCompileHugeMethods "
                   "--conf spark.executor.extraJavaOptions=-XX:-DontCompileHugeMethods",
     }
-    labels = dag_stack.map_labels(run.run_id)  # the deferred operator is named by its file too
-    assert labels["ingestion.spark_ingestion[0]"] == labels["ingestion.acquire_lake_lease[0]"] == "for glue.csv"
+    labels = dag_stack.map_labels(run.run_id)  # each task of the batch is named by its file
+    assert labels["batch.spark_ingestion[0]"] == labels["batch.announce_outcomes[0]"] == "for glue.csv"
 
 
 def test_an_upload_that_is_not_a_csv_is_answered_failed_at_once_and_recorded(dag_stack):
     from tests.conftest import lake_rows
 
     source = dag_stack.put("notes.txt", b"not trips")
-    run = dag_stack.run({"source_uris": [source]})
+    run = dag_stack.dag_test(RECEIVE_DAG, run_conf={"source_uris": [source]})
+    assert run.state == "success" and dag_stack.lake_keys("_inbox/") == [], "answered at once, nothing to ingest"
 
     received, failed = dag_stack.statuses()
     assert (received["status"], failed["status"]) == (RECEIVED, FAILED)
@@ -256,8 +273,7 @@ def test_a_truncated_gzip_fails_as_invalid_file_naming_the_truncation_and_is_rec
     from tests.conftest import lake_rows
 
     source = dag_stack.put("cut.csv.gz", gzip.compress(SAMPLE.read_bytes())[:600])
-    run = dag_stack.run({"source_uris": [source]})
-    assert run.state == "failed"
+    dag_stack.run({"source_uris": [source]})
 
     received, failed = dag_stack.statuses()
     assert (received["status"], failed["status"]) == (RECEIVED, FAILED)

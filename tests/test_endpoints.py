@@ -4,6 +4,7 @@ to send S3, SQS, SNS and STS to LocalStack and the rest to moto. Every client th
 from __future__ import annotations
 
 import json
+import os
 
 import boto3
 import pytest
@@ -63,3 +64,22 @@ def test_the_airflow_connection_gives_the_providers_hooks_each_services_endpoint
     wrapper = AwsConnectionWrapper(conn=connection)
     assert {service: wrapper.get_service_endpoint_url(service) for service in AWS_SERVICES} == {
         service: split.endpoint_url(service) for service in AWS_SERVICES}
+
+
+def test_a_shell_prepared_by_stack_env_sends_any_aws_sdk_to_the_stack(monkeypatch):
+    from triplake.local.stack import client_env
+
+    settings = Settings(aws_endpoint_url=MOTO, aws_region="eu-west-1", aws_access_key_id="triplake-local",
+                        aws_secret_access_key="triplake-local",
+                        **{f"aws_endpoint_url_{service}": LOCALSTACK for service in ("s3", "sqs", "sns", "sts")})
+    exported = client_env(settings, {"landing_queue_url": "q", "status_topic_arn": "t"})
+    for name in [name for name in os.environ if name.startswith(("AWS_", "TRIPLAKE_"))]:
+        monkeypatch.delenv(name)
+    for name, value in exported.items():
+        monkeypatch.setenv(name, value)
+    session = boto3.session.Session()  # boto3 itself, as the AWS CLI or an awswrangler script would build it
+    assert session.region_name == "eu-west-1"
+    assert {service: session.client(service).meta.endpoint_url for service in AWS_SERVICES} == {
+        "s3": LOCALSTACK, "sqs": LOCALSTACK, "sns": LOCALSTACK, "sts": LOCALSTACK,
+        "glue": MOTO, "athena": MOTO, "emr-serverless": MOTO}
+    assert Settings().endpoint_url("s3") == LOCALSTACK and Settings().lake_root == settings.lake_root

@@ -15,7 +15,6 @@ from triplake.events import (
     RECEIVED,
     STATUS_SCHEMA,
     SUCCEEDED,
-    UploadedFile,
     is_ingestible,
     status_event,
     uploaded_files,

@@ -102,7 +102,6 @@ def test_names_are_the_ones_settings_use():
     assert resolve(root_locals()["status_topic_name"]) == defaults["status_topic_name"]
     assert resolve(root_locals()["glue_database"]) == defaults["glue_database"]
     assert resolve(root_locals()["athena_workgroup"]) == defaults["athena_workgroup"]
-    assert resolve(root_locals()["lake_writers_pool"]) == defaults["lake_writers_pool"]
     assert resolve(root_locals()["glue_job_name"]) == defaults["glue_job_name"]
 
 
@@ -125,7 +124,7 @@ def test_the_settings_output_sets_real_settings_with_valid_values():
     needed_on_aws = {
         "lake_root", "landing_bucket", "landing_prefix", "landing_queue_url", "status_topic_arn", "spark_runner",
         "emr_application_id", "emr_execution_role_arn", "emr_package_uri", "glue_database", "athena_workgroup",
-        "aws_region", "lake_writers_pool",
+        "aws_region",
     }
     assert needed_on_aws <= {fields[name] for name in settings}
 
@@ -227,14 +226,16 @@ def test_the_spark_jobs_touch_only_s3_and_the_key():
     assert {resource.split("}/", 1)[1] for resource in object_resources} == {"incoming/*", "package/*", "lake/*"}
 
 
-def test_the_airflow_policy_lets_the_dag_hold_the_lease_and_record_uploads_that_never_reached_spark():
+def test_the_airflow_policy_lets_the_dags_receive_uploads_hold_the_lease_and_record_uploads_that_never_reached_spark():
+    from spark_jobs.common.ingestions import BATCHES
     from spark_jobs.common.lease import LEASE_FILE
+    from triplake.inbox import INBOX, RECEIPTS
 
     statements = {unquote(statement["sid"]): statement for statement in policy_statements("airflow")}
-    (lease,) = [resolve(resource) for resource in statements["HoldTheLakeLease"]["resources"]]
-    assert lease.endswith(f"/lake/{LEASE_FILE}")
-    assert {unquote(action) for action in statements["HoldTheLakeLease"]["actions"]} == {
-        "s3:GetObject", "s3:PutObject", "s3:DeleteObject"}
+    control = statements["ReceiveUploadsAndHoldTheLakeLease"]
+    assert sorted(resolve(resource).split("/lake/", 1)[1] for resource in control["resources"]) == sorted(
+        [LEASE_FILE, f"{RECEIPTS}/*", f"{INBOX}/*", f"{BATCHES}/*"]), "the control objects, nothing of the tables"
+    assert {unquote(action) for action in control["actions"]} == {"s3:GetObject", "s3:PutObject", "s3:DeleteObject"}
     (records,) = [resolve(resource) for resource in statements["RecordFailedUploads"]["resources"]]
     assert records.endswith(f"/lake/{lake_tables.INGESTIONS}/*")
 

@@ -1,4 +1,5 @@
-"""What the DAG's tasks decide, without Airflow: the files of a run, the job command lines, the status events."""
+"""What the DAGs' tasks decide, without Airflow: the uploads of a run, the batches, the job command lines, the
+status events."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import pytest
 
 from triplake import orchestration
 from triplake.events import FAILED, SUCCEEDED
-from triplake.orchestration import Ingestion, UsageError, planned_ingestions
+from triplake.inbox import Receipt
+from triplake.lease import LakeBusyError
+from triplake.orchestration import UsageError, uploads_of_run
 from triplake.settings import Settings
 
 PREFIX = "incoming/"
@@ -17,6 +20,11 @@ PREFIX = "incoming/"
 def s3_body(*keys: str) -> str:
     return json.dumps({"Records": [{"eventName": "ObjectCreated:Put", "s3": {"bucket": {"name": "landing"},
                                                                            "object": {"key": key}}} for key in keys]})
+
+
+def receipt(ingestion_id: str, uri: str, size: int | None = 10) -> Receipt:
+    return Receipt(upload_id=f"u-{ingestion_id}", ingestion_id=ingestion_id, source_uri=uri, size=size,
+                   uploaded_at="2026-12-04T15:07:41.523Z", received_at="2026-12-04T15:07:42+00:00", dag_run_id="run-1")
 
 
 def asset_event_extra(*bodies: str) -> dict:
@@ -33,60 +41,92 @@ def test_a_run_takes_every_record_of_every_message_of_every_asset_event_once():
         asset_event_extra(s3_body("incoming/c.csv")),
         None,  # an event without extra (e.g. a manual asset event) names no file
     ]
-    plan = planned_ingestions(extras, None, PREFIX)
-    assert [ingestion.source_uri for ingestion in plan.ingestions] == [
-        "s3://landing/incoming/a.csv", "s3://landing/incoming/May 2018/b(1).csv.gz", "s3://landing/incoming/c.csv"]
-    assert [ingestion.source_uri for ingestion in plan.unsupported] == ["s3://landing/incoming/notes.txt"]
-    assert len({ingestion.ingestion_id for ingestion in plan.ingestions + plan.unsupported}) == 4
-    reasons = [item.reason for item in plan.skipped]
+    uploads, skipped = uploads_of_run(extras, None, PREFIX)
+    assert [(upload.uri, upload.ingestible) for upload in uploads] == [
+        ("s3://landing/incoming/a.csv", True), ("s3://landing/incoming/May 2018/b(1).csv.gz", True),
+        ("s3://landing/incoming/notes.txt", False), ("s3://landing/incoming/c.csv", True)]
+    reasons = [item.reason for item in skipped]
     assert reasons[0] == "s3:TestEvent sent when the notification was configured"
     assert any("not JSON" in reason for reason in reasons)
 
 
 def test_an_unsupported_upload_is_answered_failed_with_what_it_got_and_what_is_taken():
-    event = orchestration.unsupported_event(Ingestion("i-9", "s3://landing/incoming/notes.txt"), "run-9")
+    event = orchestration.unsupported_event(receipt("i-9", "s3://landing/incoming/notes.txt"))
     assert event["status"] == FAILED and event["error"]["kind"] == "unsupported_file"
     assert "'notes.txt'" in event["error"]["message"] and ".csv or .csv.gz" in event["error"]["message"]
 
 
 def test_a_run_started_by_hand_takes_the_source_uris_of_its_conf_and_refuses_anything_else():
-    plan = planned_ingestions([], {"source_uris": ["s3://landing/incoming/a.csv"]}, PREFIX)
-    assert [ingestion.source_uri for ingestion in plan.ingestions] == ["s3://landing/incoming/a.csv"]
-    assert not plan.skipped and not plan.unsupported
+    uploads, skipped = uploads_of_run([], {"source_uris": ["s3://landing/incoming/a.csv"] * 2}, PREFIX)
+    assert [upload.uri for upload in uploads] == ["s3://landing/incoming/a.csv"] and not skipped
+    again, _ = uploads_of_run([], {"source_uris": ["s3://landing/incoming/a.csv"]}, PREFIX)
+    assert again[0].upload_id != uploads[0].upload_id, "named by hand again: a new upload"
     for bad in ("/home/me/a.csv", "s3://landing", 42):
         with pytest.raises(UsageError, match="s3://bucket/key"):
-            planned_ingestions([], {"source_uris": [bad]}, PREFIX)
-    assert planned_ingestions([], {}, PREFIX) == orchestration.Plan([], [], [])
+            uploads_of_run([], {"source_uris": [bad]}, PREFIX)
+    assert uploads_of_run([], {}, PREFIX) == ([], [])
 
 
-def test_each_job_gets_the_lake_and_the_ingestion_and_only_the_ingest_gets_the_file():
-    ingestion = Ingestion("20260101T000000Z-0123abcd", "s3://landing/incoming/a b.csv")
-    assert orchestration.job_arguments("ingest", ingestion, "s3://lake/root") == [
-        "--input", "s3://landing/incoming/a b.csv", "--lake-root", "s3://lake/root", "--ingestion-id", ingestion.ingestion_id]
-    assert orchestration.job_arguments("ingestion", ingestion, "s3://lake/root")[:2] == ["--input", ingestion.source_uri]
-    assert orchestration.job_arguments("build_weekly", ingestion, "s3://lake/root") == [
-        "--lake-root", "s3://lake/root", "--ingestion-id", ingestion.ingestion_id]
+def test_the_ingestion_job_gets_its_batch_and_a_stage_run_by_hand_gets_one_file():
+    assert orchestration.job_arguments("ingestion", "s3://lake/root", batch_id="batch-1") == [
+        "--batch-id", "batch-1", "--lake-root", "s3://lake/root"]
+    assert orchestration.job_arguments("ingest", "s3://lake/root", ingestion_id="i-1", source_uri="s3://l/a b.csv") == [
+        "--input", "s3://l/a b.csv", "--lake-root", "s3://lake/root", "--ingestion-id", "i-1"]
+    assert orchestration.job_arguments("build_weekly", "s3://lake/root", ingestion_id="i-1") == [
+        "--lake-root", "s3://lake/root", "--ingestion-id", "i-1"]
     with pytest.raises(ValueError, match="unknown Spark job"):
-        orchestration.job_arguments("drop_everything", ingestion, "s3://lake/root")
+        orchestration.job_arguments("drop_everything", "s3://lake/root", batch_id="b")
 
 
-def test_the_emr_runner_needs_the_package_location_and_says_where_it_comes_from():
+def test_the_cloud_runners_need_their_settings_and_say_where_they_come_from():
+    batch = orchestration.Batch("batch-1", (receipt("i", "s3://b/k.csv"),))
     with pytest.raises(UsageError, match="TRIPLAKE_EMR_PACKAGE_URI"):
-        orchestration.emr_job_driver("ingest", Ingestion("i", "s3://b/k.csv"), Settings(emr_package_uri=None))
+        orchestration.emr_job_driver(batch, Settings(emr_package_uri=None))
+    with pytest.raises(UsageError, match="TRIPLAKE_EMR_APPLICATION_ID"):
+        orchestration.cloud_job_runs(batch, Settings(spark_runner="emr-serverless"), client=None)
 
 
-def test_failed_events_say_which_task_failed_and_why():
-    ingestion = Ingestion("i-1", "s3://landing/incoming/a.csv")
-    refused = {"status": FAILED, "error": {"kind": "invalid_file", "message": "the header does not match"}}
-    event = orchestration.failed_event(ingestion, "ingest", RuntimeError("spark job ingest exited with 1"), refused, "run-1")
-    assert event["status"] == FAILED and event["counts"] == {}
-    assert event["error"] == {"kind": "invalid_file", "message": "the header does not match", "task": "ingest"}
+def test_waiting_uploads_are_cut_into_batches_in_order_bounded_by_files_and_bytes():
+    waiting = [receipt(f"i-{number}", f"s3://l/incoming/{number}.csv", size) for number, size in
+               enumerate([10, 10, 10, 100, 10, 10, 10])]
+    settings = Settings(batch_max_files=3, batch_max_bytes=50)
+    batches = orchestration.plan_batches(waiting, settings)
+    assert [[item.ingestion_id for item in batch.receipts] for batch in batches] == [
+        ["i-0", "i-1", "i-2"], ["i-3"], ["i-4", "i-5", "i-6"]], "a file over the bytes is a batch of its own"
+    assert [batch.batch_id for batch in batches] == ["batch-i-0", "batch-i-3", "batch-i-4"]
+    assert batches[0].label == "3 files: 0.csv ... 2.csv" and batches[1].label == "3.csv"
+    assert orchestration.Batch.from_dict(batches[0].to_dict()) == batches[0]
+    assert json.loads(batches[1].manifest()) == {"batch_id": "batch-i-3", "ingestions": [
+        {"ingestion_id": "i-3", "source_uri": "s3://l/incoming/3.csv"}]}
 
+
+def test_each_file_is_answered_from_its_outcome_and_one_the_batch_never_reached_with_the_batchs_reason():
+    this = receipt("i-1", "s3://landing/incoming/a.csv")
     ingested = {"status": SUCCEEDED, "started_at": "t0", **{field: 1 for field in orchestration.COUNT_FIELDS}}
-    event = orchestration.failed_event(ingestion, "group_routes", RuntimeError("boom\njava.lang.OutOfMemoryError"), ingested, "run-1")
+    routes = {"regions": [{"region": "Turin", "model_version": 2, "fit_reason": "refit asked"}]}
+    reports = {"ingest": ingested, "group_routes": routes}.get
+
+    succeeded = orchestration.outcome_event(this, {"status": SUCCEEDED, "error": None}, reports, "run-1")
+    assert succeeded["status"] == SUCCEEDED and succeeded["counts"]["rows_written"] == 1
+    assert succeeded["routes"] == {"Turin": {"model_version": 2, "fitted": "refit asked"}}
+
+    refused = {"status": FAILED, "error": {"kind": "invalid_file", "message": "the header does not match"}}
+    event = orchestration.outcome_event(this, refused, {}.get, "run-1")
+    assert event["status"] == FAILED and event["counts"] == {}
+    assert event["error"] == {"kind": "invalid_file", "message": "the header does not match", "task": "spark_ingestion"}
+
+    stage = {"status": FAILED, "error": {"kind": "task_failed", "message": "group_routes failed: java.lang.OutOfMemoryError",
+                                         "task": "group_routes"}}
+    event = orchestration.outcome_event(this, stage, reports, "run-1")
     assert event["error"]["kind"] == "task_failed" and event["error"]["task"] == "group_routes"
-    assert "java.lang.OutOfMemoryError" in event["error"]["message"] and "again" in event["error"]["message"]
+    assert "OutOfMemoryError" in event["error"]["message"] and "again" in event["error"]["message"]
     assert event["counts"]["rows_written"] == 1, "what was ingested before the failure is reported"
+
+    busy = orchestration.batch_failure(LakeBusyError("held by someone", holder=None))
+    event = orchestration.outcome_event(this, None, {}.get, "run-1", busy)
+    assert event["error"]["kind"] == "lake_busy" and "TRIPLAKE_LAKE_LEASE_WAIT_SECONDS" in event["error"]["message"]
+    crashed = orchestration.batch_failure(RuntimeError("spark job ingestion exited with 137; last output:\nKilled"))
+    assert crashed["kind"] == "task_failed" and "(Killed)" in crashed["message"]
 
 
 def test_a_glue_job_run_gets_the_jobs_own_command_line_and_the_job_tells_it_from_glues_arguments():
@@ -96,11 +136,10 @@ def test_a_glue_job_run_gets_the_jobs_own_command_line_and_the_job_tells_it_from
     from spark_jobs.common.job import parse_arguments
 
     settings = Settings(lake_root="s3://lake/root", emr_package_uri="s3://lake/packages/triplake-0.1.0/")
-    this = Ingestion(ingestion_id="20260101T000000Z-abcdef01", source_uri="s3://landing/incoming/a b.csv")
-    arguments = orchestration.glue_job_arguments(orchestration.INGESTION_JOB, this, settings)
+    batch = orchestration.Batch("batch-20260101T000000Z-abcdef01", (receipt("i", "s3://b/k.csv"),))
+    arguments = orchestration.glue_job_arguments(batch, settings)
     assert arguments == {
-        "--input": "s3://landing/incoming/a b.csv", "--lake-root": "s3://lake/root",
-        "--ingestion-id": "20260101T000000Z-abcdef01",
+        "--batch-id": "batch-20260101T000000Z-abcdef01", "--lake-root": "s3://lake/root",
         "--extra-py-files": "s3://lake/packages/triplake-0.1.0/spark_jobs.zip",
         "--conf": "spark.driver.extraJavaOptions=-XX:-DontCompileHugeMethods "
                   "--conf spark.executor.extraJavaOptions=-XX:-DontCompileHugeMethods",
@@ -113,6 +152,6 @@ def test_a_glue_job_run_gets_the_jobs_own_command_line_and_the_job_tells_it_from
     glue_argv = ["--JOB_ID", "j_1", "--JOB_RUN_ID", "jr_1", "--JOB_NAME", "triplake-ingestion", "--TempDir", "s3://t/",
                  *[item for pair in arguments.items() for item in pair]]
     parsed = parse_arguments(parser, glue_argv)
-    assert (parsed.input, parsed.lake_root, parsed.ingestion_id) == (this.source_uri, "s3://lake/root", this.ingestion_id)
+    assert (parsed.batch_id, parsed.lake_root) == (batch.batch_id, "s3://lake/root")
     with pytest.raises(SystemExit):  # outside Glue, an argument the job does not know is a mistake
-        parse_arguments(parser, ["--lake-root", "x", "--input", "y", "--ingestion-id", "z", "--TempDir", "s3://t/"])
+        parse_arguments(parser, ["--lake-root", "x", "--batch-id", "y", "--TempDir", "s3://t/"])

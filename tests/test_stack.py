@@ -1,18 +1,27 @@
 """End to end through `triplake stack up`: a real moto server and a real `airflow standalone`, nothing in-process.
 
-An upload to the landing bucket makes S3 notify the queue, the triggerer's asset watcher starts the DAG, the Spark
-jobs run as spark-submit subprocesses, and `triplake watch` receives the status events over HTTP from SNS.
-With `--aws localstack` (make test-localstack) the stack is `stack up --aws localstack`, and `triplake watch` trusts
+Uploads are made as users make them: with the AWS CLI, in a shell prepared by nothing but `eval "$(triplake stack
+env)"`. S3 notifies the landing queue, the triggerer's asset watcher starts trips_receive, trips_ingest runs the
+batches as spark-submit subprocesses, and `triplake watch` receives the status events over HTTP from SNS. With
+`--aws localstack` (make test-localstack) the stack is `stack up --aws localstack`, and `triplake watch` trusts
 LocalStack's signing certificate: it confirms its subscription and accepts only deliveries whose signature checks out.
+
+Where an outcome could depend on which process is faster, the test fixes the order itself: two uploads are made to
+reach the watcher in one poll (their notifications held back, then sent in one batch), a message is delivered again
+in the same poll as a file whose answer marks that the poll was handled, and counts are checked in a form that holds
+whichever writer takes the lake first.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import time
+import uuid
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -21,17 +30,17 @@ from tests.conftest import SAMPLE
 from triplake import cli
 from triplake.aws import clients
 from triplake.local import localstack, stack
+from triplake.local.bootstrap import connect_landing_notifications
 from triplake.processes import alive
-from triplake.settings import Settings
 from triplake.query.local import LocalEngine
 from triplake.query.statement import Statement
+from triplake.settings import REPO_ROOT, Settings
 
-# Three ingestions one after the other take 240-260 s on 2 cores against moto; on a slow day one took twice its
-# time. The timeout only bounds a failure: a passing run never waits for it.
-WATCH_TIMEOUT = 600
-
-
+# The timeout only bounds a failure: a passing run never waits for it.
+WATCH_TIMEOUT = 900
+AWS_CLI = REPO_ROOT / ".venv-awscli" / "bin" / "aws"
 BASE = Settings(spark_master="local[2]", spark_driver_memory="1g", spark_shuffle_partitions=4)
+LANDING = "s3://triplake-landing/incoming"
 
 
 class Stack:
@@ -59,16 +68,17 @@ def local_stack(tmp_path_factory, local_aws):
         assert not any(alive(pid) for pid in pids), "stack down stops every process it started"
 
 
-def lake_engine(state: stack.StackState) -> LocalEngine:
-    return LocalEngine(state.env["TRIPLAKE_LAKE_ROOT"], stack.settings_of(state))
+def lake_count(state: stack.StackState, query: str, **values: str) -> list[dict]:
+    """A query's rows as a reader sees them (the views of sql/views on DuckDB), its :parameters bound."""
+    return LocalEngine(state.env["TRIPLAKE_LAKE_ROOT"], stack.settings_of(state)).run(Statement(query), values).records()
 
 
-def triplake(state: stack.StackState, *arguments: str, **options) -> subprocess.Popen:
+def triplake(state: stack.StackState, *arguments: str) -> subprocess.Popen:
     environment = os.environ | state.env
     if state.localstack_endpoint:  # only a test trusts LocalStack's certificate
         environment |= {"TRIPLAKE_SNS_TRUSTED_CERTIFICATE_URL": localstack.certificate_url_prefix(state.localstack_endpoint)}
     return subprocess.Popen([str(Path(sys.executable).with_name("triplake")), *arguments], env=environment,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **options)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def watching(state: stack.StackState, ingestions: int, *options: str) -> subprocess.Popen:
@@ -80,16 +90,64 @@ def watching(state: stack.StackState, ingestions: int, *options: str) -> subproc
     return watcher
 
 
-def upload(state: stack.StackState, path: Path) -> None:
-    uploader = triplake(state, "upload", str(path))
-    out, err = uploader.communicate(timeout=60)
-    assert uploader.returncode == 0, err
-
-
 def events_of(watcher: subprocess.Popen) -> tuple[int, list[dict]]:
     """The status events watch printed (and, with --progress, its progress lines: {"progress": ...})."""
     out, err = watcher.communicate(timeout=WATCH_TIMEOUT + 30)
     return watcher.returncode, [json.loads(line) for line in out.splitlines()]
+
+
+def finished_by_ingestion(events: list[dict]) -> dict[str, dict]:
+    """Each ingestion's last event, after checking that each one began with RECEIVED and ended once."""
+    stories: dict[str, list[str]] = {}
+    for event in events:
+        stories.setdefault(event["ingestion_id"], []).append(event["status"])
+    assert all(story[0] == "RECEIVED" and len(story) == 2 for story in stories.values()), stories
+    return {event["ingestion_id"]: event for event in events if event["status"] != "RECEIVED"}
+
+
+def aws_cli(state: stack.StackState, directory: Path, *commands: str) -> None:
+    """AWS CLI commands in a shell that knows the stack only through `eval "$(triplake stack env)"`."""
+    shell = (f'set -euo pipefail; eval "$(triplake stack env --directory {state.directory})"; '
+             + "; ".join(commands))
+    clean = {"PATH": os.pathsep.join([str(AWS_CLI.parent), str(Path(sys.executable).parent), "/usr/bin", "/bin"]),
+             "HOME": str(directory)}
+    done = subprocess.run(["bash", "-c", shell], env=clean, cwd=directory, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+@contextlib.contextmanager
+def delivered_in_one_poll(state: stack.StackState, uploads: int, held: list[str]):
+    """The S3 notifications of the uploads made inside go to a queue of their own, then into the landing queue in
+    one batch, so the watcher takes them in one poll whatever the machine's speed. Their bodies are kept in held."""
+    settings = stack.settings_of(state)
+    s3, sqs = clients(settings, "s3", "sqs")
+    holding = sqs.create_queue(QueueName=f"held-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    connect_landing_notifications(settings, holding)
+    try:
+        yield
+        deadline = time.monotonic() + 60
+        while len(held) < uploads:
+            assert time.monotonic() < deadline, f"{len(held)} of {uploads} notifications came"
+            for message in sqs.receive_message(QueueUrl=holding, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", []):
+                if "Records" in json.loads(message["Body"]):  # not the s3:TestEvent of the configuration
+                    held.append(message["Body"])
+    finally:
+        connect_landing_notifications(settings, state.resources["landing_queue_url"])
+    send_together(state, held)
+
+
+def send_together(state: stack.StackState, bodies: list[str]) -> None:
+    (sqs,) = clients(stack.settings_of(state), "sqs")
+    sqs.send_message_batch(QueueUrl=state.resources["landing_queue_url"], Entries=[
+        {"Id": str(number), "MessageBody": body} for number, body in enumerate(bodies)])
+
+
+def s3_notification(key: str) -> str:
+    """An S3 notification as moto sends it, for an upload that never happened (a file that is answered at once)."""
+    return json.dumps({"Records": [{"eventVersion": "2.1", "eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
+                                    "eventTime": "2026-12-04T15:07:32.607Z", "s3": {
+                                        "bucket": {"name": "triplake-landing"},
+                                        "object": {"key": key, "size": 9, "eTag": uuid.uuid4().hex}}}]})
 
 
 @pytest.mark.event_path
@@ -103,87 +161,104 @@ def test_stack_status_names_what_runs_and_where(local_stack):
 
 
 @pytest.mark.event_path
-def test_every_upload_is_answered_and_a_triplake_run_beside_the_dag_counts_every_trip_once(local_stack, tmp_path):
+def test_uploads_with_the_aws_cli_are_each_answered_once_and_a_triplake_run_beside_them_counts_every_trip_once(
+        local_stack, tmp_path):
     generated = tmp_path / "generated.csv"
-    assert cli.main(["generate", "--rows", "280", "--seed", "11", "--out", str(generated)]) == 0
+    assert cli.main(["generate", "--rows", "330", "--seed", "11", "--out", str(generated)]) == 0
     header, *lines = generated.read_text().splitlines()
     sample_lines = SAMPLE.read_text().splitlines()[1:]
-    # Overlapping writers: the batch run's file holds 20 trips of the sample too, so the lake must hold each once
-    # whichever writer gets the lake first. The upload's name is in upper case with a space, as some exporters write it.
-    uploaded, batch_part = tmp_path / "TRIPS SAMPLE.CSV", tmp_path / "batch.csv"
-    uploaded.write_bytes(SAMPLE.read_bytes())
-    batch_part.write_text("\n".join([header, *sample_lines[:20], *lines]) + "\n")
-    notes = tmp_path / "notes.txt"
-    notes.write_text("not trips\n")
+    # The name is in upper case with a space, as some exporters write it; the batch run's file holds 20 trips of the
+    # sample too, so the lake must hold each once whichever writer gets the lake first.
+    (tmp_path / "TRIPS SAMPLE.CSV").write_bytes(SAMPLE.read_bytes())
+    (tmp_path / "more.csv").write_text("\n".join([header, *lines[280:]]) + "\n")
+    (tmp_path / "batch.csv").write_text("\n".join([header, *sample_lines[:20], *lines[:280]]) + "\n")
 
     watcher = watching(local_stack, 3, "--progress")
-    batch = triplake(local_stack, "run", "--json", "--input", str(batch_part))
-    for path in (uploaded, uploaded):  # the same file twice in a row: two uploads, two ingestions
-        upload(local_stack, path)
-    (s3,) = clients(stack.settings_of(local_stack.state), "s3")
-    s3.put_object(Bucket="triplake-landing", Key="incoming/notes.txt", Body=notes.read_bytes())  # not by `upload`
+    batch = triplake(local_stack, "run", "--json", "--input", str(tmp_path / "batch.csv"))
+    held: list[str] = []
+    with delivered_in_one_poll(local_stack, 2, held):  # the same key twice, back to back: two uploads
+        aws_cli(local_stack, tmp_path, *[f'aws s3 cp "TRIPS SAMPLE.CSV" "{LANDING}/TRIPS SAMPLE.CSV"'] * 2)
+    aws_cli(local_stack, tmp_path, f"aws s3 cp more.csv {LANDING}/more.csv")
     returncode, printed = events_of(watcher)
-    assert returncode == 1, printed  # notes.txt failed
+    assert returncode == 0, printed
     events = [line for line in printed if "progress" not in line]
     # Between RECEIVED and its end, each stage an ingestion was seen in, in order (polled: a short one may be missed).
     for position, line in enumerate(printed):
         if progress := line.get("progress"):
-            story = [(event["status"], index) for index, event in enumerate(printed)
-                     if event.get("ingestion_id") == progress["ingestion_id"]]
-            assert story[0][1] < position < story[-1][1], (progress, story)
-    shown = [line["progress"]["stage"] for line in printed if "progress" in line]
-    assert shown and set(shown) <= {"group_routes", "build_weekly"}, shown
+            story = [index for index, event in enumerate(printed) if event.get("ingestion_id") == progress["ingestion_id"]]
+            assert story[0] < position < story[-1], (progress, story)
     out, err = batch.communicate(timeout=WATCH_TIMEOUT)
     assert batch.returncode == 0, err
 
-    by_ingestion: dict[str, list[dict]] = {}
-    for event in events:
-        by_ingestion.setdefault(event["ingestion_id"], []).append(event)
-    assert all([event["status"] for event in story][0] == "RECEIVED" for story in by_ingestion.values())
-    finished = {ingestion: story[-1] for ingestion, story in by_ingestion.items()}
+    finished = finished_by_ingestion(events)
     names = sorted((event["source_uri"].rsplit("/", 1)[1], event["status"]) for event in finished.values())
-    assert names == [("TRIPS SAMPLE.CSV", "SUCCEEDED"), ("TRIPS SAMPLE.CSV", "SUCCEEDED"), ("notes.txt", "FAILED")]
-    (unsupported,) = [event for event in finished.values() if event["status"] == "FAILED"]
-    assert unsupported["error"]["kind"] == "unsupported_file"
-    assert all(event["dag_run_id"].startswith("asset_triggered__") for event in finished.values()), \
-        "the uploads, not a person, started the runs"
-    samples = sorted((event["counts"] for event in finished.values() if event["status"] == "SUCCEEDED"),
-                     key=lambda count: count["rows_written"])
-    assert (samples[0]["rows_written"], samples[0]["already_present"]) == (0, 100), \
-        "the second upload of the same file writes nothing and says so"
+    assert names == [("TRIPS SAMPLE.CSV", "SUCCEEDED"), ("TRIPS SAMPLE.CSV", "SUCCEEDED"), ("more.csv", "SUCCEEDED")]
+    assert all(event["dag_run_id"].startswith("asset_triggered__") for event in events), "the uploads started the runs"
     (batch_ingestion,) = json.loads(out)["ingestions"]
-    counts = [*samples, batch_ingestion]
+    counts = [*(event["counts"] for event in finished.values()), batch_ingestion]
     assert all(count["rows_read"] == count["rows_written"] + count["already_present"] + count["duplicates_in_batch"]
                + count["rows_rejected"] for count in counts), counts
-    assert sum(count["rows_written"] for count in counts) == 100 + len(set(lines)) == 380
+    assert sum(count["rows_written"] for count in counts) == 100 + len(set(lines)) == 430
     assert sum(count["already_present"] + count["duplicates_in_batch"] for count in counts) == 100 + 20
+    assert lake_count(local_stack.state, "select count(*) as trips, count(distinct trip_id) as distinct_trips "
+                                         "from trips") == [{"trips": 430, "distinct_trips": 430}]
 
-    query = Statement("select count(*) as trips, count(distinct trip_id) as distinct_trips from trips")
-    (row,) = lake_engine(local_stack.state).run(query, {}).records()
-    assert row == {"trips": 380, "distinct_trips": 380}, "the sample's 100 and the 280 generated, each once"
+    # The first upload's message delivered again (as SQS does after a visibility timeout), in one poll with an
+    # upload that is answered at once: when that one is answered, the poll was handled, and the redelivery was not
+    # received again.
+    watcher = watching(local_stack, 1)
+    send_together(local_stack, [held[0], s3_notification("incoming/notes.txt")])
+    returncode, events = events_of(watcher)
+    assert [(event["status"], event["source_uri"].rsplit("/", 1)[1]) for event in events] == [
+        ("RECEIVED", "notes.txt"), ("FAILED", "notes.txt")]
+    assert events[1]["error"]["kind"] == "unsupported_file"
+    assert lake_count(local_stack.state, "select status, count(*) as n from ingestions group by status "
+                                         "order by status") == [{"status": "FAILED", "n": 1}, {"status": "SUCCEEDED", "n": 4}]
 
 
-def test_down_and_up_keep_the_lake_and_a_killed_stack_fails_the_run_it_left_behind(local_stack):
-    counted = Statement("select count(*) as trips from trips")
-    before = lake_engine(local_stack.state).run(counted, {}).records()
-    assert before == [{"trips": 380}]
+def test_a_folder_copied_at_once_with_the_aws_cli_is_ingested_every_file_succeeded(local_stack, tmp_path):
+    # Twenty weekly exports, as a data source sends them: each its own week of the three regions.
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    for number in range(20):
+        week = date(2018, 6, 4) + timedelta(weeks=number)
+        assert cli.main(["generate", "--rows", "25", "--seed", str(100 + number), "--start", week.isoformat(),
+                         "--days", "7", "--out", str(folder / f"part-{number:02d}.csv")]) == 0
+    watcher = watching(local_stack, 20)
+    aws_cli(local_stack, tmp_path, f"aws s3 cp --recursive folder {LANDING}/folder/")
+    returncode, events = events_of(watcher)
+    assert returncode == 0, [event for event in events if event["status"] == "FAILED"]
+    finished = finished_by_ingestion(events)
+    assert sorted(event["source_uri"].rsplit("/", 1)[1] for event in finished.values()) == [
+        f"part-{number:02d}.csv" for number in range(20)]
+    assert {event["status"] for event in finished.values()} == {"SUCCEEDED"}
+    assert sum(event["counts"]["rows_written"] for event in finished.values()) == 20 * 25
+    (s3,) = clients(stack.settings_of(local_stack.state), "s3")
+    assert "Contents" not in s3.list_objects_v2(Bucket="triplake-lake", Prefix="lake/_inbox/"), "every upload answered"
+
+
+def test_down_and_up_keep_the_lake_and_a_killed_stack_ingests_what_it_had_received(local_stack):
+    counted = "select count(*) as trips from trips"
+    before = lake_count(local_stack.state, counted)
     said = []
     stack.down(local_stack.directory, say=said.append)
     assert any(line.startswith("saved ") for line in said), said
     local_stack.state = local_stack.up(say=said.append)
-    assert lake_engine(local_stack.state).run(counted, {}).records() == before, "the lake came back with the stack"
+    assert lake_count(local_stack.state, counted) == before, "the lake came back with the stack"
     assert any(line.startswith("restored ") for line in said), said
 
-    # Kill the whole stack (no `down`) while a run ingests: the next `up` fails that run and announces it.
+    # Kill the whole stack (no `down`) while a batch ingests: the next `up` fails the runs it left and answers the
+    # upload from the lake's inbox (rolled back and FAILED interrupted, or committed just before the kill).
     watcher = watching(local_stack.state, ingestions=1)
-    upload(local_stack.state, SAMPLE)
+    (s3,) = clients(stack.settings_of(local_stack.state), "s3")
+    s3.upload_file(str(SAMPLE), "triplake-landing", "incoming/killed.csv")
     received = json.loads(watcher.stdout.readline())
     assert received["status"] == "RECEIVED"
-    (s3,) = clients(stack.settings_of(local_stack.state), "s3")
-    deadline = time.monotonic() + 120
-    while "Contents" not in s3.list_objects_v2(Bucket="triplake-lake", Prefix="lake/_lease.json"):
-        assert time.monotonic() < deadline, "the ingestion never took the lake"
-        time.sleep(0.5)
+    staging = f"lake/_staging/{received['ingestion_id']}/"
+    deadline = time.monotonic() + 300
+    while "Contents" not in s3.list_objects_v2(Bucket="triplake-lake", Prefix=staging):
+        assert time.monotonic() < deadline, "the ingestion never began"
+        time.sleep(0.2)
     for pid in local_stack.state.pids:
         os.killpg(pid, 9)
     deadline = time.monotonic() + 30
@@ -192,4 +267,13 @@ def test_down_and_up_keep_the_lake_and_a_killed_stack_fails_the_run_it_left_behi
     watcher.kill()
     said.clear()
     local_stack.state = local_stack.up(say=said.append)
-    assert any(f"FAILED announced for {received['ingestion_id']}" in line for line in said), said
+    assert any("marked failed" in line for line in said) and any("trips_ingest takes them now" in line for line in said), said
+    (s3,) = clients(stack.settings_of(local_stack.state), "s3")
+    deadline = time.monotonic() + WATCH_TIMEOUT
+    while "Contents" in s3.list_objects_v2(Bucket="triplake-lake", Prefix="lake/_inbox/"):
+        assert time.monotonic() < deadline, "the upload the killed stack had received was never answered"
+        time.sleep(1)
+    (record,) = lake_count(local_stack.state, "select status, error from ingestions where ingestion_id = :id",
+                           id=received["ingestion_id"])
+    assert record["status"] == "SUCCEEDED" or json.loads(record["error"])["kind"] == "interrupted", record
+    assert lake_count(local_stack.state, counted) == before, "the sample's trips were in the lake already: each once"

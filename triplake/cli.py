@@ -271,6 +271,8 @@ def build_parser() -> argparse.ArgumentParser:
     stack.add_argument("--aws", choices=("moto", "localstack"), default="moto",
                        help="up: the local AWS; localstack serves S3, SQS, SNS and STS (signed SNS deliveries), moto the "
                             "rest (`make localstack` installs it)")
+    stack.add_argument("--directory", type=Path, default=None,
+                       help="where the stack keeps its state and logs (default .local/stack): one stack per directory")
     stack.add_argument("--forget", action="store_true",
                        help="down: also wipe the saved buckets, catalog and Airflow history (the next up starts empty)")
     stack.set_defaults(handler=cli_aws.stack_command)

@@ -41,24 +41,25 @@ def stack_command(args: argparse.Namespace) -> int:
 
     from triplake.local import stack
 
+    directory = args.directory or stack.STACK_DIR
     if args.action == "up":
         try:
-            state = stack.up(get_settings(), say=lambda line: stderr.print(line), aws=args.aws)
+            state = stack.up(get_settings(), directory, say=lambda line: stderr.print(line), aws=args.aws)
         except stack.StackError as problem:
             raise UsageError(str(problem)) from problem
         stderr.print(f"Airflow UI: {state.airflow_url}  (user {stack.AIRFLOW_USER}, password: `triplake stack status`)")
         stderr.print('Use the stack from this shell: eval "$(triplake stack env)"')
         return 0
     if args.action == "down":
-        stack.down(say=lambda line: stderr.print(line), forget=args.forget)
+        stack.down(directory, say=lambda line: stderr.print(line), forget=args.forget)
         return 0
-    state = stack.StackState.load()
+    state = stack.StackState.load(directory)
     if args.action == "env":
         if state is None:
             raise UsageError("the stack is not up: `triplake stack up` first")
         print("\n".join(f"export {name}={shlex.quote(value)}" for name, value in state.env.items()))
         return 0
-    report = stack.status()
+    report = stack.status(directory)
     if args.json:
         print(json.dumps(report))
         return 0 if report["up"] else 1

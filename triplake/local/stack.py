@@ -8,7 +8,7 @@ The moto server (and LocalStack, started with PERSISTENCE=0) keeps its data in m
 the Glue partitions and the landing queue's pending uploads under .local/stack/saved/ and `up` restores them before
 anything can start a run: the lake and Airflow's history (its SQLite database, kept under .local/stack/airflow/) stay
 together. `down --forget` wipes both. Runs that a stopped or killed stack left running are failed by the next `up`,
-with a FAILED status event.
+and what they had received is ingested.
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from triplake import inbox
 from triplake.aws import clients
-from triplake.aws.sns import publish_status
-from triplake.events import FAILED, status_event
+from triplake.lake_objects import lake_objects
 from triplake.local import localstack, saved_state
 from triplake.local.airflow_env import airflow_env
 from triplake.local.bootstrap import bootstrap, connect_landing_notifications
@@ -38,7 +38,8 @@ STACK_DIR = LOCAL_DIR / "stack"
 STATE_FILE = "state.json"
 SAVED_DIR = "saved"
 AIRFLOW_DIR = "airflow"
-DAG_ID = "trips_ingest"
+DAG_IDS = ("trips_receive", "trips_ingest")
+INGEST_DAG_ID = "trips_ingest"
 LOCAL_CREDENTIALS = {"aws_access_key_id": "triplake-local", "aws_secret_access_key": "triplake-local"}
 LOCAL_LAKE_ROOT = "s3://triplake-lake/lake"
 AIRFLOW_USER = "admin"
@@ -93,13 +94,17 @@ def settings_of(state: StackState) -> Settings:
 
 
 def client_env(settings: Settings, resources: dict[str, str]) -> dict[str, str]:
-    """What `triplake upload/watch/sql/weekly-average` need to use the stack (`eval "$(triplake stack env)"`)."""
-    own_endpoints = {f"TRIPLAKE_{endpoint_field(service).upper()}": url for service in AWS_SERVICES
+    """What a shell needs to use the stack (`eval "$(triplake stack env)"`): triplake's own settings, and the AWS
+    SDKs' own names of the same endpoints, region and credentials, so the AWS CLI, boto3 or awswrangler scripts go
+    to the stack too (AWS_ENDPOINT_URL, and AWS_ENDPOINT_URL_<SERVICE> for a service LocalStack serves)."""
+    own_endpoints = {endpoint_field(service).upper(): url for service in AWS_SERVICES
                      if (url := getattr(settings, endpoint_field(service)))}
+    endpoints = {"AWS_ENDPOINT_URL": str(settings.aws_endpoint_url), **own_endpoints}
     return {
-        "TRIPLAKE_AWS_ENDPOINT_URL": str(settings.aws_endpoint_url),
-        **own_endpoints,
+        **{f"TRIPLAKE_{name}": url for name, url in endpoints.items()},
+        **endpoints,
         "TRIPLAKE_AWS_REGION": settings.aws_region,
+        "AWS_DEFAULT_REGION": settings.aws_region,
         "AWS_ACCESS_KEY_ID": str(settings.aws_access_key_id),
         "AWS_SECRET_ACCESS_KEY": str(settings.aws_secret_access_key),
         "TRIPLAKE_LAKE_ROOT": settings.lake_root,
@@ -158,9 +163,7 @@ def up(base: Settings, directory: Path = STACK_DIR, say: Callable[[str], None] =
         env = os.environ | airflow_env(settings, home, api_port) | {
             "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])}
         _airflow(["db", "migrate"], env, directory / "airflow.log")
-        _fail_interrupted_runs(env, directory / "airflow.log", settings, say)
-        _airflow(["pools", "set", settings.lake_writers_pool, "1", "Spark jobs that write the lake, one at a time"],
-                 env, directory / "airflow.log")
+        _fail_interrupted_runs(env, directory / "airflow.log", say)
         state.airflow_pid = _start([_airflow_bin(), "standalone"], directory / "airflow.log", env)
         state.airflow_url, state.airflow_home = f"http://{LOOPBACK}:{api_port}", str(home)
         state.save()
@@ -172,7 +175,8 @@ def up(base: Settings, directory: Path = STACK_DIR, say: Callable[[str], None] =
         (sqs,) = clients(settings, "sqs")
         _wait_for(lambda: _queue_empty(sqs, resources["landing_queue_url"]), "the DAG's watcher on the landing queue",
                   ready_timeout, directory / "airflow.log", state.pids)
-        say("the trips_ingest DAG is watching the landing queue: uploads start ingestions")
+        say("the trips_receive DAG is watching the landing queue: uploads start ingestions")
+        _answer_waiting_uploads(settings, env, directory / "airflow.log", say)
     except BaseException:
         down(directory, say=lambda _: None, save=False)  # a half-started stack must not replace the saved state
         raise
@@ -229,27 +233,23 @@ def _forget(directory: Path, say: Callable[[str], None]) -> None:
     say(f"forgot the saved buckets, catalog and Airflow history under {directory}")
 
 
-def _fail_interrupted_runs(env: dict[str, str], log: Path, settings: Settings, say: Callable[[str], None]) -> None:
-    """Fails the runs a stopped or killed stack left running, and announces their unfinished ingestions FAILED."""
+def _fail_interrupted_runs(env: dict[str, str], log: Path, say: Callable[[str], None]) -> None:
+    """Fails the runs a stopped or killed stack left running (what they had received waits in the lake's inbox)."""
     with log.open("a") as output:
-        completed = subprocess.run([sys.executable, "-m", "triplake.local.interrupted_runs", DAG_ID], env=env,
+        completed = subprocess.run([sys.executable, "-m", "triplake.local.interrupted_runs", *DAG_IDS], env=env,
                                    stdout=subprocess.PIPE, stderr=output, text=True)
     if completed.returncode != 0:
         raise StackError(f"could not check Airflow for interrupted runs; see {log}")
-    (sns,) = clients(settings, "sns")
-    for ingestion in json.loads(completed.stdout or "[]"):
-        if "ingestion_id" not in ingestion:
-            say(f"run {ingestion['dag_run_id']} was left running by the last stack: marked failed (it had not "
-                "planned its files yet: upload them again)")
-            continue
-        event = status_event(
-            ingestion_id=ingestion["ingestion_id"], status=FAILED, source_uri=ingestion["source_uri"],
-            error={"kind": "interrupted", "message": "the local stack stopped while this ingestion ran; whatever it "
-                   "had written is rolled back by the next ingestion. Upload the file again."},
-            dag_run_id=ingestion["dag_run_id"])
-        publish_status(sns, str(settings.status_topic_arn), event)
-        say(f"run {ingestion['dag_run_id']} was left running by the last stack: marked failed, "
-            f"FAILED announced for {ingestion['ingestion_id']} ({ingestion['source_uri']})")
+    for run in json.loads(completed.stdout or "[]"):
+        say(f"run {run['dag_run_id']} of {run['dag_id']} was left running by the last stack: marked failed")
+
+
+def _answer_waiting_uploads(settings: Settings, env: dict[str, str], log: Path, say: Callable[[str], None]) -> None:
+    """Uploads received before the stack stopped and not answered yet are ingested now: a run of trips_ingest."""
+    waiting = inbox.waiting(lake_objects(settings.lake_root, settings))
+    if waiting:
+        _airflow(["dags", "trigger", INGEST_DAG_ID], env, log)
+        say(f"{len(waiting)} uploads received before the stack stopped were waiting: trips_ingest takes them now")
 
 
 def status(directory: Path = STACK_DIR) -> dict[str, Any]:
