@@ -68,7 +68,7 @@ def trips_receive():
     # The SQS messages are deleted once the watcher has them: a failed try is tried again, and a retry gets back the
     # receipts this run made, so nothing is received twice (RECEIVED may be said twice).
     @task(task_id=orchestration.RECEIVE_TASK, outlets=[received_uploads], retries=3, retry_delay=timedelta(seconds=5))
-    def receive_uploads(**context) -> list[str]:
+    def receive_uploads(**context) -> list[dict]:
         """Receipts, RECEIVED, and the inbox for each upload of the triggering asset events (or of the run's conf)."""
         from triplake import dag_io, inbox
         from triplake.lake_records import write_failed_record
@@ -92,7 +92,7 @@ def trips_receive():
             inbox.enqueue(store, receipt)
         if not received.ingestible:
             raise AirflowSkipException("nothing to ingest: no new .csv or .csv.gz upload in this run")
-        return [receipt.ingestion_id for receipt in received.ingestible]
+        return [receipt.to_dict() for receipt in received.ingestible]
 
     receive_uploads()
 

@@ -68,3 +68,18 @@ def test_the_inbox_gives_waiting_uploads_in_the_order_s3_took_them_until_they_ar
     _, new = inbox.receive(store, upload("incoming/1.csv", times[1]), "run-9")
     assert not new, "answered and delivered again: still received once"
     assert [receipt.name for receipt in inbox.waiting(store)] == ["0.csv", "2.csv"]
+
+
+def test_stack_up_ingests_the_uploads_a_stopped_stack_left_waiting_and_nothing_when_none_wait(tmp_path):
+    from triplake.local import restart
+    from triplake.settings import Settings
+
+    settings = Settings(lake_root=(tmp_path / "lake").as_uri())
+    triggered, said = [], []
+    restart.answer_waiting_uploads(settings, lambda: triggered.append(True), said.append)
+    assert triggered == [] and said == []
+    store = FileObjects(tmp_path / "lake")
+    inbox.enqueue(store, inbox.receive(store, upload("incoming/a.csv", "2026-12-04T15:07:41.523Z"), "run-1")[0])
+    restart.answer_waiting_uploads(settings, lambda: triggered.append(True), said.append)
+    assert triggered == [True] and said == ["1 uploads received before the stack stopped were waiting: trips_ingest "
+                                            "takes them now"]

@@ -1,9 +1,9 @@
 """What a user sees in the Airflow UI after uploading files, in a real browser (`make screenshot`).
 
 Starts a fresh local stack in a temporary directory, uploads the sample split into one file per region (three files
-at once, as a user's exporter would), waits until each is SUCCEEDED on the status topic, then opens the run's
-mapped `spark_ingestion` task in headless Chromium (driven by Playwright) and checks that the page names every
-file, not "Map Index 0". Writes docs/img/airflow_run.png. Needs Debian's `chromium` package (the browser
+at once, as a user's exporter would), waits until each is SUCCEEDED on the status topic, then opens the trips_ingest
+run's mapped `spark_ingestion` task in headless Chromium (driven by Playwright) and checks that the page names each
+batch by its files, not "Map Index 0". Writes docs/img/airflow_run.png. Needs Debian's `chromium` package (the browser
 Playwright drives: its own download site is not reachable from the build machines).
 """
 
@@ -23,7 +23,7 @@ from triplake.aws import clients
 from triplake.aws.s3 import upload_file
 from triplake.events import RECEIVED, SUCCEEDED
 from triplake.local import stack
-from triplake.orchestration import SPARK_TASK
+from triplake.orchestration import PLAN_TASK, SPARK_TASK
 from triplake.settings import REPO_ROOT, Settings
 from triplake.watch import StatusReceiver, subscribe
 
@@ -59,7 +59,7 @@ def airflow_token(url: str, user: str, password: str) -> str:
 
 
 def runs_of(url: str, token: str, source_uris: set[str]) -> dict[str, list[str]]:
-    """The DAG runs that ingested the uploaded files, with the names of their files (what the plan returned)."""
+    """The trips_ingest runs that ingested the uploaded files, with the labels of their batches (from the plan)."""
     def get(path: str) -> dict:
         request = urllib.request.Request(f"{url}/api/v2{path}",  # noqa: S310 - the stack's loopback endpoint
                                          headers={"Authorization": f"Bearer {token}"})
@@ -69,13 +69,14 @@ def runs_of(url: str, token: str, source_uris: set[str]) -> dict[str, list[str]]
     found = {}
     for run in get("/dags/trips_ingest/dagRuns?order_by=-run_after&limit=20")["dag_runs"]:
         run_id = run["dag_run_id"]
-        plan = get(f"/dags/trips_ingest/dagRuns/{urllib.parse.quote(run_id)}/taskInstances/plan_ingestions"
+        plan = get(f"/dags/trips_ingest/dagRuns/{urllib.parse.quote(run_id)}/taskInstances/{PLAN_TASK}"
                    "/xcomEntries/return_value?deserialize=true")["value"]
         if isinstance(plan, str):
             plan = json.loads(plan)
-        files = [item["source_uri"] for item in plan if item["source_uri"] in source_uris]
-        if files:
-            found[run_id] = [uri.rsplit("/", 1)[-1] for uri in files]
+        labels = [batch["label"] for batch in plan
+                  if any(receipt["source_uri"] in source_uris for receipt in batch["receipts"])]
+        if labels:
+            found[run_id] = labels
     return found
 
 
@@ -86,7 +87,7 @@ def screenshot(url: str, token: str, run_id: str, names: list[str], out: Path, b
         browser = playwright.chromium.launch(executable_path=browser_path, args=["--no-sandbox"])
         page = browser.new_context(viewport={"width": 1400, "height": 820}).new_page()
         page.context.add_cookies([{"name": "_token", "value": token, "url": url}])
-        page.goto(f"{url}/dags/trips_ingest/runs/{urllib.parse.quote(run_id)}/tasks/ingestion.{SPARK_TASK}/mapped")
+        page.goto(f"{url}/dags/trips_ingest/runs/{urllib.parse.quote(run_id)}/tasks/batch.{SPARK_TASK}/mapped")
         for name in names:
             page.get_by_text(name, exact=True).first.wait_for(timeout=60_000)
         page.screenshot(path=str(out))
@@ -121,11 +122,11 @@ def main(argv: list[str] | None = None) -> int:
         login = stack.status(directory / "stack")["airflow"]["login"]
         token = airflow_token(str(state.airflow_url), login["user"], login["password"])
         runs = runs_of(str(state.airflow_url), token, sources)
-        # The watcher batches notifications that arrive together: the run that ingested most of the files is shown.
+        # Files received together are one batch: the run whose batches ingested most of the files is shown.
         run_id, names = max(runs.items(), key=lambda run: len(run[1]))
         args.out.parent.mkdir(parents=True, exist_ok=True)
         screenshot(str(state.airflow_url), token, run_id, names, args.out, args.browser)
-        print(f"{len(runs)} run(s) ingested the {len(uploads)} files; {run_id} ({', '.join(names)}): {args.out}")
+        print(f"{len(runs)} run(s) ingested the {len(uploads)} files; {run_id} (batches {', '.join(names)}): {args.out}")
     finally:
         stack.down(directory / "stack", say=print)
     return 0

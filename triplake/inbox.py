@@ -51,13 +51,19 @@ class Receipt:
     def inbox_key(self) -> str:
         return f"{INBOX}/{_sortable(self.uploaded_at)}-{self.upload_id}.json"
 
+    def to_dict(self) -> dict:
+        return asdict(self)
+
     def to_json(self) -> bytes:
-        return json.dumps(asdict(self)).encode()
+        return json.dumps(self.to_dict()).encode()
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Receipt:
+        return cls(**{name: data.get(name) for name in cls.__dataclass_fields__})
 
     @classmethod
     def from_json(cls, body: bytes) -> Receipt:
-        data = json.loads(body)
-        return cls(**{name: data.get(name) for name in cls.__dataclass_fields__})
+        return cls.from_dict(json.loads(body))
 
 
 def named_by_hand(uri: str) -> UploadedFile:

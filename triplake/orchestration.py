@@ -156,12 +156,11 @@ class Batch:
             {"ingestion_id": receipt.ingestion_id, "source_uri": receipt.source_uri} for receipt in self.receipts]}).encode()
 
     def to_dict(self) -> dict[str, Any]:
-        return {"batch_id": self.batch_id, "label": self.label,
-                "receipts": [json.loads(receipt.to_json()) for receipt in self.receipts]}
+        return {"batch_id": self.batch_id, "label": self.label, "receipts": [receipt.to_dict() for receipt in self.receipts]}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Batch:
-        return cls(data["batch_id"], tuple(Receipt.from_json(json.dumps(item).encode()) for item in data["receipts"]))
+        return cls(data["batch_id"], tuple(Receipt.from_dict(item) for item in data["receipts"]))
 
 
 def plan_batches(waiting: Sequence[Receipt], settings: Settings) -> list[Batch]:

@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import shutil
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +48,8 @@ def save(directory: Path, s3: Any, glue: Any, sqs: Any, buckets: list[str], data
             if found:
                 partitions[table["Name"]] = found
     messages = _pending_messages(sqs, queue_url) if queue_url else []
-    index = {"objects": objects, "database": database, "partitions": partitions, "messages": messages}
+    index = {"objects": objects, "database": database, "partitions": partitions, "messages": messages,
+             "saved_at": datetime.now(timezone.utc).isoformat()}
     (partial / INDEX).write_text(json.dumps(index, indent=1))
     shutil.rmtree(directory, ignore_errors=True)
     partial.rename(directory)  # the saved state is replaced whole or not at all
@@ -76,6 +78,15 @@ def restore_messages(directory: Path, sqs: Any, queue_url: str) -> int:
     for body in index["messages"]:
         sqs.send_message(QueueUrl=queue_url, MessageBody=body)
     return len(index["messages"])
+
+
+def saved_at(directory: Path) -> str | None:
+    """When the state was saved (ISO 8601), None when nothing is saved: what a killed stack's AWS lost is what
+    happened after it."""
+    index = _index(directory)
+    if index is None:
+        return None
+    return index.get("saved_at") or datetime.fromtimestamp((directory / INDEX).stat().st_mtime, timezone.utc).isoformat()
 
 
 def forget(directory: Path) -> None:

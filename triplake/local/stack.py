@@ -24,10 +24,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from triplake import inbox
 from triplake.aws import clients
-from triplake.lake_objects import lake_objects
-from triplake.local import localstack, saved_state
+from triplake.local import localstack, restart, saved_state
 from triplake.local.airflow_env import airflow_env
 from triplake.local.bootstrap import bootstrap, connect_landing_notifications
 from triplake.local.moto_server import LOOPBACK, free_port
@@ -38,8 +36,6 @@ STACK_DIR = LOCAL_DIR / "stack"
 STATE_FILE = "state.json"
 SAVED_DIR = "saved"
 AIRFLOW_DIR = "airflow"
-DAG_IDS = ("trips_receive", "trips_ingest")
-INGEST_DAG_ID = "trips_ingest"
 LOCAL_CREDENTIALS = {"aws_access_key_id": "triplake-local", "aws_secret_access_key": "triplake-local"}
 LOCAL_LAKE_ROOT = "s3://triplake-lake/lake"
 AIRFLOW_USER = "admin"
@@ -163,7 +159,10 @@ def up(base: Settings, directory: Path = STACK_DIR, say: Callable[[str], None] =
         env = os.environ | airflow_env(settings, home, api_port) | {
             "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])}
         _airflow(["db", "migrate"], env, directory / "airflow.log")
-        _fail_interrupted_runs(env, directory / "airflow.log", say)
+        try:
+            restart.fail_interrupted_runs(env, directory / "airflow.log", directory / SAVED_DIR, settings, say)
+        except restart.RestartError as problem:
+            raise StackError(str(problem)) from problem
         state.airflow_pid = _start([_airflow_bin(), "standalone"], directory / "airflow.log", env)
         state.airflow_url, state.airflow_home = f"http://{LOOPBACK}:{api_port}", str(home)
         state.save()
@@ -176,7 +175,8 @@ def up(base: Settings, directory: Path = STACK_DIR, say: Callable[[str], None] =
         _wait_for(lambda: _queue_empty(sqs, resources["landing_queue_url"]), "the DAG's watcher on the landing queue",
                   ready_timeout, directory / "airflow.log", state.pids)
         say("the trips_receive DAG is watching the landing queue: uploads start ingestions")
-        _answer_waiting_uploads(settings, env, directory / "airflow.log", say)
+        restart.answer_waiting_uploads(settings, lambda: _airflow(["dags", "trigger", restart.INGEST_DAG], env,
+                                                                  directory / "airflow.log"), say)
     except BaseException:
         down(directory, say=lambda _: None, save=False)  # a half-started stack must not replace the saved state
         raise
@@ -231,25 +231,6 @@ def _forget(directory: Path, say: Callable[[str], None]) -> None:
     saved_state.forget(directory / SAVED_DIR)
     shutil.rmtree(directory / AIRFLOW_DIR, ignore_errors=True)
     say(f"forgot the saved buckets, catalog and Airflow history under {directory}")
-
-
-def _fail_interrupted_runs(env: dict[str, str], log: Path, say: Callable[[str], None]) -> None:
-    """Fails the runs a stopped or killed stack left running (what they had received waits in the lake's inbox)."""
-    with log.open("a") as output:
-        completed = subprocess.run([sys.executable, "-m", "triplake.local.interrupted_runs", *DAG_IDS], env=env,
-                                   stdout=subprocess.PIPE, stderr=output, text=True)
-    if completed.returncode != 0:
-        raise StackError(f"could not check Airflow for interrupted runs; see {log}")
-    for run in json.loads(completed.stdout or "[]"):
-        say(f"run {run['dag_run_id']} of {run['dag_id']} was left running by the last stack: marked failed")
-
-
-def _answer_waiting_uploads(settings: Settings, env: dict[str, str], log: Path, say: Callable[[str], None]) -> None:
-    """Uploads received before the stack stopped and not answered yet are ingested now: a run of trips_ingest."""
-    waiting = inbox.waiting(lake_objects(settings.lake_root, settings))
-    if waiting:
-        _airflow(["dags", "trigger", INGEST_DAG_ID], env, log)
-        say(f"{len(waiting)} uploads received before the stack stopped were waiting: trips_ingest takes them now")
 
 
 def status(directory: Path = STACK_DIR) -> dict[str, Any]:
