@@ -205,20 +205,20 @@ def test_the_emr_serverless_runner_starts_one_job_run_per_batch_with_its_entry_p
     run = dag_stack.run({"source_uris": sources})
 
     events = dag_stack.statuses()
-    received = [event for event in events if event["status"] == RECEIVED]
+    received = {event["ingestion_id"]: event["source_uri"] for event in events if event["status"] == RECEIVED}
     (job_run,) = dag_stack.emr.list_job_runs(applicationId=application["applicationId"])["jobRuns"]
     detail = dag_stack.emr.get_job_run(applicationId=application["applicationId"], jobRunId=job_run["id"])["jobRun"]
     assert detail["executionRole"] == "arn:aws:iam::123456789012:role/triplake-emr-job"
     driver = detail["jobDriver"]["sparkSubmit"]
-    batch_id = f"batch-{received[0]['ingestion_id']}"
-    assert driver["entryPointArguments"] == ["--batch-id", batch_id, "--lake-root", dag_stack.settings.lake_root], \
-        "one job run for the batch of both files"
+    batch_id = driver["entryPointArguments"][1]
+    assert driver["entryPointArguments"] == ["--batch-id", batch_id, "--lake-root", dag_stack.settings.lake_root]
     assert driver["entryPoint"] == f"{package}/ingestion.py"
     assert f"--py-files {package}/spark_jobs.zip" in driver["sparkSubmitParameters"]
     assert "-XX:-DontCompileHugeMethods" in driver["sparkSubmitParameters"]
-    (manifest,) = [key for key in dag_stack.lake_keys("_batches/") if batch_id in key]
+    manifest = f"lake/_batches/{batch_id}.json"
     body = json.loads(dag_stack.s3.get_object(Bucket="dag-test-lake", Key=manifest)["Body"].read())
-    assert [item["source_uri"] for item in body["ingestions"]] == sources
+    assert [(received[item["ingestion_id"]], item["source_uri"]) for item in body["ingestions"]] == [
+        (source, source) for source in sources], "one job run for the batch of both files, in the conf's order"
     # moto's job runs succeed without running Spark: no file has an outcome, and each is answered so.
     finished = [event for event in events if event["status"] != RECEIVED]
     assert [event["status"] for event in finished] == [FAILED, FAILED] and run.state == "success"
@@ -239,7 +239,7 @@ def test_the_glue_runner_starts_one_run_of_the_ingestion_job_with_the_same_comma
 
     received, failed = dag_stack.statuses()
     (job_run,) = dag_stack.glue.get_job_runs(JobName="triplake-ingestion")["JobRuns"]
-    assert job_run["JobRunState"] == "SUCCEEDED" and failed["status"] == FAILED  # moto ran no Spark
+    assert job_run["JobRunState"] == "SUCCEEDED" and (received["status"], failed["status"]) == (RECEIVED, FAILED)
     assert job_run["Arguments"] == {
         "--batch-id": f"batch-{received['ingestion_id']}", "--lake-root": dag_stack.settings.lake_root,
         "--extra-py-files": f"{package}/spark_jobs.zip",

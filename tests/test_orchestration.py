@@ -61,6 +61,10 @@ def test_a_run_started_by_hand_takes_the_source_uris_of_its_conf_and_refuses_any
     assert [upload.uri for upload in uploads] == ["s3://landing/incoming/a.csv"] and not skipped
     again, _ = uploads_of_run([], {"source_uris": ["s3://landing/incoming/a.csv"]}, PREFIX)
     assert again[0].upload_id != uploads[0].upload_id, "named by hand again: a new upload"
+    several, _ = uploads_of_run([], {"source_uris": [f"s3://landing/incoming/{name}.csv" for name in "cab"]}, PREFIX)
+    receipts = [Receipt(upload.upload_id, "i", upload.uri, None, upload.event_time, "t", "r") for upload in several]
+    assert [receipt.name for receipt in sorted(receipts, key=lambda receipt: receipt.inbox_key)] == [
+        "c.csv", "a.csv", "b.csv"], "waiting in the inbox in the conf's order"
     for bad in ("/home/me/a.csv", "s3://landing", 42):
         with pytest.raises(UsageError, match="s3://bucket/key"):
             uploads_of_run([], {"source_uris": [bad]}, PREFIX)

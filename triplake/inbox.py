@@ -17,7 +17,7 @@ import json
 import logging
 import uuid
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Iterable, Sequence
 from urllib.parse import urlparse
 
@@ -66,11 +66,13 @@ class Receipt:
         return cls.from_dict(json.loads(body))
 
 
-def named_by_hand(uri: str) -> UploadedFile:
-    """A file a run's conf names (`source_uris`): a new upload each time it is named."""
-    parsed = urlparse(uri)
-    return UploadedFile(parsed.netloc, parsed.path.lstrip("/"), version=f"by hand/{uuid.uuid4().hex}",
-                        event_time=datetime.now(timezone.utc).isoformat())
+def named_by_hand(uris: Sequence[str]) -> list[UploadedFile]:
+    """The files a run's conf names (`source_uris`): a new upload each time one is named, in the conf's order (each
+    a microsecond after the one before it)."""
+    now = datetime.now(timezone.utc)
+    return [UploadedFile(urlparse(uri).netloc, urlparse(uri).path.lstrip("/"), version=f"by hand/{uuid.uuid4().hex}",
+                         event_time=(now + timedelta(microseconds=position)).isoformat())
+            for position, uri in enumerate(uris)]
 
 
 def receive(objects: LakeObjects, upload: UploadedFile, dag_run_id: str | None) -> tuple[Receipt, bool]:
@@ -128,9 +130,9 @@ def batches(receipts: Sequence[Receipt], max_files: int, max_bytes: int) -> list
 
 
 def _sortable(moment: str) -> str:
-    """An ISO 8601 time as a name that sorts in time order (milliseconds, UTC)."""
+    """An ISO 8601 time as a name that sorts in time order (microseconds, UTC; S3's times have milliseconds)."""
     try:
         parsed = datetime.fromisoformat(moment).astimezone(timezone.utc)
     except ValueError:
         return moment
-    return f"{parsed:%Y%m%dT%H%M%S}{parsed.microsecond // 1000:03d}Z"
+    return f"{parsed:%Y%m%dT%H%M%S%f}Z"

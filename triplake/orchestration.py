@@ -97,7 +97,7 @@ def uploads_of_run(asset_event_extras: Iterable[Mapping[str, Any] | None], run_c
             raise UsageError(f"source_uris must be s3://bucket/key strings; got {uri!r}")
         if uri not in by_hand:
             by_hand.append(uri)
-    return [*files, *(inbox.named_by_hand(uri) for uri in by_hand)], skipped
+    return [*files, *inbox.named_by_hand(by_hand)], skipped
 
 
 @dataclass(frozen=True)
