@@ -48,7 +48,8 @@ def stack_command(args: argparse.Namespace) -> int:
         except stack.StackError as problem:
             raise UsageError(str(problem)) from problem
         stderr.print(f"Airflow UI: {state.airflow_url}  (user {stack.AIRFLOW_USER}, password: `triplake stack status`)")
-        stderr.print('Use the stack from this shell: eval "$(triplake stack env)"')
+        where = f" --directory {shlex.quote(str(args.directory))}" if args.directory else ""
+        stderr.print(f'Use the stack from this shell: eval "$(triplake stack env{where})"')
         return 0
     if args.action == "down":
         stack.down(directory, say=lambda line: stderr.print(line), forget=args.forget)
