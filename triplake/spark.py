@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 
 from pathlib import Path
 
@@ -75,6 +76,7 @@ def local_spark_conf(settings: Settings, with_credentials: bool = True) -> dict[
 def build_local_session(settings: Settings, app_name: str = "triplake") -> SparkSession:
     """One SparkSession per process (a JVM start costs ~7 s): callers share it."""
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # the tasks that write tables run this Python's pyarrow
     builder = SparkSession.builder.appName(app_name)
     for key, value in local_spark_conf(settings).items():
         builder = builder.config(key, value)

@@ -1,14 +1,23 @@
-"""A moto server on 127.0.0.1 and a free port: local S3 (and later SQS, SNS, Glue) without an AWS account."""
+"""A moto server on 127.0.0.1 and a free port: local S3, SQS, SNS, Glue... without an AWS account.
+
+It runs as a process of its own (in its own process group, stopped by its id), never as a thread of the caller:
+delta-rs holds the Python interpreter while it talks to S3, so a moto thread in the same process could not answer.
+"""
 
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from contextlib import contextmanager
 from typing import Iterator
 
-from moto.server import ThreadedMotoServer
+from triplake.processes import stop_group
 
 LOOPBACK = "127.0.0.1"
+READY_SECONDS = 30.0
 
 
 def free_port(host: str = LOOPBACK) -> int:
@@ -19,11 +28,21 @@ def free_port(host: str = LOOPBACK) -> int:
 
 @contextmanager
 def running_moto_server() -> Iterator[str]:
-    """Run a moto server in this process for the duration of the block; yields its endpoint URL."""
+    """Run a moto server for the duration of the block; yields its endpoint URL."""
     port = free_port()
-    server = ThreadedMotoServer(ip_address=LOOPBACK, port=port, verbose=False)
-    server.start()
+    endpoint = f"http://{LOOPBACK}:{port}"
+    process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", LOOPBACK, "-p", str(port)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
-        yield f"http://{LOOPBACK}:{port}"
+        deadline = time.monotonic() + READY_SECONDS
+        while True:
+            try:
+                with urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=2):  # noqa: S310 - our loopback server
+                    break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"the moto server on {endpoint} did not start") from None
+                time.sleep(0.2)
+        yield endpoint
     finally:
-        server.stop()
+        stop_group(process.pid, grace=5.0)

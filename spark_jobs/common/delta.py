@@ -1,0 +1,199 @@
+"""The lake's tables as Delta tables (delta-rs): Spark's tasks write the Parquet files straight to their final places,
+and the driver commits them with delta-rs, one Delta transaction per table, each file with its statistics.
+
+Spark's own writer is not used for the tables: its commit protocol renames every file it writes (on S3 a copy and a
+delete), and Delta's Spark writer needs jars that PyPI does not carry. Here each task of `write_files` writes the rows
+of each partition value it holds as one file, named by the caller's prefix (the ingestion id) and a random part,
+with pyarrow, and returns what the commit needs: the path, the size, the partition values and the statistics
+(numRecords, min, max and null counts per column), so nothing is read back. Until `commit`, no reader of the table
+sees the files; a file no commit references is never read (readers go through the table's snapshot) and is swept.
+
+How the tasks and delta-rs reach the object store comes from Spark's own Hadoop settings (`Storage.from_spark`):
+the S3 endpoint, region and keys S3A is configured with, or the default AWS credential chain (EMR, Glue).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from typing import Iterator, Sequence
+from urllib.parse import urlparse
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from pyarrow import fs as pafs
+from pyspark.sql import DataFrame, SparkSession
+
+WRITTEN_SCHEMA = "path string, size long, partition_values string, records long, stats string"
+ZSTD = "zstd"
+
+
+@dataclass(frozen=True)
+class Storage:
+    """How to reach the lake's object store: for s3:// lakes the endpoint, region and keys S3A uses (None: AWS and
+    its default credential chain)."""
+
+    endpoint: str | None = None
+    region: str | None = None
+    access_key: str | None = None
+    secret_key: str | None = None
+
+    @classmethod
+    def from_spark(cls, spark: SparkSession) -> Storage:
+        conf = spark.sparkContext._jsc.hadoopConfiguration()  # noqa: SLF001 (the documented way into Hadoop)
+        return cls(*(conf.get(f"fs.s3a.{name}") for name in ("endpoint", "endpoint.region", "access.key", "secret.key")))
+
+    def delta_options(self) -> dict[str, str]:
+        """delta-rs's storage_options."""
+        options = {"AWS_REGION": self.region} if self.region else {}
+        if self.endpoint:
+            options |= {"AWS_ENDPOINT_URL": self.endpoint, "AWS_ALLOW_HTTP": str(self.endpoint.startswith("http:")).lower()}
+        if self.access_key and self.secret_key:
+            options |= {"AWS_ACCESS_KEY_ID": self.access_key, "AWS_SECRET_ACCESS_KEY": self.secret_key}
+        return options
+
+    def filesystem(self, uri: str) -> tuple[pafs.FileSystem, str]:
+        """pyarrow's filesystem of a URI and the URI's path on it."""
+        parsed = urlparse(uri)
+        if parsed.scheme in ("s3", "s3a"):
+            options: dict = {"region": self.region} if self.region else {}
+            if self.endpoint:
+                endpoint = urlparse(self.endpoint)
+                options |= {"endpoint_override": endpoint.netloc, "scheme": endpoint.scheme or "https"}
+            if self.access_key and self.secret_key:
+                options |= {"access_key": self.access_key, "secret_key": self.secret_key}
+            return pafs.S3FileSystem(**options), f"{parsed.netloc}{parsed.path}"
+        return pafs.LocalFileSystem(), parsed.path if parsed.scheme == "file" else uri
+
+
+@dataclass(frozen=True)
+class DataFile:
+    """A Parquet file a task wrote into a table, and what its commit needs to say about it."""
+
+    path: str  # relative to the table's root
+    size: int
+    partition_values: dict[str, str]
+    records: int
+    stats: str  # Delta's statistics JSON: numRecords, minValues, maxValues, nullCount
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> DataFile:
+        return cls(**data)
+
+
+def statistics(table: pa.Table) -> str:
+    """Delta's per-file statistics of the rows written, computed from the rows themselves (no footer read)."""
+    minimum, maximum, nulls = {}, {}, {}
+    for name in table.column_names:
+        column = table[name]
+        nulls[name] = column.null_count
+        if column.null_count < len(column) and not pa.types.is_nested(column.type):
+            extremes = pc.min_max(column)
+            minimum[name], maximum[name] = _json_value(extremes["min"]), _json_value(extremes["max"])
+    return json.dumps({"numRecords": table.num_rows, "minValues": minimum, "maxValues": maximum, "nullCount": nulls})
+
+
+def _json_value(scalar: pa.Scalar):
+    value = scalar.as_py()
+    if pa.types.is_timestamp(scalar.type):
+        return value.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"  # Delta's statistics format for timestamps
+    return value.isoformat() if hasattr(value, "isoformat") else value
+
+
+def write_files(df: DataFrame, table_uri: str, partition_columns: Sequence[str], prefix: str, storage: Storage,
+                sort_by: Sequence[str] = (), row_group_rows: int | None = None) -> list[DataFile]:
+    """Writes df into the table as one file per partition value and Spark partition (repartition df by the partition
+    columns first for one file per partition value), each sorted by sort_by, and returns the files written."""
+    columns = list(partition_columns)
+
+    def write(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        filesystem, root = storage.filesystem(table_uri)
+        groups: dict[tuple, list[pa.Table]] = {}
+        for batch in batches:
+            rows = pa.Table.from_batches([batch])
+            keys = rows.select(columns).group_by(columns).aggregate([]) if columns else pa.table({})
+            for key in keys.to_pylist() if columns else [{}]:
+                mask = _matching(rows, key)
+                groups.setdefault(tuple(key.values()), []).append(rows.filter(mask) if columns else rows)
+        for values, parts in groups.items():
+            rows = pa.concat_tables(parts)
+            rows = rows.sort_by([(name, "ascending") for name in sort_by]) if sort_by else rows
+            rows = rows.drop_columns(columns)
+            partition_values = dict(zip(columns, values))
+            directory = "/".join(f"{name}={_escaped(value)}" for name, value in partition_values.items())
+            relative = "/".join(part for part in (directory, f"{prefix}-{uuid.uuid4().hex}.parquet") if part)
+            filesystem.create_dir(f"{root}/{directory}" if directory else root, recursive=True)
+            with filesystem.open_output_stream(f"{root}/{relative}") as sink:
+                pq.write_table(rows, sink, compression=ZSTD, row_group_size=row_group_rows)
+            size = filesystem.get_file_info(f"{root}/{relative}").size
+            yield pa.RecordBatch.from_pylist([{"path": relative, "size": size,
+                                               "partition_values": json.dumps(partition_values),
+                                               "records": rows.num_rows, "stats": statistics(rows)}])
+
+    written = df.mapInArrow(write, WRITTEN_SCHEMA).collect()
+    return [DataFile(row["path"], row["size"], json.loads(row["partition_values"]), row["records"], row["stats"])
+            for row in written]
+
+
+def _matching(rows: pa.Table, key: dict) -> pa.ChunkedArray:
+    mask = None
+    for name, value in key.items():
+        equal = pc.is_null(rows[name]) if value is None else pc.equal(rows[name], value)
+        mask = equal if mask is None else pc.and_(mask, equal)
+    return mask
+
+
+def _escaped(value: str | None) -> str:
+    """A partition value as Hive and Spark spell it in a directory name (%XX for what a path cannot hold)."""
+    if value is None:
+        return "__HIVE_DEFAULT_PARTITION__"
+    return "".join(f"%{ord(char):02X}" if char in _UNSAFE or ord(char) < 32 else char for char in str(value))
+
+
+_UNSAFE = set('"#%\'*/:=?\\\x7f{[]^')
+
+
+def commit(table_uri: str, schema: pa.Schema, partition_columns: Sequence[str], files: Sequence[DataFile],
+           storage: Storage, removed: Sequence[str] = ()) -> int:
+    """Adds the files to the table (and removes the paths in removed) in one Delta transaction, creating the table on
+    its first commit; returns the table's new version."""
+    from deltalake import DeltaTable, Schema
+    from deltalake.transaction import AddAction, RemoveAction, create_table_with_add_actions
+
+    now = int(time.time() * 1000)
+    adds = [AddAction(file.path, file.size, file.partition_values, now, True, file.stats) for file in files]
+    options = storage.delta_options()
+    if not DeltaTable.is_deltatable(table_uri, storage_options=options):
+        create_table_with_add_actions(table_uri, Schema.from_arrow(schema), adds, mode="append",
+                                      partition_by=list(partition_columns) or None, storage_options=options)
+    else:
+        table = DeltaTable(table_uri, storage_options=options)
+        removes = [RemoveAction(path, data_change=True, deletion_timestamp=now) for path in removed]
+        table.create_write_transaction([*adds, *removes], mode="append", schema=Schema.from_arrow(schema),
+                                       partition_by=list(partition_columns) or None)
+    return DeltaTable(table_uri, storage_options=options).version()
+
+
+def file_uris(table_uri: str, storage: Storage, partitions: Sequence[dict[str, str]] | None = None) -> list[str]:
+    """The URIs of the files of the table's current snapshot, of the given partitions only (None: all); [] for a
+    table nothing was committed to yet."""
+    from deltalake import DeltaTable
+
+    options = storage.delta_options()
+    if not DeltaTable.is_deltatable(table_uri, storage_options=options):
+        return []
+    table = DeltaTable(table_uri, storage_options=options)
+    if partitions is None:
+        return table.file_uris()
+    wanted = {tuple(sorted(partition.items())) for partition in partitions}
+    actions = pa.table(table.get_add_actions(flatten=True)).to_pylist()
+    root = table.table_uri.rstrip("/")
+    return [f"{root}/{action['path']}" for action in actions
+            if tuple(sorted((name.removeprefix("partition."), value) for name, value in action.items()
+                            if name.startswith("partition."))) in wanted]
