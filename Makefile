@@ -16,7 +16,7 @@ LOCALSTACK_STAMP := $(LOCALSTACK_VENV)/.setup-done
 AWSCLI_VENV  := .venv-awscli
 AWSCLI_STAMP := $(AWSCLI_VENV)/.setup-done
 
-.PHONY: help setup demo batch-demo test test-localstack localstack check-infra bench bench-scale bench-events screenshot package infra-tables constraints clean
+.PHONY: help setup demo batch-demo test test-localstack localstack check-infra bench bench-scale bench-events bench-requests screenshot package infra-tables constraints clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -80,6 +80,9 @@ SCALE_ROWS ?= 1000000 10000000 30000000 100000000
 bench-scale: $(STAMP)  ## the whole pipeline at 1M..100M trips (files of <= 10M), queries, one more 1M file; ~30 GB in .local/bench
 	$(PY) -m bench.bench_scale --rows $(SCALE_ROWS) > /dev/null
 	$(PY) -m bench.scale_report .local/bench/scale.json --plot .local/bench/scale_plot.png
+
+bench-requests: $(STAMP)  ## S3 requests of `triplake run` into an s3:// lake on moto (the sample, 20,000 trips), by method
+	$(PY) -m bench.bench_requests --rows 20000
 
 bench-events: $(STAMP)  ## upload -> RECEIVED and upload -> SUCCEEDED latency of the sample on fresh local stacks
 	$(PY) -m bench.bench_events --rounds 3

@@ -71,7 +71,7 @@ data "aws_iam_policy_document" "airflow" {
   }
 
   # The ingestions record of an upload that never reached a Spark job (an unsupported file, a batch that failed
-  # before it was reached).
+  # before it was reached): a Delta append, one data file and one log entry (and a checkpoint every 100 commits).
   statement {
     sid       = "RecordFailedUploads"
     actions   = ["s3:PutObject"]

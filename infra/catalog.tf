@@ -13,11 +13,8 @@ resource "aws_glue_catalog_table" "this" {
   name          = each.key
   database_name = aws_glue_catalog_database.this.name
   table_type    = "EXTERNAL_TABLE"
-  parameters = {
-    EXTERNAL              = "TRUE"
-    classification        = "parquet"
-    "parquet.compression" = "ZSTD"
-  }
+  # A Delta table's table_type = DELTA: Athena reads its columns and files from the Delta log.
+  parameters = each.value.parameters
 
   dynamic "partition_keys" {
     for_each = each.value.partition_keys

@@ -31,11 +31,12 @@ from datetime import datetime, timezone
 from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
-from spark_jobs.common import publish, session, tables
+from spark_jobs.common import publish, records, session, tables
 from spark_jobs.common.dedupe import (
     LAKE, MAX_BROADCAST_PARQUET_BYTES, NEW, lake_trip_files, number_rejected_lines, rank_copies, read_trip_ids,
     trips_in_lake, without_trips,
 )
+from spark_jobs.common.delta import Storage
 from spark_jobs.common.ingestions import INGESTION_ID_PATTERN, new_ingestion_id
 from spark_jobs.common.job import JobOutcome, run_job
 from spark_jobs.common.lake import Lake, partition_path, partition_value, write_single_parquet
@@ -190,7 +191,7 @@ def ingest_file(
     fs, lake = LakeFs(spark), Lake(lake_root)
     publish.check_lease(fs, lake, ingestion_id)
     publish.recover(spark, fs, lake)
-    if fs.exists(lake.ingestion_record(ingestion_id)):
+    if records.read_record(lake_root, Storage.from_spark(spark), ingestion_id) is not None:
         raise ValueError(f"ingestion {ingestion_id} is recorded already: ingest the file again under a new id")
     intent = {"ingestion_id": ingestion_id, "source_uri": source_uri, "started_at": started_at.isoformat()}
     publish.write_intent(fs, lake, intent)

@@ -25,7 +25,8 @@ from typing import Callable, Sequence
 from pyspark.sql import SparkSession
 
 from spark_jobs.build_weekly import WeeklyResult, build_weekly
-from spark_jobs.common import publish
+from spark_jobs.common import publish, records
+from spark_jobs.common.delta import Storage
 from spark_jobs.common.ingestions import batch_path
 from spark_jobs.common.job import JobOutcome, abort_after_failure, run_job
 from spark_jobs.common.lake import Lake, partition_path, write_progress, write_report
@@ -142,7 +143,7 @@ def run_batch(spark: SparkSession, files: Sequence[PlannedFile], lake_root: str,
     for planned in files:
         publish.check_lease(fs, lake, planned.ingestion_id)
         publish.recover(spark, fs, lake)  # an earlier, interrupted attempt is rolled back and recorded first
-        outcome = _recorded_outcome(spark, fs, lake, planned)
+        outcome = _recorded_outcome(spark, lake, planned)
         if outcome is None:
             outcome = _ingest_one(spark, planned, lake_root, refit, refitted)
         if outcome.run is not None and outcome.run.routes is not None:
@@ -164,13 +165,12 @@ def _ingest_one(spark: SparkSession, planned: PlannedFile, lake_root: str, refit
     return FileOutcome(planned, run, None if run.succeeded else run.ingestion.error)
 
 
-def _recorded_outcome(spark: SparkSession, fs: LakeFs, lake: Lake, planned: PlannedFile) -> FileOutcome | None:
-    committed = publish.is_committed(spark, fs, lake, planned.ingestion_id)
-    if committed is None:
+def _recorded_outcome(spark: SparkSession, lake: Lake, planned: PlannedFile) -> FileOutcome | None:
+    record = records.read_record(lake.root, Storage.from_spark(spark), planned.ingestion_id)
+    if record is None:
         return None
-    if committed:
+    if record["status"] == SUCCEEDED:
         return FileOutcome(planned)
-    record = spark.read.parquet(lake.ingestion_record(planned.ingestion_id)).first()
     return FileOutcome(planned, error=json.loads(record["error"] or "null") or {"kind": "task_failed",
                                                                                 "message": "recorded FAILED"})
 

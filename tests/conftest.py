@@ -107,10 +107,15 @@ def lake_root(tmp_path: Path) -> str:
 
 
 def read_table(lake_uri: str, relative: str, partitioned: bool = False) -> pa.Table:
-    """A lake table read back with pyarrow, independent of the Spark code that wrote it."""
+    """A lake table read back with pyarrow, independent of the Spark code that wrote it: a Delta table's current
+    snapshot (delta-rs), or every Parquet file under the folder of a table that is not one."""
+    from deltalake import DeltaTable
+
     path = Path(lake_uri.removeprefix("file://")) / relative
     if not path.exists():
         return pa.table({})
+    if DeltaTable.is_deltatable(str(path)):
+        return DeltaTable(str(path)).to_pyarrow_table()
     partitioning = (
         ds.partitioning(pa.schema([("region", pa.string()), ("week_start", pa.string())]), flavor="hive")
         if partitioned
@@ -118,7 +123,6 @@ def read_table(lake_uri: str, relative: str, partitioned: bool = False) -> pa.Ta
     )
     dataset = ds.dataset(path, format="parquet", partitioning=partitioning)
     return dataset.to_table()
-
 
 
 def lake_rows(lake_root: str, query: str, settings: Settings | None = None) -> list[dict]:

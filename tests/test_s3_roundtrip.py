@@ -12,6 +12,7 @@ from spark_jobs.common import publish
 from spark_jobs.common.lake import Lake
 from spark_jobs.common.lakefs import LakeFs
 from tests.conftest import MOTO_CREDENTIALS, SAMPLE, lake_rows
+from triplake.lake_records import read_record
 
 
 def test_sample_ingested_from_s3_into_an_s3_lake(spark, moto_endpoint, test_settings):
@@ -39,6 +40,7 @@ def test_sample_ingested_from_s3_into_an_s3_lake(spark, moto_endpoint, test_sett
 
     publish.commit(spark, LakeFs(spark), Lake("s3://lake/triplake"), result.ingestion_id)
     keys = [item["Key"] for item in s3.list_objects_v2(Bucket="lake", Prefix="triplake/")["Contents"]]
-    assert f"triplake/curated/ingestions/{result.ingestion_id}.parquet" in keys
+    assert read_record("s3://lake/triplake", test_settings, result.ingestion_id)["status"] == "SUCCEEDED"
+    assert any(key.startswith("triplake/curated/ingestions/_delta_log/") for key in keys)
     assert not [key for key in keys if key.startswith("triplake/_staging/") and result.ingestion_id in key]
     assert lake_rows("s3://lake/triplake", "select count(*) as n from trips", test_settings) == [{"n": 100}]

@@ -8,7 +8,9 @@ import os
 import subprocess
 import sys
 
+import pyarrow as pa
 import pytest
+from deltalake import DeltaTable
 from pyspark.sql import types as T
 
 from spark_jobs.common import tables
@@ -20,13 +22,15 @@ from triplake.query.statement import SQL_DIR, SqlError, Statement, ordered_views
 ALL_FILES = sorted(SQL_DIR.glob("*/*.sql"))
 SPARK_TO_ATHENA = {T.StringType(): "string", T.DoubleType(): "double", T.LongType(): "bigint",
                    T.IntegerType(): "int", T.TimestampType(): "timestamp"}
-# The table each DDL file declares, with the Spark schema and location its writer uses.
+ARROW_TO_ATHENA = {"string": "string", "double": "double", "int64": "bigint", "int32": "int", "date32[day]": "date",
+                   "timestamp[us, tz=UTC]": "timestamp"}
+# The table each DDL file declares (but the Delta tables, whose columns the next test reads from their logs), with
+# the Spark schema and location its writer uses.
 WRITTEN_BY_SPARK = {
     "trips_files": (tables.TRIPS, tables.TRIPS_SCHEMA),
     "trip_routes_files": (tables.TRIP_ROUTES, tables.TRIP_ROUTES_SCHEMA),
     "route_models": (tables.ROUTE_MODELS, tables.ROUTE_MODELS_SCHEMA),
     "weekly_trips_files": (tables.WEEKLY_TRIPS, tables.WEEKLY_TRIPS_SCHEMA),
-    "ingestions": (tables.INGESTIONS, tables.INGESTIONS_SCHEMA),
     "rejected_rows_files": (tables.REJECTED_ROWS, tables.REJECTED_ROWS_SCHEMA),
 }
 # What readers query: the contract's tables (views over the files of committed ingestions) with their columns.
@@ -58,7 +62,7 @@ def test_every_file_is_one_athena_statement_with_a_grain_header(path):
 
 
 def test_the_ddl_declares_every_table_the_spark_jobs_write_with_the_same_columns_and_location():
-    declared = {table.name: table for table in table_definitions()}
+    declared = {table.name: table for table in table_definitions() if not table.is_delta}
     assert set(declared) == set(WRITTEN_BY_SPARK)
     for name, (location, schema) in WRITTEN_BY_SPARK.items():
         table = declared[name]
@@ -69,6 +73,15 @@ def test_the_ddl_declares_every_table_the_spark_jobs_write_with_the_same_columns
         expected |= {"week_start": "date"} if "week_start" in columns else {}
         assert columns == expected, name
     assert [name for name, _ in declared["trips_files"].partition_columns] == ["region", "week_start"]
+
+
+def test_the_ddl_declares_every_delta_table_with_the_columns_of_its_log(sample_lake):
+    delta_tables = [table for table in table_definitions() if table.is_delta]
+    assert delta_tables
+    for table in delta_tables:
+        logged = pa.schema(DeltaTable(f"{sample_lake}/{table.location}").schema().to_arrow())
+        declared = {column: kind.sql("hive").lower() for column, kind in table.all_columns}
+        assert declared == {field.name: ARROW_TO_ATHENA[str(field.type)] for field in logged}, table.name
 
 
 def test_readers_find_the_contract_tables_with_their_columns(sample_lake):
@@ -181,3 +194,10 @@ def test_a_cache_that_cannot_be_written_only_costs_time(tmp_path):
     blocked.write_text("")  # where the cache directory's parent should be
     query = Statement("select 1 as one")
     assert SqlCache(blocked / "sql").statement(query).sql == query.duckdb_sql()
+
+
+def test_a_delta_tables_create_goes_to_athena_with_its_location_and_table_type_only():
+    statement = Statement.from_file(SQL_DIR / "ddl" / "ingestions.sql").with_lake_root("s3://bucket/lake")
+    assert statement.athena_query({}) == (
+        "CREATE EXTERNAL TABLE IF NOT EXISTS ingestions LOCATION 's3://bucket/lake/curated/ingestions/' "
+        "TBLPROPERTIES ('table_type' = 'DELTA')", [])

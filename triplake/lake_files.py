@@ -8,6 +8,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 from pyarrow import fs as pafs
 
+from spark_jobs.common.delta import Storage
 from triplake.settings import Settings
 
 HIVE_PARTITIONS = ds.partitioning(pa.schema([("region", pa.string()), ("week_start", pa.string())]), flavor="hive")
@@ -27,6 +28,12 @@ def filesystem(lake_root: str, settings: Settings) -> tuple[pafs.FileSystem, str
     if parsed.scheme in ("file", ""):
         return pafs.LocalFileSystem(), parsed.path.rstrip("/")
     raise ValueError(f"unsupported lake root {lake_root!r}: use file:// or s3://")
+
+
+def delta_storage(settings: Settings) -> Storage:
+    """How delta-rs and pyarrow reach the lake's object store under these settings."""
+    return Storage(settings.endpoint_url("s3"), settings.aws_region, settings.aws_access_key_id,
+                   settings.aws_secret_access_key)
 
 
 def table_dataset(lake_root: str, relative: str, settings: Settings, partitioned: bool = True) -> ds.Dataset | None:

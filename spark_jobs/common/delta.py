@@ -18,14 +18,16 @@ import json
 import time
 import uuid
 from dataclasses import asdict, dataclass
-from typing import Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 from urllib.parse import urlparse
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pyarrow import fs as pafs
-from pyspark.sql import DataFrame, SparkSession
+
+if TYPE_CHECKING:  # the orchestrator reads and appends to tables with no Spark at all
+    from pyspark.sql import DataFrame, SparkSession
 
 WRITTEN_SCHEMA = "path string, size long, partition_values string, records long, stats string"
 ZSTD = "zstd"
@@ -180,20 +182,46 @@ def commit(table_uri: str, schema: pa.Schema, partition_columns: Sequence[str], 
     return DeltaTable(table_uri, storage_options=options).version()
 
 
-def file_uris(table_uri: str, storage: Storage, partitions: Sequence[dict[str, str]] | None = None) -> list[str]:
-    """The URIs of the files of the table's current snapshot, of the given partitions only (None: all); [] for a
-    table nothing was committed to yet."""
+def is_table(table_uri: str, storage: Storage) -> bool:
     from deltalake import DeltaTable
 
-    options = storage.delta_options()
-    if not DeltaTable.is_deltatable(table_uri, storage_options=options):
+    return DeltaTable.is_deltatable(table_uri, storage_options=storage.delta_options())
+
+
+def file_uris(table_uri: str, storage: Storage, partitions: Sequence[dict[str, str]] | None = None) -> list[str]:
+    """The URIs of the files of the table's current snapshot, of the given partitions only (None: all); [] for a
+    table nothing was committed to yet. Local files come as plain paths."""
+    from deltalake import DeltaTable
+
+    if not is_table(table_uri, storage):
         return []
-    table = DeltaTable(table_uri, storage_options=options)
+    table = DeltaTable(table_uri, storage_options=storage.delta_options())
     if partitions is None:
         return table.file_uris()
-    wanted = {tuple(sorted(partition.items())) for partition in partitions}
-    actions = pa.table(table.get_add_actions(flatten=True)).to_pylist()
-    root = table.table_uri.rstrip("/")
-    return [f"{root}/{action['path']}" for action in actions
-            if tuple(sorted((name.removeprefix("partition."), value) for name, value in action.items()
-                            if name.startswith("partition."))) in wanted]
+    if not partitions:
+        return []
+    wanted = [[(name, "=", value) for name, value in partition.items()] for partition in partitions]
+    return table.file_uris(file_pruning_predicate=wanted)
+
+
+def append(table_uri: str, rows: pa.Table, storage: Storage, partition_by: Sequence[str] = ()) -> int:
+    """Appends rows as one new file in one Delta transaction (creating the table with their schema on its first
+    commit); returns the table's new version. For small tables written from one process (ingestion records): a
+    blind append, so concurrent appenders never conflict (delta-rs retries the log entry's conditional write)."""
+    from deltalake import DeltaTable, write_deltalake
+
+    write_deltalake(table_uri, rows, mode="append", partition_by=list(partition_by) or None,
+                    storage_options=storage.delta_options())
+    return DeltaTable(table_uri, storage_options=storage.delta_options()).version()
+
+
+def rows_where(table_uri: str, storage: Storage, column: str, value: Any) -> list[dict]:
+    """The rows of the table's current snapshot whose column equals value, reading only the files whose statistics
+    say they may hold it; [] for a table nothing was committed to yet."""
+    from deltalake import DeltaTable
+
+    if not is_table(table_uri, storage):
+        return []
+    table = DeltaTable(table_uri, storage_options=storage.delta_options())
+    dataset = table.to_pyarrow_dataset(file_pruning_predicate=[(column, "=", value)])
+    return dataset.to_table(filter=pc.field(column) == value).to_pylist()

@@ -28,9 +28,6 @@ class Lake:
     def report(self, ingestion_id: str, step: str) -> str:
         return self.uri(report_path(ingestion_id, step))
 
-    def ingestion_record(self, ingestion_id: str) -> str:
-        return self.uri(tables.INGESTIONS, f"{ingestion_id}.parquet")
-
     def rejected_file(self, ingestion_id: str) -> str:
         return self.uri(self.rejected_path(ingestion_id))
 

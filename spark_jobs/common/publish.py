@@ -8,7 +8,7 @@ An ingestion (one uploaded file) is one transaction over all the tables, whateve
       stage   the step's files under _staging/<id>/<step>/
       record  _staging/<id>/<step>.manifest.json: every path the step will add (and what it will supersede)
       move    each staged file to its place in its table, under a name that carries the ingestion id
-    commit    (build_weekly)  write curated/ingestions/<id>.parquet with status SUCCEEDED: the commit point
+    commit    (build_weekly)  append the ingestion's SUCCEEDED row to the ingestions Delta table: the commit point
     clean up  delete what the ingestion superseded (a refitted region's older routes) and _staging/<id>/
 
 Nothing is ever overwritten in a table: every file an ingestion adds is new, and readers see only the files of
@@ -36,13 +36,13 @@ import os
 import re
 import signal
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 
 from pyspark.sql import SparkSession
 
-from spark_jobs.common import tables
-from spark_jobs.common.ingestions import COUNT_FIELDS
-from spark_jobs.common.lake import Lake, write_single_parquet
+from spark_jobs.common import records, tables
+from spark_jobs.common.delta import Storage
+from spark_jobs.common.lake import Lake
 from spark_jobs.common.lakefs import LakeFs
 from spark_jobs.common.lease import LEASE_FILE, check_held
 
@@ -50,8 +50,8 @@ logger = logging.getLogger(__name__)
 
 INTENT = "ingestion.json"
 MANIFEST_SUFFIX = ".manifest.json"
-SUCCEEDED = "SUCCEEDED"
-FAILED = "FAILED"
+SUCCEEDED = records.SUCCEEDED
+FAILED = records.FAILED
 INTERRUPTED = "interrupted"
 # Tests stop a job at a publish point by naming it here (kill -9 of the driver, not an exception).
 FAULT_CONF = "spark.triplake.faultAt"
@@ -159,10 +159,8 @@ def read_intent(fs: LakeFs, lake: Lake, ingestion_id: str) -> dict | None:
 
 def is_committed(spark: SparkSession, fs: LakeFs, lake: Lake, ingestion_id: str) -> bool | None:
     """True when the ingestion committed, False when it is recorded as FAILED, None when it has no record."""
-    record = lake.ingestion_record(ingestion_id)
-    if not fs.exists(record):
-        return None
-    return spark.read.schema(tables.INGESTIONS_SCHEMA).parquet(record).first()["status"] == SUCCEEDED
+    record = records.read_record(lake.root, Storage.from_spark(spark), ingestion_id)
+    return None if record is None else record["status"] == SUCCEEDED
 
 
 def commit(spark: SparkSession, fs: LakeFs, lake: Lake, ingestion_id: str) -> dict:
@@ -174,7 +172,7 @@ def commit(spark: SparkSession, fs: LakeFs, lake: Lake, ingestion_id: str) -> di
             return {"ingestion_id": ingestion_id, "status": SUCCEEDED}  # a rerun of a step that had committed
         raise RuntimeError(f"ingestion {ingestion_id} has nothing to commit: its ingest step has not published "
                            "(it failed or was rolled back); run the file again")
-    record = _write_record(spark, fs, lake, intent, SUCCEEDED, None)
+    record = _write_record(spark, lake, intent, SUCCEEDED, None)
     checkpoint(spark, "commit:recorded")
     clean_up(fs, lake, ingestion_id)
     return record
@@ -189,8 +187,8 @@ def abort(spark: SparkSession, fs: LakeFs, lake: Lake, ingestion_id: str, error:
         return False
     removed = sum(_delete_targets(fs, lake, manifest) for manifest in _manifests(fs, lake, ingestion_id))
     intent = read_intent(fs, lake, ingestion_id)
-    if intent is not None and not fs.exists(lake.ingestion_record(ingestion_id)):
-        _write_record(spark, fs, lake, intent, FAILED, error)
+    if intent is not None and records.read_record(lake.root, Storage.from_spark(spark), ingestion_id) is None:
+        _write_record(spark, lake, intent, FAILED, error)
     fs.delete(lake.staging(ingestion_id))
     logger.info("ingestion %s rolled back (%d files removed): %s", ingestion_id, removed, error["message"])
     return True
@@ -262,22 +260,8 @@ def _read_json(fs: LakeFs, uri: str) -> dict:
     return json.loads(fs.read_text(uri))
 
 
-def _write_record(spark: SparkSession, fs: LakeFs, lake: Lake, intent: dict, status: str, error: dict | None) -> dict:
-    counts = intent.get("counts") if status == SUCCEEDED else None
-    row = {
-        "ingestion_id": intent["ingestion_id"],
-        "source_uri": intent["source_uri"],
-        "status": status,
-        **{name: int((counts or {}).get(name, 0)) for name in COUNT_FIELDS},
-        "started_at": datetime.fromisoformat(intent["started_at"]),
-        "finished_at": datetime.now(timezone.utc),
-        "error": json.dumps(error) if error else None,
-    }
-    ingestion_id = intent["ingestion_id"]
-    write_single_parquet(
-        spark.createDataFrame([row], tables.INGESTIONS_SCHEMA),
-        lake.staging(ingestion_id, "record"),
-        lake.ingestion_record(ingestion_id),
-        fs,
-    )
+def _write_record(spark: SparkSession, lake: Lake, intent: dict, status: str, error: dict | None) -> dict:
+    row = records.record(intent["ingestion_id"], intent["source_uri"], status,
+                         datetime.fromisoformat(intent["started_at"]), intent.get("counts"), error)
+    records.append_record(lake.root, Storage.from_spark(spark), row)
     return row

@@ -30,7 +30,6 @@ __all__ = [
     "ROUTE_MODELS_SCHEMA",
     "WEEKLY_TRIPS_SCHEMA",
     "REJECTED_ROWS_SCHEMA",
-    "INGESTIONS_SCHEMA",
 ]
 
 TRIPS_PARTITION_COLUMNS = ("region", "week_start")
@@ -100,22 +99,5 @@ REJECTED_ROWS_SCHEMA = T.StructType(
         T.StructField("line_number", T.LongType(), False),
         T.StructField("raw_line", T.StringType(), False),
         T.StructField("reason", T.StringType(), False),
-    ]
-)
-
-INGESTIONS_SCHEMA = T.StructType(
-    [
-        T.StructField("ingestion_id", T.StringType(), False),
-        T.StructField("source_uri", T.StringType(), False),
-        T.StructField("status", T.StringType(), False),
-        T.StructField("rows_read", T.LongType(), False),
-        T.StructField("rows_valid", T.LongType(), False),
-        T.StructField("rows_rejected", T.LongType(), False),
-        T.StructField("duplicates_in_batch", T.LongType(), False),
-        T.StructField("already_present", T.LongType(), False),
-        T.StructField("rows_written", T.LongType(), False),
-        T.StructField("started_at", T.TimestampType(), False),
-        T.StructField("finished_at", T.TimestampType(), False),
-        T.StructField("error", T.StringType(), True),
     ]
 )

@@ -1,6 +1,9 @@
 -- grain: one row per ingestion attempt (ingestion_id), failed or not: its status and reconciled counts,
 -- rows_read = rows_valid + rows_rejected and rows_valid = duplicates_in_batch + already_present + rows_written.
 -- A SUCCEEDED row is the ingestion's commit: the views show the rows of an ingestion once this row exists.
+-- A Delta table (one commit per row; engines read its log, so no partitions are registered). In Athena the
+-- statement runs as CREATE EXTERNAL TABLE ... LOCATION ... TBLPROPERTIES ('table_type' = 'DELTA') alone: Athena
+-- takes a Delta table's columns from its log; the columns here are the local engine's and Glue's.
 create external table if not exists ingestions (
     ingestion_id string,
     source_uri string,
@@ -15,6 +18,5 @@ create external table if not exists ingestions (
     finished_at timestamp,
     error string
 )
-stored as parquet
 location '${lake_root}/curated/ingestions/'
-tblproperties ('parquet.compression' = 'ZSTD')
+tblproperties ('table_type' = 'DELTA')

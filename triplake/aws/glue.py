@@ -29,11 +29,18 @@ def table_location(table: TableDefinition, lake_root: str) -> str:
     return f"{lake_root.rstrip('/')}/{table.location}/"
 
 
+def table_parameters(table: TableDefinition) -> dict[str, str]:
+    """A Delta table's table_type tells Athena to read its log (columns, files; no partitions to register)."""
+    if table.is_delta:
+        return {"EXTERNAL": "TRUE", "table_type": "DELTA"}
+    return {"EXTERNAL": "TRUE", "classification": "parquet", "parquet.compression": "ZSTD"}
+
+
 def table_input(table: TableDefinition, lake_root: str) -> dict[str, Any]:
     return {
         "Name": table.name,
         "TableType": "EXTERNAL_TABLE",
-        "Parameters": {"classification": "parquet", "EXTERNAL": "TRUE"},
+        "Parameters": table_parameters(table),
         "PartitionKeys": _glue_columns(table.partition_columns),
         "StorageDescriptor": {
             "Columns": _glue_columns(table.columns),
@@ -70,6 +77,7 @@ def terraform_tables() -> dict[str, Any]:
         glue_input = table_input(table, "")
         tables[table.name] = {
             "location": table.location,
+            "parameters": glue_input["Parameters"],
             "columns": columns(glue_input["StorageDescriptor"]["Columns"]),
             "partition_keys": columns(glue_input["PartitionKeys"]),
         }
@@ -80,7 +88,8 @@ def terraform_tables() -> dict[str, Any]:
 
 
 def partitioned_tables() -> list[TableDefinition]:
-    return [table for table in table_definitions() if table.partition_columns]
+    """The tables whose partitions are registered one by one (a Delta table's come from its log)."""
+    return [table for table in table_definitions() if table.partition_columns and not table.is_delta]
 
 
 def register_partitions(glue: Any, database: str, table: TableDefinition, lake_root: str,

@@ -12,6 +12,7 @@ import sys
 import time
 import urllib.request
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Iterator
 
 from triplake.processes import stop_group
@@ -27,12 +28,14 @@ def free_port(host: str = LOOPBACK) -> int:
 
 
 @contextmanager
-def running_moto_server() -> Iterator[str]:
-    """Run a moto server for the duration of the block; yields its endpoint URL."""
+def running_moto_server(request_log: Path | None = None) -> Iterator[str]:
+    """Run a moto server for the duration of the block; yields its endpoint URL. request_log: where the server's
+    log goes, one line per request it answered ("PUT /bucket/key HTTP/1.1" 200), to count requests from."""
     port = free_port()
     endpoint = f"http://{LOOPBACK}:{port}"
+    log = request_log.open("ab") if request_log is not None else subprocess.DEVNULL
     process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", LOOPBACK, "-p", str(port)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+                               stdout=log, stderr=log, start_new_session=True)
     try:
         deadline = time.monotonic() + READY_SECONDS
         while True:
@@ -46,3 +49,5 @@ def running_moto_server() -> Iterator[str]:
         yield endpoint
     finally:
         stop_group(process.pid, grace=5.0)
+        if request_log is not None:
+            log.close()

@@ -22,6 +22,7 @@ class TableDefinition:
     columns: tuple[tuple[str, exp.DataType], ...]
     partition_columns: tuple[tuple[str, exp.DataType], ...]
     location: str
+    is_delta: bool = False  # TBLPROPERTIES ('table_type' = 'DELTA'): engines read the table's Delta log
 
     @classmethod
     def from_statement(cls, ddl: Statement) -> TableDefinition:
@@ -40,11 +41,22 @@ class TableDefinition:
             columns=_column_defs(schema),
             partition_columns=_column_defs(partitioned.this) if partitioned else (),
             location=location.removeprefix(LAKE_ROOT_TOKEN + "/").strip("/"),
+            is_delta=table_type(create) == "DELTA",
         )
 
     @property
     def all_columns(self) -> tuple[tuple[str, exp.DataType], ...]:
         return self.columns + self.partition_columns
+
+
+def table_type(create: exp.Create) -> str | None:
+    """The table_type of a CREATE TABLE's TBLPROPERTIES, upper case, or None."""
+    from sqlglot import exp
+
+    for prop in create.find_all(exp.Property):
+        if isinstance(prop.this, exp.Literal) and prop.this.name.lower() == "table_type":
+            return prop.args["value"].name.upper()
+    return None
 
 
 def _column_defs(schema: exp.Schema) -> tuple[tuple[str, exp.DataType], ...]:

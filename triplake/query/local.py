@@ -13,6 +13,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
+from triplake.lake_files import delta_storage
 from triplake.settings import Settings
 from triplake.uris import local_path
 from triplake.query.catalog import TableDefinition
@@ -127,6 +128,7 @@ class LocalEngine:
             raise SqlError(f"no lake at {local}: build one with `triplake run --input FILE --lake-root {local}`, "
                            "or point --lake-root (TRIPLAKE_LAKE_ROOT) at an existing lake")
         self.cache = SqlCache(settings.sql_cache_dir)
+        self.storage = delta_storage(settings)
         self.connection = duckdb.connect()
         if local is None:
             self.connection.register_filesystem(_lake_filesystem(self.lake_root, settings))
@@ -135,9 +137,16 @@ class LocalEngine:
         for view in self.cache.views():
             self.connection.execute(view.sql)
 
-    def _files_glob(self, table: DuckDbTable) -> str:
+    def _table_files(self, table: DuckDbTable) -> str | list[str]:
+        """A Delta table's files of its current snapshot (a file no commit references is never read); the glob of
+        the folder of a table that is not a Delta table."""
+        from spark_jobs.common import delta
+
         local = local_path(self.lake_root)
         root = str(local) if local is not None else self.lake_root
+        table_uri = f"{self.lake_root}/{table.location}"
+        if delta.is_table(table_uri, self.storage):
+            return delta.file_uris(table_uri, self.storage)
         return "/".join([root, table.location, *("*" for _ in table.partition_columns), "*.parquet"])
 
     def _register_table(self, table: DuckDbTable) -> None:
@@ -155,14 +164,17 @@ class LocalEngine:
             if table.partition_columns
             else "read_parquet($files)"
         )
-        try:
-            # Columns and reader come from sql/ddl, never from a user; the files are a bound parameter.
-            relation = self.connection.sql(f"select {columns} from {source}",  # noqa: S608
-                                           params={"files": self._files_glob(table)})
-        except duckdb.IOException as problem:
-            if "No files found" not in str(problem):
-                raise
-            # A table nothing has been written to yet: empty, with its declared columns.
+        files = self._table_files(table)
+        relation = None
+        if files:
+            try:
+                # Columns and reader come from sql/ddl, never from a user; the files are a bound parameter.
+                relation = self.connection.sql(f"select {columns} from {source}",  # noqa: S608
+                                               params={"files": files})
+            except duckdb.IOException as problem:
+                if "No files found" not in str(problem):
+                    raise
+        if relation is None:  # a table nothing has been written to yet: empty, with its declared columns
             nulls = ", ".join(f"cast(null as {kind}) as {name}" for name, kind in table.all_columns)
             relation = self.connection.sql(f"select {nulls} where false")
         relation.create_view(table.name)

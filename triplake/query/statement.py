@@ -76,9 +76,16 @@ class Statement:
         return self.expression.sql("duckdb")
 
     def athena_query(self, values: Mapping[str, str]) -> tuple[str, list[str]]:
-        """The statement with `?` placeholders, and the ExecutionParameters in the order they appear."""
+        """The statement with `?` placeholders, and the ExecutionParameters in the order they appear. A Delta
+        table's CREATE goes as Athena allows it: name, LOCATION and table_type only (columns come from the log)."""
         self.check_parameters(values)
         from sqlglot import exp
+
+        if self.is_ddl and _is_delta(self.expression):
+            create = self.expression
+            location = create.find(exp.LocationProperty).this.sql(DIALECT)
+            return (f"CREATE EXTERNAL TABLE IF NOT EXISTS {create.this.this.sql(DIALECT)} LOCATION {location} "
+                    "TBLPROPERTIES ('table_type' = 'DELTA')"), []
 
         names = _placeholder_names(self.expression.sql(DIALECT))
         positional = self.expression.transform(
@@ -91,6 +98,12 @@ class Statement:
         if "'" in lake_root:
             raise SqlError(f"lake root {lake_root!r} cannot contain a quote")
         return Statement(self.text.replace(LAKE_ROOT_TOKEN, lake_root.rstrip("/")), name=self.name)
+
+
+def _is_delta(create) -> bool:
+    from triplake.query.catalog import table_type
+
+    return table_type(create) == "DELTA"
 
 
 def check_parameters(name: str, parameters: tuple[str, ...], values: Mapping[str, Any]) -> None:
