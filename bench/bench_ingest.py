@@ -19,6 +19,7 @@ from datetime import datetime
 from pathlib import Path
 
 import psutil
+from deltalake import DeltaTable
 import pyarrow.dataset as ds
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -71,7 +72,7 @@ def measure_ingest(data: Path, lake: Path, driver_memory: str) -> dict:
     # the DAG; the wall time adds starting Python and the JVM.
     job = (datetime.fromisoformat(ingestion["finished_at"]) - datetime.fromisoformat(ingestion["started_at"])).total_seconds()
     routes = ingestion["routes"]
-    parquet_bytes = sum(path.stat().st_size for path in (lake / "curated" / "trips").rglob("*.parquet"))
+    parquet_bytes = sum(Path(uri).stat().st_size for uri in DeltaTable(str(lake / "curated" / "trips")).file_uris())
     return {
         "rows": ingestion["rows_read"],
         "rows_written": ingestion["rows_written"],

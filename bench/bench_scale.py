@@ -29,6 +29,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import psutil
+from deltalake import DeltaTable
 from rich.console import Console
 
 from bench.bench_ingest import BENCH_DIR, machine
@@ -209,7 +210,7 @@ def run_pipeline(files: list[Path], lake: Path, driver_memory: str, label: str) 
         "rows_per_s": round(rows / wall),
         "peak_rss_gib": round(sampler.peak_rss / 2**30, 2),
         "parquet_mib": round(sum(p.stat().st_size for p in (lake / "curated").rglob("*.parquet")) / 2**20),
-        "trips_files": sum(1 for _ in (lake / "curated" / "trips").rglob("*.parquet")),
+        "trips_files": len(DeltaTable(str(lake / "curated" / "trips")).file_uris()),  # the current snapshot's
         "spark": spark_task_metrics(event_log),
     }
 
@@ -218,7 +219,9 @@ def _parquet_rows(lake: Path) -> int:
     import pyarrow.dataset as ds
 
     trips = lake / "curated" / "trips"
-    return ds.dataset(trips, format="parquet").count_rows() if trips.exists() else 0
+    if not DeltaTable.is_deltatable(str(trips)):
+        return 0
+    return ds.dataset(DeltaTable(str(trips)).file_uris(), format="parquet").count_rows()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass
 from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
-from spark_jobs.common import publish, session, tables
+from spark_jobs.common import delta, publish, session, tables
 from spark_jobs.common.job import JobOutcome, run_job
 from spark_jobs.common.lake import Lake, partition_dir, partition_value, write_single_parquet
 from spark_jobs.common.lakefs import LakeFs
@@ -105,7 +105,13 @@ def stage_model(fs: LakeFs, publication: publish.Publication, region_dir: str, m
 
 
 def _read_trips(spark: SparkSession, lake: Lake, paths: list[str]) -> DataFrame:
-    return spark.read.option("basePath", lake.uri(tables.TRIPS)).parquet(*paths)
+    return spark.read.option("basePath", tables.TRIPS_TABLE.uri(lake.root)).parquet(*paths)
+
+
+def region_trip_files(spark: SparkSession, lake: Lake, regions: Collection[str]) -> list[str]:
+    """The committed trips files of these regions (the trips table's snapshot)."""
+    return [file.uri for file in delta.snapshot_files(tables.TRIPS_TABLE.uri(lake.root), delta.Storage.from_spark(spark),
+                                                      [{"region": region} for region in sorted(regions)])]
 
 
 def current_weekly_trips(spark: SparkSession, fs: LakeFs, lake: Lake, versions: dict[str, int]) -> DataFrame | None:
@@ -124,15 +130,15 @@ def current_weekly_trips(spark: SparkSession, fs: LakeFs, lake: Lake, versions: 
     return spark.read.option("basePath", lake.uri(tables.WEEKLY_TRIPS)).parquet(*files)
 
 
-def region_trip_counts(spark: SparkSession, fs: LakeFs, lake: Lake, batch_files: dict[str, list[str]],
-                       models: dict[str, RouteModel]) -> dict[str, int]:
+def region_trip_counts(spark: SparkSession, fs: LakeFs, lake: Lake, ingestion_id: str,
+                       batch_files: dict[str, list[str]], models: dict[str, RouteModel]) -> dict[str, int]:
     """The trips of each of the ingestion's regions, its own included: the ingestion's from its trips files' footers
     (region is a partition column: no data is read), the lake's from weekly_trips under the region's current model
     (models: the regions that have one)."""
     paths = [path for region_paths in batch_files.values() for path in region_paths]
     if not paths:  # the file brought no trip the lake did not hold
         return {}
-    batch = _read_trips(spark, lake, paths)
+    batch = _read_trips(spark, lake, paths).where(F.col("ingestion_id") == ingestion_id)
     counts = {row["region"]: int(row["count"]) for row in batch.groupBy("region").count().collect()}
     weekly = current_weekly_trips(spark, fs, lake, {region: model.version for region, model in models.items()})
     if weekly is not None:
@@ -141,12 +147,14 @@ def region_trip_counts(spark: SparkSession, fs: LakeFs, lake: Lake, batch_files:
     return counts
 
 
-def ingestion_trip_files(spark: SparkSession, fs: LakeFs, lake: Lake, ingestion_id: str) -> dict[str, list[str]]:
-    """The trips files an ingestion published, by region (found by their name: '<ingestion_id>-part-...')."""
+def ingestion_trip_files(spark: SparkSession, lake: Lake, ingestion_id: str) -> dict[str, list[str]]:
+    """The trips files that may hold an ingestion's trips, by region: the trips table's snapshot, pruned by the
+    files' ingestion_id statistics (a compacted file may hold other ingestions' trips too: filter the rows)."""
     by_region: dict[str, list[str]] = {}
-    for entry in fs.glob(lake.ingestion_files(tables.TRIPS, ingestion_id)):
-        region_dir = entry.uri.rsplit("/", 3)[1]
-        by_region.setdefault(partition_value(spark, region_dir), []).append(entry.uri)
+    files = delta.snapshot_files(tables.TRIPS_TABLE.uri(lake.root), delta.Storage.from_spark(spark),
+                                 equal=("ingestion_id", ingestion_id))
+    for file in files:
+        by_region.setdefault(file.partition_values["region"], []).append(file.uri)
     return by_region
 
 
@@ -202,11 +210,11 @@ def group_routes(
         logger.info("ingestion %s is recorded already: its routes cannot change", ingestion_id)
         return RoutesResult(ingestion_id, 0, 0.0, 0.0, [])
     publication = publish.Publication(spark, fs, lake, ingestion_id, "group_routes").begin()
-    batch_files = ingestion_trip_files(spark, fs, lake, ingestion_id)
+    batch_files = ingestion_trip_files(spark, lake, ingestion_id)
 
     current: dict[str, RouteModel | None] = {region: load_model(spark, fs, lake, region) for region in sorted(batch_files)}
     existing = {region: model for region, model in current.items() if model is not None}
-    counts = region_trip_counts(spark, fs, lake, batch_files, existing)
+    counts = region_trip_counts(spark, fs, lake, ingestion_id, batch_files, existing)
     reasons = {
         region: refit_reason(model, counts[region],
                              refit is True or (not isinstance(refit, bool) and region in refit), options)
@@ -217,8 +225,7 @@ def group_routes(
 
     if refitted:
         # One Spark job samples every refitted region's trips, then each region is fitted on the driver.
-        region_trips = _read_trips(spark, lake, [lake.uri(tables.TRIPS, partition_dir(spark, "region", region))
-                                                 for region in refitted])
+        region_trips = _read_trips(spark, lake, region_trip_files(spark, lake, refitted))
         for region, model in fit_regions(region_trips, {region: counts[region] for region in refitted}, options).items():
             model.version = (current[region].version if current[region] else 0) + 1
             stage_model(fs, publication, partition_dir(spark, "region", region), model)
@@ -237,12 +244,12 @@ def group_routes(
         parts = []
         for region, model in models.items():
             # A refitted region gets all of its trips assigned under the new version; the others only this ingestion's.
-            paths = (
-                [lake.uri(tables.TRIPS, partition_dir(spark, "region", region))]
+            trips = (
+                _read_trips(spark, lake, region_trip_files(spark, lake, [region]))
                 if region in refitted
-                else batch_files[region]
+                else _read_trips(spark, lake, batch_files[region]).where(F.col("ingestion_id") == ingestion_id)
             )
-            parts.append(assign(_read_trips(spark, lake, paths), model, ingestion_id))
+            parts.append(assign(trips, model, ingestion_id))
         assignments = parts[0]
         for part in parts[1:]:
             assignments = assignments.unionByName(part)

@@ -31,18 +31,17 @@ from datetime import datetime, timezone
 from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
-from spark_jobs.common import publish, records, session, tables
+from spark_jobs.common import delta, publish, records, session, tables
 from spark_jobs.common.dedupe import (
-    LAKE, MAX_BROADCAST_PARQUET_BYTES, NEW, lake_trip_files, number_rejected_lines, rank_copies, read_trip_ids,
+    LAKE, MAX_BROADCAST_PARQUET_BYTES, NEW, number_rejected_lines, rank_copies, read_trip_ids,
     trips_in_lake, without_trips,
 )
-from spark_jobs.common.delta import Storage
 from spark_jobs.common.ingestions import INGESTION_ID_PATTERN, new_ingestion_id
 from spark_jobs.common.job import JobOutcome, run_job
-from spark_jobs.common.lake import Lake, partition_path, partition_value, write_single_parquet
-from spark_jobs.common.lakefs import FileInfo, LakeFs
+from spark_jobs.common.lake import Lake, partition_path
+from spark_jobs.common.lakefs import LakeFs
 from spark_jobs.common.parse import (
-    REJECT_REASONS, TRIPS_ROW_GROUP_BYTES, InvalidFileError, binary_header_error, column_positions, kept_line,
+    REJECT_REASONS, TRIPS_ROW_GROUP_ROWS, InvalidFileError, binary_header_error, column_positions, kept_line,
     locate_lines, parse_lines, unreadable_file_error,
 )
 
@@ -118,50 +117,44 @@ def _first_line(spark: SparkSession, uri: str) -> str | None:
     return first[0]["value"] if first else None
 
 
-def _staged_files(fs: LakeFs, staging_dir: str) -> list[tuple[FileInfo, str]]:
-    """(file, path relative to staging_dir) of every Parquet file written under staging_dir."""
-    staged = []
-    for region_dir in fs.list(staging_dir):
-        for week_dir in fs.list(region_dir.uri) if region_dir.is_dir else []:
-            for part in fs.list(week_dir.uri) if week_dir.is_dir else []:
-                if part.name.endswith(".parquet"):
-                    staged.append((part, f"{region_dir.name}/{week_dir.name}/{part.name}"))
-    return staged
+def _write_trips(trips: DataFrame, lake: Lake, ingestion_id: str, storage: delta.Storage) -> list[delta.DataFile]:
+    """Writes the trips straight into the trips table, one file per partition, named after the ingestion: invisible to
+    every reader until the ingestion's publish commits them (and to the views until the ingestion commits)."""
+    return delta.write_files(trips, tables.TRIPS_TABLE.uri(lake.root), tables.TRIPS_PARTITION_COLUMNS, ingestion_id,
+                             storage, row_group_rows=TRIPS_ROW_GROUP_ROWS)
 
 
-def _write_trips(trips: DataFrame, uri: str) -> None:
-    (
-        trips.write.mode("overwrite")
-        .option("parquet.block.size", TRIPS_ROW_GROUP_BYTES)
-        .partitionBy(*tables.TRIPS_PARTITION_COLUMNS)
-        .parquet(uri)
-    )
+def _read_written(spark: SparkSession, table_uri: str, files: list[delta.DataFile]) -> DataFrame:
+    return spark.read.option("basePath", table_uri).parquet(*[f"{table_uri}/{file.path}" for file in files])
 
 
-def _restage_without_lake_trips(
+def _without_lake_trips(
     spark: SparkSession,
     fs: LakeFs,
     lake: Lake,
-    publication: publish.Publication,
-    staged_trips: str,
+    ingestion_id: str,
+    written: list[delta.DataFile],
     started: tuple[datetime, datetime],
-) -> tuple[str, int]:
-    """Looks the staged trips up in the lake; returns where the trips to publish are staged and how many of the
-    staged trips the lake already held (staged again without them, when there were any).
+) -> tuple[list[delta.DataFile], int]:
+    """Looks the written trips up in the lake; returns the files of the trips to publish and how many of the written
+    trips the lake already held (written again without them, when there were any; the first files are deleted).
 
-    Only the lake's trips in the partitions the staged trips fall in, and that started within their time span,
-    are read (`read_trip_ids`); usually there are none, and nothing is looked up at all.
+    Only the committed trips files of the partitions the written trips fall in are read (the table's snapshot), and
+    of them only the trips that started within the written trips' time span (`read_trip_ids`); usually there are
+    none, and nothing is looked up at all.
     """
-    staged_files = _staged_files(fs, staged_trips)
-    lake_files = lake_trip_files(fs, lake, {relative.rsplit("/", 1)[0] for _, relative in staged_files})
+    storage = delta.Storage.from_spark(spark)
+    table_uri = tables.TRIPS_TABLE.uri(lake.root)
+    partitions = [dict(partition) for partition in {tuple(sorted(file.partition_values.items())) for file in written}]
+    lake_files = delta.snapshot_files(table_uri, storage, partitions)
     if not lake_files:
-        return staged_trips, 0
-    lake_ids = read_trip_ids(spark, lake.uri(tables.TRIPS), [entry.uri for entry in lake_files], started)
+        return written, 0
+    lake_ids = read_trip_ids(spark, table_uri, [entry.uri for entry in lake_files], started)
     if lake_ids.isEmpty():
-        return staged_trips, 0
-    with _timed(f"look up the staged trips in the {len(lake_files)} lake files of the partitions they touch"):
-        staged = spark.read.option("basePath", staged_trips).parquet(staged_trips)
-        staged_bytes, lake_bytes = sum(entry.size for entry, _ in staged_files), sum(entry.size for entry in lake_files)
+        return written, 0
+    with _timed(f"look up the written trips in the {len(lake_files)} lake files of the partitions they touch"):
+        staged = _read_written(spark, table_uri, written)
+        staged_bytes, lake_bytes = sum(file.size for file in written), sum(entry.size for entry in lake_files)
         smaller = LAKE if lake_bytes < staged_bytes else NEW
         present = trips_in_lake(
             staged.select("trip_id"),
@@ -170,12 +163,13 @@ def _restage_without_lake_trips(
         ).persist()
         already_present = present.count()
     if already_present:
-        with _timed(f"restage without the {already_present} trips the lake already holds"):
-            new_trips = publication.stage("new_trips")
-            _write_trips(without_trips(staged, present), new_trips)
-            staged_trips = new_trips
+        with _timed(f"write again without the {already_present} trips the lake already holds"):
+            rewritten = _write_trips(without_trips(staged, present), lake, ingestion_id, storage)
+            for file in written:  # never committed, never read by anyone else
+                fs.delete(f"{table_uri}/{file.path}")
+            written = rewritten
     present.unpersist()
-    return staged_trips, already_present
+    return written, already_present
 
 
 def ingest_file(
@@ -191,7 +185,7 @@ def ingest_file(
     fs, lake = LakeFs(spark), Lake(lake_root)
     publish.check_lease(fs, lake, ingestion_id)
     publish.recover(spark, fs, lake)
-    if records.read_record(lake_root, Storage.from_spark(spark), ingestion_id) is not None:
+    if records.read_record(lake_root, delta.Storage.from_spark(spark), ingestion_id) is not None:
         raise ValueError(f"ingestion {ingestion_id} is recorded already: ingest the file again under a new id")
     intent = {"ingestion_id": ingestion_id, "source_uri": source_uri, "started_at": started_at.isoformat()}
     publish.write_intent(fs, lake, intent)
@@ -240,7 +234,8 @@ def _ingest_raw_copy(
     publication = publish.Publication(spark, fs, lake, ingestion_id, "ingest").begin()
 
     lines = read_lines(spark, raw_uri)
-    with _timed("parse, deduplicate inside the file and stage its trips (one pass over the file)"):
+    storage = delta.Storage.from_spark(spark)
+    with _timed("parse, deduplicate inside the file and write its trips (one pass over the file)"):
         parsed = parse_lines(lines, positions, header_line)
         is_valid = F.col("reject_reason").isNull()
         line_counts = Observation("lines")
@@ -263,32 +258,31 @@ def _ingest_raw_copy(
             .withColumn("ingestion_id", F.lit(ingestion_id))
             .select(*tables.TRIPS_SCHEMA.fieldNames())
         )
-        # No sort here: rows arrive ordered by origin latitude from the dedupe, and the writer keeps one file
-        # open per partition (session.JOB_SQL_CONF), so each file is sorted for bbox pruning as it is written.
-        staged_trips = publication.stage("trips")
-        _write_trips(trips, staged_trips)
+        # No sort here: rows arrive ordered by origin latitude from the dedupe, one task per partition, and each
+        # task writes its partition's rows in that order, so each file is sorted for bbox pruning.
+        written = _write_trips(trips, lake, ingestion_id, storage)
         read, copies = line_counts.get, copy_counts.get
 
-    staged_trips, already_present = _restage_without_lake_trips(
-        spark, fs, lake, publication, staged_trips, (copies["first_start"], copies["last_start"])
+    written, already_present = _without_lake_trips(
+        spark, fs, lake, ingestion_id, written, (copies["first_start"], copies["last_start"])
     )
+    publication.add_files(tables.TRIPS_TABLE, written)
 
     rejected_by_reason = {reason: int(read[reason]) for reason in REJECT_REASONS if read[reason]}
     rows_rejected = sum(rejected_by_reason.values())
     rows_valid = int(read["rows_read"]) - rows_rejected
     if rows_rejected:
-        with _timed("stage rejected rows"):
+        with _timed("write rejected rows"):
             rejected = number_rejected_lines(parsed.where(~is_valid), locate_lines(read_lines(spark, raw_uri)))
-            write_single_parquet(
+            rows = (
                 rejected.withColumn("raw_line", kept_line(F.col("raw_line"), F.col("reason")))
                 .withColumn("ingestion_id", F.lit(ingestion_id))
                 .select(*tables.REJECTED_ROWS_SCHEMA.fieldNames())
-                .orderBy("line_number"),
-                publication.stage("rejected"),
-                publication.stage("rejected.parquet"),
-                fs,
+                .orderBy("line_number")
+                .coalesce(1)  # one file, in line order
             )
-            publication.add(publication.stage("rejected.parquet"), lake.rejected_path(ingestion_id))
+            publication.add_files(tables.REJECTED_ROWS_TABLE, delta.write_files(
+                rows, tables.REJECTED_ROWS_TABLE.uri(lake.root), (), ingestion_id, storage))
 
     counts = Counts(
         rows_read=int(read["rows_read"]),
@@ -302,14 +296,8 @@ def _ingest_raw_copy(
     if not counts.reconciles():
         raise RuntimeError(f"counts do not reconcile, nothing was published: {counts}")
 
-    staged = _staged_files(fs, staged_trips)
-    for entry, relative in staged:
-        partition, name = relative.rsplit("/", 1)
-        publication.add(entry.uri, f"{tables.TRIPS}/{partition}/{ingestion_id}-{name}")
     publication.publish()
-    partitions = sorted(
-        {tuple(partition_value(spark, directory) for directory in relative.split("/")[:2]) for _, relative in staged}
-    )
+    partitions = sorted({(file.partition_values["region"], file.partition_values["week_start"]) for file in written})
     return counts, partitions
 
 

@@ -13,7 +13,7 @@ import pytest
 from deltalake import DeltaTable
 from pyspark.sql import types as T
 
-from spark_jobs.common import tables
+from spark_jobs.common import records, tables
 from triplake.settings import Settings
 from triplake.query.catalog import table_definitions
 from triplake.query.local import DuckDbStatement, LocalEngine, SqlCache
@@ -27,11 +27,9 @@ ARROW_TO_ATHENA = {"string": "string", "double": "double", "int64": "bigint", "i
 # The table each DDL file declares (but the Delta tables, whose columns the next test reads from their logs), with
 # the Spark schema and location its writer uses.
 WRITTEN_BY_SPARK = {
-    "trips_files": (tables.TRIPS, tables.TRIPS_SCHEMA),
     "trip_routes_files": (tables.TRIP_ROUTES, tables.TRIP_ROUTES_SCHEMA),
     "route_models": (tables.ROUTE_MODELS, tables.ROUTE_MODELS_SCHEMA),
     "weekly_trips_files": (tables.WEEKLY_TRIPS, tables.WEEKLY_TRIPS_SCHEMA),
-    "rejected_rows_files": (tables.REJECTED_ROWS, tables.REJECTED_ROWS_SCHEMA),
 }
 # What readers query: the contract's tables (views over the files of committed ingestions) with their columns.
 READER_TABLES = {
@@ -72,16 +70,24 @@ def test_the_ddl_declares_every_table_the_spark_jobs_write_with_the_same_columns
         expected = {field.name: SPARK_TO_ATHENA[field.dataType] for field in schema.fields}
         expected |= {"week_start": "date"} if "week_start" in columns else {}
         assert columns == expected, name
-    assert [name for name, _ in declared["trips_files"].partition_columns] == ["region", "week_start"]
 
 
-def test_the_ddl_declares_every_delta_table_with_the_columns_of_its_log(sample_lake):
-    delta_tables = [table for table in table_definitions() if table.is_delta]
-    assert delta_tables
-    for table in delta_tables:
-        logged = pa.schema(DeltaTable(f"{sample_lake}/{table.location}").schema().to_arrow())
+def test_the_ddl_declares_every_delta_table_with_the_columns_its_writers_commit(sample_lake):
+    written = {table.location: (table.schema, list(table.partition_columns)) for table in tables.DELTA_TABLES}
+    written[tables.INGESTIONS] = (records.INGESTIONS_ARROW_SCHEMA, [])
+    delta_tables = {table.location: table for table in table_definitions() if table.is_delta}
+    assert set(delta_tables) == set(written)
+    for location, (schema, partition_columns) in written.items():
+        table = delta_tables[location]
         declared = {column: kind.sql("hive").lower() for column, kind in table.all_columns}
-        assert declared == {field.name: ARROW_TO_ATHENA[str(field.type)] for field in logged}, table.name
+        assert declared == {field.name: ARROW_TO_ATHENA[str(field.type)] for field in schema}, table.name
+        assert [name for name, _ in table.partition_columns] == partition_columns, table.name
+    assert written[tables.TRIPS][1] == ["region", "week_start"]
+    # and what a run commits is that: the sample lake's logs
+    for location in (tables.TRIPS, tables.INGESTIONS):
+        log = DeltaTable(f"{sample_lake}/{location}")
+        assert pa.schema(log.schema().to_arrow()).equals(written[location][0], check_metadata=False), location
+        assert log.metadata().partition_columns == written[location][1]
 
 
 def test_readers_find_the_contract_tables_with_their_columns(sample_lake):

@@ -11,8 +11,6 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from spark_jobs.common import tables
-from spark_jobs.common.lake import Lake
-from spark_jobs.common.lakefs import FileInfo, LakeFs
 from spark_jobs.common.identity import ORIGIN_LAT_KEY, scaled_coordinate
 
 
@@ -86,29 +84,8 @@ def number_rejected_lines(rejected: DataFrame, lines: DataFrame) -> DataFrame:
     )
 
 
-def _lake_partition_dirs(fs: LakeFs, lake: Lake) -> dict[str, set[str]]:
-    """Directory names of the trips partitions in the lake: region dir -> its week dirs (a listing)."""
-    return {
-        region.name: {week.name for week in fs.list(region.uri) if week.is_dir}
-        for region in fs.list(lake.uri(tables.TRIPS))
-        if region.is_dir
-    }
-
-
 # Above this much Parquet on both sides, no side's hashes are broadcast and Spark shuffles both (about 20M trips).
 MAX_BROADCAST_PARQUET_BYTES = 2**30
-
-
-def lake_trip_files(fs: LakeFs, lake: Lake, partitions: set[str]) -> list[FileInfo]:
-    """The trips files the lake holds in these partitions ('region=../week_start=..'): a listing, nothing read."""
-    existing = _lake_partition_dirs(fs, lake)
-    return [
-        entry
-        for partition in sorted(partitions)
-        if partition.split("/")[1] in existing.get(partition.split("/")[0], ())
-        for entry in fs.list(lake.uri(tables.TRIPS, partition))
-        if entry.name.endswith(".parquet")
-    ]
 
 
 def read_trip_ids(spark: SparkSession, root: str, files: list[str], started: tuple[datetime, datetime]) -> DataFrame:

@@ -19,7 +19,7 @@ import time
 import uuid
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -127,10 +127,11 @@ def write_files(df: DataFrame, table_uri: str, partition_columns: Sequence[str],
             rows = pa.concat_tables(parts)
             rows = rows.sort_by([(name, "ascending") for name in sort_by]) if sort_by else rows
             rows = rows.drop_columns(columns)
-            partition_values = dict(zip(columns, values))
+            partition_values = {name: None if value is None else str(value) for name, value in zip(columns, values)}
             directory = "/".join(f"{name}={_escaped(value)}" for name, value in partition_values.items())
             relative = "/".join(part for part in (directory, f"{prefix}-{uuid.uuid4().hex}.parquet") if part)
-            filesystem.create_dir(f"{root}/{directory}" if directory else root, recursive=True)
+            if isinstance(filesystem, pafs.LocalFileSystem):  # S3 has no directories: no marker objects there
+                filesystem.create_dir(f"{root}/{directory}" if directory else root, recursive=True)
             with filesystem.open_output_stream(f"{root}/{relative}") as sink:
                 pq.write_table(rows, sink, compression=ZSTD, row_group_size=row_group_rows)
             size = filesystem.get_file_info(f"{root}/{relative}").size
@@ -182,26 +183,90 @@ def commit(table_uri: str, schema: pa.Schema, partition_columns: Sequence[str], 
     return DeltaTable(table_uri, storage_options=options).version()
 
 
+def remove(table_uri: str, paths: Sequence[str], storage: Storage) -> None:
+    """Takes files out of the table's snapshot in one Delta transaction (they stay readable in older versions until
+    a vacuum deletes them)."""
+    from deltalake import DeltaTable
+    from deltalake.transaction import RemoveAction
+
+    table = DeltaTable(table_uri, storage_options=storage.delta_options())
+    now = int(time.time() * 1000)
+    table.create_write_transaction([RemoveAction(path, data_change=True, deletion_timestamp=now) for path in paths],
+                                   mode="append", schema=table.schema(), partition_by=table.metadata().partition_columns)
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """A Delta table of the lake: where it lives under the lake root, its columns and its partition columns."""
+
+    location: str
+    schema: pa.Schema
+    partition_columns: tuple[str, ...] = ()
+
+    def uri(self, lake_root: str) -> str:
+        return f"{lake_root.rstrip('/')}/{self.location}"
+
+
+@dataclass(frozen=True)
+class SnapshotFile:
+    """A file of a table's current snapshot."""
+
+    uri: str
+    path: str  # relative to the table's root, as written (not URL-encoded as the log keeps it)
+    size: int
+    partition_values: dict[str, str]
+
+
 def is_table(table_uri: str, storage: Storage) -> bool:
     from deltalake import DeltaTable
 
     return DeltaTable.is_deltatable(table_uri, storage_options=storage.delta_options())
 
 
-def file_uris(table_uri: str, storage: Storage, partitions: Sequence[dict[str, str]] | None = None) -> list[str]:
-    """The URIs of the files of the table's current snapshot, of the given partitions only (None: all); [] for a
-    table nothing was committed to yet. Local files come as plain paths."""
+def snapshot_files(table_uri: str, storage: Storage, partitions: Sequence[dict[str, str]] | None = None,
+                   equal: tuple[str, Any] | None = None) -> list[SnapshotFile]:
+    """The files of the table's current snapshot: of the given partitions only (None: all; a partition may name some
+    of the partition columns, {"region": "Turin"}), and, with equal=(column,
+    value), only those whose statistics say they may hold a row with that value. [] for a table nothing was
+    committed to yet. Nothing but the log is read."""
     from deltalake import DeltaTable
 
-    if not is_table(table_uri, storage):
+    if not is_table(table_uri, storage) or partitions == []:
         return []
     table = DeltaTable(table_uri, storage_options=storage.delta_options())
-    if partitions is None:
-        return table.file_uris()
-    if not partitions:
-        return []
-    wanted = [[(name, "=", value) for name, value in partition.items()] for partition in partitions]
-    return table.file_uris(file_pruning_predicate=wanted)
+    files = []
+    for action in pa.table(table.get_add_actions(flatten=True)).to_pylist():
+        values = {name.removeprefix("partition."): None if value is None else str(value)
+                  for name, value in action.items() if name.startswith("partition.")}
+        if partitions is not None and not any(partition.items() <= values.items() for partition in partitions):
+            continue
+        if equal is not None and not _may_hold(action, *equal):
+            continue
+        path = unquote(action["path"])
+        files.append(SnapshotFile(f"{table_uri.rstrip('/')}/{path}", path, action["size_bytes"], values))
+    return files
+
+
+def _may_hold(action: dict, column: str, value: Any) -> bool:
+    low, high = action.get(f"min.{column}"), action.get(f"max.{column}")
+    return low is None or high is None or low <= value <= high
+
+
+def file_uris(table_uri: str, storage: Storage, partitions: Sequence[dict[str, str]] | None = None) -> list[str]:
+    """The URIs of the files of the table's current snapshot, of the given partitions only (None: all)."""
+    return [file.uri for file in snapshot_files(table_uri, storage, partitions)]
+
+
+def arrow_schema(spark_schema, date_columns: Sequence[str] = ()) -> pa.Schema:
+    """A Spark schema as Delta's columns; date_columns (Spark writes week_start as a yyyy-MM-dd partition directory)
+    become dates."""
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    schema = to_arrow_schema(spark_schema)
+    for name in date_columns:
+        index = schema.get_field_index(name)
+        schema = schema.set(index, pa.field(name, pa.date32(), schema.field(index).nullable))
+    return schema
 
 
 def append(table_uri: str, rows: pa.Table, storage: Storage, partition_by: Sequence[str] = ()) -> int:

@@ -28,18 +28,6 @@ class Lake:
     def report(self, ingestion_id: str, step: str) -> str:
         return self.uri(report_path(ingestion_id, step))
 
-    def rejected_file(self, ingestion_id: str) -> str:
-        return self.uri(self.rejected_path(ingestion_id))
-
-    @staticmethod
-    def rejected_path(ingestion_id: str) -> str:
-        """Path of an ingestion's rejected rows, relative to the lake root."""
-        return f"{tables.REJECTED_ROWS}/{ingestion_id}.parquet"
-
-    def ingestion_files(self, table: str, ingestion_id: str) -> str:
-        """Glob of the files an ingestion wrote into a table partitioned by region and week_start."""
-        return self.uri(table, "region=*", "week_start=*", f"{ingestion_id}-*.parquet")
-
 
 def write_single_parquet(df: DataFrame, staging_dir: str, target_uri: str, fs: LakeFs) -> None:
     """Writes df as one Parquet file at target_uri (replacing it), through a staging directory."""

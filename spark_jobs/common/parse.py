@@ -12,9 +12,9 @@ from spark_jobs.common.identity import ORIGIN_LAT_KEY, with_trip_identity
 INPUT_COLUMNS = ("region", "origin_coord", "destination_coord", "datetime", "datasource")
 POINT_COLUMNS = ("origin_coord", "destination_coord")
 FIELD_PADDING = ' "'  # blanks and quotes around a field
-# Row groups of ~16 MiB (~200k trips) instead of Parquet's 128 MiB: files are sorted by origin latitude, so a
+# Row groups of ~200k trips (~16 MiB) instead of Parquet's 128 MiB: files are sorted by origin latitude, so a
 # bounding-box query skips the row groups whose min/max statistics lie outside the box (docs/benchmarks.md).
-TRIPS_ROW_GROUP_BYTES = 16 * 2**20
+TRIPS_ROW_GROUP_ROWS = 200_000
 MAX_LONGITUDE = 180.0
 MAX_LATITUDE = 90.0
 # A region becomes a directory name (region=...): nothing that could leave or fake that directory.

@@ -40,7 +40,7 @@ from datetime import datetime
 
 from pyspark.sql import SparkSession
 
-from spark_jobs.common import records, tables
+from spark_jobs.common import delta, records, tables
 from spark_jobs.common.delta import Storage
 from spark_jobs.common.lake import Lake
 from spark_jobs.common.lakefs import LakeFs
@@ -95,6 +95,8 @@ class Publication:
     step: str
     moves: list[tuple[str, str]] = field(default_factory=list)  # (staged URI, target path relative to the lake)
     superseded: list[Supersede] = field(default_factory=list)
+    # Delta tables: files the step wrote in place, committed to their table by delta-rs (no staging, no move)
+    written: dict[str, tuple[delta.TableSpec, list[delta.DataFile]]] = field(default_factory=dict)
 
     @property
     def staging_dir(self) -> str:
@@ -107,7 +109,8 @@ class Publication:
     def begin(self) -> Publication:
         """Removes what an earlier attempt of this step published, so a rerun leaves what one run leaves."""
         if self.fs.exists(self.manifest_uri):
-            removed = _delete_targets(self.fs, self.lake, _read_json(self.fs, self.manifest_uri))
+            removed = _delete_targets(self.fs, self.lake, _read_json(self.fs, self.manifest_uri),
+                                      Storage.from_spark(self.spark))
             logger.info("%s %s: removed %d files of an earlier attempt", self.step, self.ingestion_id, removed)
             self.fs.delete(self.manifest_uri)
         self.fs.delete(self.staging_dir)
@@ -120,8 +123,13 @@ class Publication:
     def add(self, staged_uri: str, target: str) -> None:
         self.moves.append((staged_uri, target))
 
+    def add_files(self, table: delta.TableSpec, files: list[delta.DataFile]) -> None:
+        """Files the step wrote in place into a Delta table, for its commit."""
+        self.written.setdefault(table.location, (table, []))[1].extend(files)
+
     def publish(self) -> list[str]:
-        """Records every target, then moves the staged files into place; returns the targets."""
+        """Records every target, then moves the staged files into place and commits the files written into Delta
+        tables, one Delta transaction per table; returns the targets."""
         checkpoint(self.spark, f"{self.step}:staged")
         check_lease(self.fs, self.lake, self.ingestion_id)
         targets = [target for _, target in self.moves]
@@ -129,13 +137,24 @@ class Publication:
             "ingestion_id": self.ingestion_id,
             "step": self.step,
             "targets": targets,
+            "delta": {location: [file.path for file in files] for location, (_, files) in self.written.items()},
             "superseded": [{"region_dir": s.region_dir, "below_version": s.below_version} for s in self.superseded],
         }
         self.fs.write_text(self.manifest_uri, json.dumps(manifest, indent=1))
         checkpoint(self.spark, f"{self.step}:recorded")
-        for number, (staged, target) in enumerate(self.moves, start=1):
+        in_place = 0  # files moved and tables committed so far: the fault tests kill the job after the first
+        for staged, target in self.moves:
             self.fs.rename(staged, self.lake.uri(target))
-            if number == 1:
+            in_place += 1
+            if in_place == 1:
+                checkpoint(self.spark, f"{self.step}:moving")
+        storage = Storage.from_spark(self.spark)
+        for table, files in self.written.values():
+            if not files:
+                continue
+            delta.commit(table.uri(self.lake.root), table.schema, table.partition_columns, files, storage)
+            in_place += 1
+            if in_place == 1:
                 checkpoint(self.spark, f"{self.step}:moving")
         checkpoint(self.spark, f"{self.step}:moved")
         self.fs.delete(self.staging_dir)
@@ -185,7 +204,9 @@ def abort(spark: SparkSession, fs: LakeFs, lake: Lake, ingestion_id: str, error:
     if is_committed(spark, fs, lake, ingestion_id):
         clean_up(fs, lake, ingestion_id)
         return False
-    removed = sum(_delete_targets(fs, lake, manifest) for manifest in _manifests(fs, lake, ingestion_id))
+    storage = Storage.from_spark(spark)
+    removed = sum(_delete_targets(fs, lake, manifest, storage) for manifest in _manifests(fs, lake, ingestion_id))
+    removed += _sweep_uncommitted(fs, lake, ingestion_id, storage)
     intent = read_intent(fs, lake, ingestion_id)
     if intent is not None and records.read_record(lake.root, Storage.from_spark(spark), ingestion_id) is None:
         _write_record(spark, lake, intent, FAILED, error)
@@ -246,14 +267,40 @@ def _manifests(fs: LakeFs, lake: Lake, ingestion_id: str) -> list[dict]:
     ]
 
 
-def _delete_targets(fs: LakeFs, lake: Lake, manifest: dict) -> int:
+def _delete_targets(fs: LakeFs, lake: Lake, manifest: dict, storage: Storage) -> int:
+    """Deletes what a step's manifest lists: its moved files, and its files of Delta tables (taken out of the
+    table's snapshot first, in one Delta commit per table, when they had been committed)."""
     removed = 0
     for target in manifest["targets"]:
         uri = lake.uri(target)
         if fs.exists(uri):
             fs.delete(uri)
             removed += 1
+    for location, paths in manifest.get("delta", {}).items():
+        table_uri = lake.uri(location)
+        committed = {file.path for file in delta.snapshot_files(table_uri, storage)} & set(paths)
+        if committed:
+            delta.remove(table_uri, sorted(committed), storage)
+        for path in paths:
+            if fs.exists(f"{table_uri}/{path}"):
+                fs.delete(f"{table_uri}/{path}")
+                removed += 1
     return removed
+
+
+def _sweep_uncommitted(fs: LakeFs, lake: Lake, ingestion_id: str, storage: Storage) -> int:
+    """Deletes the files the ingestion wrote into Delta tables that no commit references: a step writes its files in
+    place before its publish records them, so a step that failed or was killed in between leaves them unlisted.
+    They are found by their names ('<ingestion id>-...'); no reader ever saw them (readers go through the log)."""
+    deleted = 0
+    for table in tables.DELTA_TABLES:
+        table_uri = table.uri(lake.root)
+        committed = {file.path.rsplit("/", 1)[-1] for file in delta.snapshot_files(table_uri, storage)}
+        for entry in fs.list_files_recursive(table_uri):
+            if entry.name.startswith(f"{ingestion_id}-") and entry.name not in committed and "_delta_log" not in entry.uri:
+                fs.delete(entry.uri)
+                deleted += 1
+    return deleted
 
 
 def _read_json(fs: LakeFs, uri: str) -> dict:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pyspark.sql import types as T
 
+from spark_jobs.common import delta
+
 # The locations are re-exported: a job names a table's place and its schema from one module.
 from spark_jobs.common.locations import (
     INGESTIONS, MODELS, RAW, REJECTED_ROWS, ROUTE_MODELS, STAGING, TRIP_ROUTES, TRIPS, WEEKLY_TRIPS,
@@ -30,6 +32,9 @@ __all__ = [
     "ROUTE_MODELS_SCHEMA",
     "WEEKLY_TRIPS_SCHEMA",
     "REJECTED_ROWS_SCHEMA",
+    "TRIPS_TABLE",
+    "REJECTED_ROWS_TABLE",
+    "DELTA_TABLES",
 ]
 
 TRIPS_PARTITION_COLUMNS = ("region", "week_start")
@@ -101,3 +106,11 @@ REJECTED_ROWS_SCHEMA = T.StructType(
         T.StructField("reason", T.StringType(), False),
     ]
 )
+
+
+# The Delta tables (spark_jobs.common.delta): their columns as Delta keeps them. week_start is a date there, as the
+# catalog declares it; Spark's rows carry it as the yyyy-MM-dd text of its partition directory.
+TRIPS_TABLE = delta.TableSpec(TRIPS, delta.arrow_schema(TRIPS_SCHEMA, date_columns=["week_start"]),
+                              TRIPS_PARTITION_COLUMNS)
+REJECTED_ROWS_TABLE = delta.TableSpec(REJECTED_ROWS, delta.arrow_schema(REJECTED_ROWS_SCHEMA))
+DELTA_TABLES = (TRIPS_TABLE, REJECTED_ROWS_TABLE)

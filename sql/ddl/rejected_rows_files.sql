@@ -6,6 +6,5 @@ create external table if not exists rejected_rows_files (
     raw_line string,
     reason string
 )
-stored as parquet
 location '${lake_root}/curated/rejected_rows/'
-tblproperties ('parquet.compression' = 'ZSTD')
+tblproperties ('table_type' = 'DELTA')

@@ -42,13 +42,14 @@ class DuckDbTable:
     columns: tuple[tuple[str, str], ...]
     partition_columns: tuple[tuple[str, str], ...]
     location: str
+    is_delta: bool = False
 
     @classmethod
     def from_definition(cls, table: TableDefinition) -> DuckDbTable:
         def spelled(columns):
             return tuple((name, kind.sql("duckdb")) for name, kind in columns)
 
-        return cls(table.name, spelled(table.columns), spelled(table.partition_columns), table.location)
+        return cls(table.name, spelled(table.columns), spelled(table.partition_columns), table.location, table.is_delta)
 
     @property
     def all_columns(self) -> tuple[tuple[str, str], ...]:
@@ -92,8 +93,8 @@ class SqlCache:
 
         return [
             DuckDbTable(table["name"], tuple(map(tuple, table["columns"])),
-                        tuple(map(tuple, table["partition_columns"])), table["location"])
-            for table in self._entry(("tables", *(table.text for table in ddl)), compile_)
+                        tuple(map(tuple, table["partition_columns"])), table["location"], table["is_delta"])
+            for table in self._entry(("tables", "with is_delta", *(table.text for table in ddl)), compile_)
         ]
 
     def _entry(self, made_from: tuple[str, ...], compile_: Callable[[], Any]) -> Any:
@@ -138,15 +139,14 @@ class LocalEngine:
             self.connection.execute(view.sql)
 
     def _table_files(self, table: DuckDbTable) -> str | list[str]:
-        """A Delta table's files of its current snapshot (a file no commit references is never read); the glob of
-        the folder of a table that is not a Delta table."""
+        """A Delta table's files of its current snapshot (a file no commit references is never read; none before its
+        first commit); the glob of the folder of a table that is not a Delta table."""
         from spark_jobs.common import delta
 
         local = local_path(self.lake_root)
         root = str(local) if local is not None else self.lake_root
-        table_uri = f"{self.lake_root}/{table.location}"
-        if delta.is_table(table_uri, self.storage):
-            return delta.file_uris(table_uri, self.storage)
+        if table.is_delta:
+            return delta.file_uris(f"{self.lake_root}/{table.location}", self.storage)
         return "/".join([root, table.location, *("*" for _ in table.partition_columns), "*.parquet"])
 
     def _register_table(self, table: DuckDbTable) -> None:
