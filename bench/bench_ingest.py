@@ -20,7 +20,6 @@ from pathlib import Path
 
 import psutil
 from deltalake import DeltaTable
-import pyarrow.dataset as ds
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
@@ -96,8 +95,7 @@ def adjusted_rand_index(data: Path, truth: Path, lake: Path) -> float:
     from sklearn.metrics import adjusted_rand_score
 
     planted = planted_routes(data, truth)
-    found = ds.dataset(lake / "curated" / "trip_routes", format="parquet", partitioning="hive").to_table(
-        columns=["trip_id", "route_id"])
+    found = DeltaTable(str(lake / "curated" / "trip_routes")).to_pyarrow_table(columns=["trip_id", "route_id"])
     routes = dict(zip(found["trip_id"].to_pylist(), found["route_id"].to_pylist()))
     routed = [trip for trip, route in planted.items() if route != NOISE_ROUTE]
     return adjusted_rand_score([planted[trip] for trip in routed], [routes[trip] for trip in routed])

@@ -9,9 +9,9 @@ run's. For each batch, one after the other:
 **spark_ingestion** — the lake's writer lease, then one Spark application (a spark-submit, or one EMR Serverless or
 Glue job run, watched to its end) that ingests each file as its own ingestion: ingest → group_routes →
 build_weekly (the commit); a file that fails is rolled back alone. The lease is given back once the application
-has ended. **announce_outcomes** — the committed files' partitions registered in Glue, then SUCCEEDED or FAILED
-for every file of the batch (a file the batch never reached fails with the batch's reason), and the files leave
-the inbox. A run is failed when a batch failed as a whole; a file refused on its own is answered FAILED.
+has ended. **announce_outcomes** — SUCCEEDED or FAILED for every file of the batch (a file the batch never reached
+fails with the batch's reason), and the files leave the inbox; the Delta tables need no Glue partitions. A run
+is failed when a batch failed as a whole; a file refused on its own is answered FAILED.
 
 Wiring only: what each task does lives in `triplake.orchestration` (tested without Airflow). Nothing here calls
 AWS when the file is parsed.
@@ -95,7 +95,7 @@ def trips_ingest():
 
     @task(trigger_rule="all_done", outlets=published_tables)
     def announce_outcomes(batch: dict[str, Any], **context) -> dict[str, str]:
-        """Glue partitions for what committed, then SUCCEEDED or FAILED for every file; they leave the inbox."""
+        """SUCCEEDED or FAILED for every file of the batch; they leave the inbox."""
         from triplake import dag_io
         from triplake.announce import announce_batch
 
@@ -103,7 +103,7 @@ def trips_ingest():
         failure = ti.xcom_pull(task_ids=f"batch.{orchestration.SPARK_TASK}", key=orchestration.BATCH_FAILURE_KEY,
                                map_indexes=ti.map_index)
         statuses = announce_batch(orchestration.Batch.from_dict(batch), settings, dag_io.objects(), dag_io.publish,
-                                  dag_io.glue_client(), context["dag_run"].run_id, failure)
+                                  context["dag_run"].run_id, failure)
         if failure:
             raise AirflowFailException(f"the batch failed as a whole ({failure['kind']}): {failure['message']}")
         return statuses

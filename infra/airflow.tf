@@ -78,13 +78,14 @@ data "aws_iam_policy_document" "airflow" {
     resources = ["${module.lake_bucket.arn}/${var.lake_prefix}/curated/ingestions/*"]
   }
 
+  # trips_maintain compacts, vacuums and checkpoints the Delta tables (under the lake's lease).
   statement {
-    sid     = "RegisterPartitions"
-    actions = ["glue:GetTable", "glue:GetPartitions", "glue:BatchCreatePartition"]
-    resources = concat(
-      ["arn:${local.partition}:glue:${var.aws_region}:${local.account_id}:catalog", aws_glue_catalog_database.this.arn],
-      [for table in aws_glue_catalog_table.this : table.arn],
-    )
+    sid     = "MaintainTheLakeTables"
+    actions = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
+    resources = [
+      "${module.lake_bucket.arn}/${var.lake_prefix}/curated/*",
+      "${module.lake_bucket.arn}/${var.lake_prefix}/marts/*",
+    ]
   }
 
   statement {

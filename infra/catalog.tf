@@ -13,26 +13,12 @@ resource "aws_glue_catalog_table" "this" {
   name          = each.key
   database_name = aws_glue_catalog_database.this.name
   table_type    = "EXTERNAL_TABLE"
-  # A Delta table's table_type = DELTA: Athena reads its columns and files from the Delta log.
+  # Every table is a Delta table (table_type = DELTA): Athena reads its columns, partitions and files from the Delta
+  # log, so no partition is registered; the columns here are sql/ddl's, for the catalog's readers.
   parameters = each.value.parameters
 
-  dynamic "partition_keys" {
-    for_each = each.value.partition_keys
-
-    content {
-      name = partition_keys.value.name
-      type = partition_keys.value.type
-    }
-  }
-
   storage_descriptor {
-    location      = "${local.lake_root}/${each.value.location}/"
-    input_format  = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat"
-    output_format = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat"
-
-    ser_de_info {
-      serialization_library = "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
-    }
+    location = "${local.lake_root}/${each.value.location}/"
 
     dynamic "columns" {
       for_each = each.value.columns

@@ -1,6 +1,6 @@
 """Build the weekly table: trips per region, route and ISO week, then commit the ingestion: its last step.
 
-    trip_routes files the ingestion's routes step wrote -> count per (region, route_id, week_start, model_version)
+    trip_routes rows the ingestion's routes step wrote -> count per (region, route_id, week_start, model_version)
     -> weekly_trips files of this ingestion -> commit (the ingestions record) -> clean up
 
 Each ingestion adds its own counts and never rewrites another's: the view weekly_trips sums the counts of the
@@ -20,11 +20,10 @@ from dataclasses import asdict, dataclass
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from spark_jobs.common import publish, session, tables
+from spark_jobs.common import committed, delta, publish, session, tables
 from spark_jobs.common.job import JobOutcome, run_job
-from spark_jobs.common.lake import Lake, partition_path, partition_value
+from spark_jobs.common.lake import Lake
 from spark_jobs.common.lakefs import LakeFs
-from spark_jobs.group_routes import current_weekly_trips, load_model
 
 logger = logging.getLogger(__name__)
 
@@ -54,12 +53,11 @@ class WeeklyResult:
         return asdict(self)
 
 
-def ingestion_route_files(spark: SparkSession, fs: LakeFs, lake: Lake, ingestion_id: str) -> dict[str, list]:
-    """The trip_routes files this ingestion wrote, by region directory."""
-    by_region: dict[str, list] = {}
-    for entry in fs.glob(lake.uri(tables.TRIP_ROUTES, "region=*", "week_start=*", f"v*-{ingestion_id}-*.parquet")):
-        by_region.setdefault(entry.uri.rsplit("/", 3)[1], []).append(entry)
-    return by_region
+def ingestion_route_files(spark: SparkSession, lake: Lake, ingestion_id: str) -> list[delta.SnapshotFile]:
+    """The trip_routes files that may hold this ingestion's rows (the table's snapshot, pruned by the files'
+    ingestion_id statistics; filter the rows)."""
+    return delta.snapshot_files(tables.TRIP_ROUTES_TABLE.uri(lake.root), delta.Storage.from_spark(spark),
+                                equal=("ingestion_id", ingestion_id))
 
 
 def build_weekly(spark: SparkSession, lake_root: str, ingestion_id: str, commit: bool = True) -> WeeklyResult:
@@ -71,33 +69,26 @@ def build_weekly(spark: SparkSession, lake_root: str, ingestion_id: str, commit:
         logger.info("ingestion %s is recorded already: nothing to count or commit", ingestion_id)
         return WeeklyResult(ingestion_id, [], 0.0, {}, committed=False)
     publication = publish.Publication(spark, fs, lake, ingestion_id, "build_weekly").begin()
-    files = ingestion_route_files(spark, fs, lake, ingestion_id)
-    partitions: set[str] = set()
+    files = ingestion_route_files(spark, lake, ingestion_id)
+    written: list[delta.DataFile] = []
     if files:
-        trip_routes_root = lake.uri(tables.TRIP_ROUTES)
-        trip_routes = spark.read.option("basePath", trip_routes_root).parquet(
-            *[entry.uri for entries in files.values() for entry in entries]
-        )
-        staged_root = publication.stage("weekly_trips")
-        (
+        table = tables.WEEKLY_TRIPS_TABLE
+        trip_routes = (spark.read.option("basePath", tables.TRIP_ROUTES_TABLE.uri(lake_root))
+                       .parquet(*[file.uri for file in files])
+                       .where(F.col("ingestion_id") == ingestion_id))
+        weekly = (
             weekly_counts(trip_routes)
             .withColumn("ingestion_id", F.lit(ingestion_id))
             .select(*tables.WEEKLY_TRIPS_SCHEMA.fieldNames())
-            .repartition(*tables.TRIPS_PARTITION_COLUMNS)  # one file per partition: the table is small
-            .write.mode("overwrite")
-            .partitionBy(*tables.TRIPS_PARTITION_COLUMNS)
-            .parquet(staged_root)
+            .repartition(*table.partition_columns)  # one file per partition: the table is small
         )
-        for staged in fs.glob(f"{staged_root}/region=*/week_start=*/*.parquet"):
-            region_dir, week_dir, name = staged.uri.rsplit("/", 3)[1:]
-            version = int(publish.VERSIONED_FILE.match(files[region_dir][0].name).group(1))
-            target = publish.versioned_name(version, ingestion_id, name)
-            publication.add(staged.uri, f"{tables.WEEKLY_TRIPS}/{region_dir}/{week_dir}/{target}")
-            partitions.add(f"{region_dir}/{week_dir}")
+        written = delta.write_files(weekly, table.uri(lake_root), table.partition_columns, ingestion_id,
+                                    delta.Storage.from_spark(spark))
+        publication.add_files(table, written)
     publication.publish()
-    rebuilt = sorted(tuple(partition_value(spark, part) for part in partition.split("/")) for partition in partitions)
+    rebuilt = sorted({(file.partition_values["region"], file.partition_values["week_start"]) for file in written})
     logger.info("weekly_trips: counts added to %d partitions in %.1f s", len(rebuilt), time.perf_counter() - started)
-    routes = route_summaries(spark, fs, lake, sorted({partition_value(spark, region_dir) for region_dir in files}))
+    routes = route_summaries(spark, fs, lake, sorted({file.partition_values["region"] for file in files}))
     if commit:
         publish.commit(spark, fs, lake, ingestion_id)
     return WeeklyResult(ingestion_id, rebuilt, round(time.perf_counter() - started, 2), routes, commit)
@@ -106,8 +97,8 @@ def build_weekly(spark: SparkSession, lake_root: str, ingestion_id: str, commit:
 def route_summaries(spark: SparkSession, fs: LakeFs, lake: Lake, regions: list[str]) -> dict[str, list[dict]]:
     """Each region's routes under its current model with their trips in the lake (what the routes view will show
     once the ingestion commits): the model's metadata and the sum of the region's weekly counts."""
-    models = {region: model for region in regions if (model := load_model(spark, fs, lake, region)) is not None}
-    weekly = current_weekly_trips(spark, fs, lake, {region: model.version for region, model in models.items()})
+    models = {region: model for region in regions if (model := committed.load_model(spark, fs, lake, region)) is not None}
+    weekly = committed.current_weekly_trips(spark, lake, {region: model.version for region, model in models.items()})
     trips = {} if weekly is None else {
         (row["region"], row["route_id"]): int(row["trips"]) for row in trips_by_route(weekly).collect()}
     return {
@@ -122,10 +113,7 @@ def route_summaries(spark: SparkSession, fs: LakeFs, lake: Lake, regions: list[s
 
 def _run(spark: SparkSession, args) -> JobOutcome:
     result = build_weekly(spark, args.lake_root, args.ingestion_id)
-    report = result.to_dict() | {
-        "partition_paths": [partition_path(spark, *partition) for partition in result.partitions_rebuilt]
-    }
-    return JobOutcome(args.ingestion_id, report)
+    return JobOutcome(args.ingestion_id, result.to_dict())
 
 
 def _arguments(parser) -> None:

@@ -32,9 +32,9 @@ from dataclasses import asdict, dataclass
 from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
-from spark_jobs.common import delta, publish, session, tables
+from spark_jobs.common import committed, delta, publish, session, tables
 from spark_jobs.common.job import JobOutcome, run_job
-from spark_jobs.common.lake import Lake, partition_dir, partition_value, write_single_parquet
+from spark_jobs.common.lake import Lake
 from spark_jobs.common.lakefs import LakeFs
 from spark_jobs.common.route_model import (
     SPATIAL_FEATURES, RouteModel, RouteOptions, assign, fit_regions, refit_reason,
@@ -42,8 +42,6 @@ from spark_jobs.common.route_model import (
 
 logger = logging.getLogger(__name__)
 
-MODEL_METADATA = "route_model.json"
-VERSION_DIR_PREFIX = "v="
 
 
 @dataclass
@@ -70,64 +68,12 @@ class RoutesResult:
         return asdict(self)
 
 
-def _region_models_dir(spark: SparkSession, lake: Lake, region: str) -> str:
-    return lake.uri(tables.MODELS, partition_dir(spark, "region", region))
-
-
-def model_versions(fs: LakeFs, models_dir: str) -> list[int]:
-    """The versions saved for a region (those with their metadata, which is written last), oldest first."""
-    return sorted(
-        int(entry.name.removeprefix(VERSION_DIR_PREFIX))
-        for entry in fs.list(models_dir)
-        if entry.is_dir and entry.name.startswith(VERSION_DIR_PREFIX) and fs.exists(f"{entry.uri}/{MODEL_METADATA}")
-    )
-
-
-def load_model(spark: SparkSession, fs: LakeFs, lake: Lake, region: str) -> RouteModel | None:
-    """The region's current model (its latest version), or None when it has none.
-
-    Under the lake's lease every version in the lake is committed or this ingestion's own: recovery removed the
-    rest before the ingestion began."""
-    models_dir = _region_models_dir(spark, lake, region)
-    versions = model_versions(fs, models_dir)
-    if not versions:
-        return None
-    metadata = fs.read_text(f"{models_dir}/{VERSION_DIR_PREFIX}{versions[-1]}/{MODEL_METADATA}")
-    return RouteModel.from_metadata(json.loads(metadata))
-
-
 def stage_model(fs: LakeFs, publication: publish.Publication, region_dir: str, model: RouteModel) -> None:
     """Writes a fitted model in the staging area and plans its move to models/routes/<region>/v=<version>."""
-    relative = f"{region_dir}/{VERSION_DIR_PREFIX}{model.version}"
+    relative = f"{region_dir}/{committed.VERSION_DIR_PREFIX}{model.version}"
     staged = publication.stage("models", relative)
-    fs.write_text(f"{staged}/{MODEL_METADATA}", json.dumps(model.metadata(), indent=2))
+    fs.write_text(f"{staged}/{committed.MODEL_METADATA}", json.dumps(model.metadata(), indent=2))
     publication.add(staged, f"{tables.MODELS}/{relative}")
-
-
-def _read_trips(spark: SparkSession, lake: Lake, paths: list[str]) -> DataFrame:
-    return spark.read.option("basePath", tables.TRIPS_TABLE.uri(lake.root)).parquet(*paths)
-
-
-def region_trip_files(spark: SparkSession, lake: Lake, regions: Collection[str]) -> list[str]:
-    """The committed trips files of these regions (the trips table's snapshot)."""
-    return [file.uri for file in delta.snapshot_files(tables.TRIPS_TABLE.uri(lake.root), delta.Storage.from_spark(spark),
-                                                      [{"region": region} for region in sorted(regions)])]
-
-
-def current_weekly_trips(spark: SparkSession, fs: LakeFs, lake: Lake, versions: dict[str, int]) -> DataFrame | None:
-    """The weekly_trips rows of each region's given model version (region -> version), or None when none of the
-    regions has any. Under the lake's lease every such row is a committed ingestion's or the running ingestion's
-    own, so their sum is the region's trips in the lake: a refit writes the region's whole counts and every later
-    ingestion adds its own. One read for all the regions: a lake of 100M trips has ~200 small files per region."""
-    files = [
-        entry.uri
-        for region, version in sorted(versions.items())
-        for entry in fs.glob(lake.uri(tables.WEEKLY_TRIPS, partition_dir(spark, "region", region), "week_start=*",
-                                      publish.versioned_name(version, "*", "*.parquet")))
-    ]
-    if not files:
-        return None
-    return spark.read.option("basePath", lake.uri(tables.WEEKLY_TRIPS)).parquet(*files)
 
 
 def region_trip_counts(spark: SparkSession, fs: LakeFs, lake: Lake, ingestion_id: str,
@@ -138,9 +84,9 @@ def region_trip_counts(spark: SparkSession, fs: LakeFs, lake: Lake, ingestion_id
     paths = [path for region_paths in batch_files.values() for path in region_paths]
     if not paths:  # the file brought no trip the lake did not hold
         return {}
-    batch = _read_trips(spark, lake, paths).where(F.col("ingestion_id") == ingestion_id)
+    batch = committed.read_trips(spark, lake, paths).where(F.col("ingestion_id") == ingestion_id)
     counts = {row["region"]: int(row["count"]) for row in batch.groupBy("region").count().collect()}
-    weekly = current_weekly_trips(spark, fs, lake, {region: model.version for region, model in models.items()})
+    weekly = committed.current_weekly_trips(spark, lake, {region: model.version for region, model in models.items()})
     if weekly is not None:
         for row in weekly.groupBy("region").agg(F.sum("trips").alias("trips")).collect():
             counts[row["region"]] += int(row["trips"])
@@ -177,18 +123,12 @@ def route_model_rows(model: RouteModel, ingestion_id: str) -> list[dict]:
     ]
 
 
-def _stage_assignments(
-    spark: SparkSession, publication: publish.Publication, assignments: DataFrame, versions: dict[str, int]
-) -> None:
-    """Writes trip_routes rows into the staging area and plans each file's move to its partition, named
-    v<model version>-<ingestion id>-<part> (the version is what a refit's clean-up goes by)."""
-    staged_root = publication.stage("trip_routes")
-    assignments.write.mode("overwrite").partitionBy(*tables.TRIPS_PARTITION_COLUMNS).parquet(staged_root)
-    for staged in publication.fs.glob(f"{staged_root}/region=*/week_start=*/*.parquet"):
-        region_dir, week_dir, name = staged.uri.rsplit("/", 3)[1:]
-        version = versions[partition_value(spark, region_dir)]
-        target = publish.versioned_name(version, publication.ingestion_id, name)
-        publication.add(staged.uri, f"{tables.TRIP_ROUTES}/{region_dir}/{week_dir}/{target}")
+def _write_assignments(spark: SparkSession, publication: publish.Publication, assignments: DataFrame) -> None:
+    """Writes trip_routes rows straight into the table's partitions, for the step's publish to commit."""
+    table = tables.TRIP_ROUTES_TABLE
+    publication.add_files(table, delta.write_files(assignments, table.uri(publication.lake.root),
+                                                   table.partition_columns, publication.ingestion_id,
+                                                   delta.Storage.from_spark(spark)))
 
 
 def group_routes(
@@ -212,7 +152,7 @@ def group_routes(
     publication = publish.Publication(spark, fs, lake, ingestion_id, "group_routes").begin()
     batch_files = ingestion_trip_files(spark, lake, ingestion_id)
 
-    current: dict[str, RouteModel | None] = {region: load_model(spark, fs, lake, region) for region in sorted(batch_files)}
+    current: dict[str, RouteModel | None] = {region: committed.load_model(spark, fs, lake, region) for region in sorted(batch_files)}
     existing = {region: model for region, model in current.items() if model is not None}
     counts = region_trip_counts(spark, fs, lake, ingestion_id, batch_files, existing)
     reasons = {
@@ -225,10 +165,10 @@ def group_routes(
 
     if refitted:
         # One Spark job samples every refitted region's trips, then each region is fitted on the driver.
-        region_trips = _read_trips(spark, lake, region_trip_files(spark, lake, refitted))
+        region_trips = committed.read_trips(spark, lake, committed.region_trip_files(spark, lake, refitted))
         for region, model in fit_regions(region_trips, {region: counts[region] for region in refitted}, options).items():
             model.version = (current[region].version if current[region] else 0) + 1
-            stage_model(fs, publication, partition_dir(spark, "region", region), model)
+            stage_model(fs, publication, delta.partition_dir("region", region), model)
             logger.info("%s (%s): model v%d, k=%d (silhouette %s) fitted on %d of %d trips in %.1f s", region,
                         reasons[region], model.version, model.k, model.silhouette, model.sample_rows,
                         model.region_trips, model.fit_seconds)
@@ -236,7 +176,7 @@ def group_routes(
     models = dict(sorted(models.items()))
     for region in refitted:
         if current[region] is not None:
-            publication.superseded.append(publish.Supersede(partition_dir(spark, "region", region), models[region].version))
+            publication.superseded.append(publish.Supersede(region, models[region].version))
 
     started = time.perf_counter()
     assigned = 0
@@ -245,24 +185,23 @@ def group_routes(
         for region, model in models.items():
             # A refitted region gets all of its trips assigned under the new version; the others only this ingestion's.
             trips = (
-                _read_trips(spark, lake, region_trip_files(spark, lake, [region]))
+                committed.read_trips(spark, lake, committed.region_trip_files(spark, lake, [region]))
                 if region in refitted
-                else _read_trips(spark, lake, batch_files[region]).where(F.col("ingestion_id") == ingestion_id)
+                else committed.read_trips(spark, lake, batch_files[region]).where(F.col("ingestion_id") == ingestion_id)
             )
             parts.append(assign(trips, model, ingestion_id))
         assignments = parts[0]
         for part in parts[1:]:
             assignments = assignments.unionByName(part)
         counted = Observation("assigned")
-        _stage_assignments(spark, publication, assignments.observe(counted, F.count(F.lit(1)).alias("trips")),
-                           {region: model.version for region, model in models.items()})
+        _write_assignments(spark, publication, assignments.observe(counted, F.count(F.lit(1)).alias("trips")))
         assigned = int(counted.get["trips"])
     if refitted:
         rows = [row for region in refitted for row in route_model_rows(models[region], ingestion_id)]
-        staged = publication.stage("route_models.parquet")
-        write_single_parquet(spark.createDataFrame(rows, tables.ROUTE_MODELS_SCHEMA), publication.stage("route_models"),
-                             staged, fs)
-        publication.add(staged, f"{tables.ROUTE_MODELS}/{ingestion_id}.parquet")
+        table = tables.ROUTE_MODELS_TABLE
+        publication.add_files(table, delta.write_files(
+            spark.createDataFrame(rows, tables.ROUTE_MODELS_SCHEMA).coalesce(1), table.uri(lake_root),
+            table.partition_columns, ingestion_id, delta.Storage.from_spark(spark)))
     publication.publish()
     assign_seconds = round(time.perf_counter() - started, 2)
     return RoutesResult(

@@ -38,7 +38,7 @@ from spark_jobs.common.dedupe import (
 )
 from spark_jobs.common.ingestions import INGESTION_ID_PATTERN, new_ingestion_id
 from spark_jobs.common.job import JobOutcome, run_job
-from spark_jobs.common.lake import Lake, partition_path
+from spark_jobs.common.lake import Lake
 from spark_jobs.common.lakefs import LakeFs
 from spark_jobs.common.parse import (
     REJECT_REASONS, TRIPS_ROW_GROUP_ROWS, InvalidFileError, binary_header_error, column_positions, kept_line,
@@ -303,10 +303,7 @@ def _ingest_raw_copy(
 
 def _run(spark: SparkSession, args) -> JobOutcome:
     result = ingest_file(spark, args.input, args.lake_root, args.ingestion_id)
-    report = result.to_dict() | {
-        "partition_paths": [partition_path(spark, *partition) for partition in result.partitions_written]
-    }
-    return JobOutcome(result.ingestion_id, report, succeeded=result.status == SUCCEEDED)
+    return JobOutcome(result.ingestion_id, result.to_dict(), succeeded=result.status == SUCCEEDED)
 
 
 def _arguments(parser) -> None:

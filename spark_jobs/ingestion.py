@@ -29,7 +29,7 @@ from spark_jobs.common import publish, records
 from spark_jobs.common.delta import Storage
 from spark_jobs.common.ingestions import batch_path
 from spark_jobs.common.job import JobOutcome, abort_after_failure, run_job
-from spark_jobs.common.lake import Lake, partition_path, write_progress, write_report
+from spark_jobs.common.lake import Lake, write_progress, write_report
 from spark_jobs.common.lakefs import LakeFs
 from spark_jobs.common.lease import LeaseLostError
 from spark_jobs.group_routes import RoutesResult, group_routes
@@ -54,16 +54,13 @@ class IngestionRun:
     def succeeded(self) -> bool:
         return self.ingestion.status == SUCCEEDED
 
-    def reports(self, spark: SparkSession) -> dict[str, dict]:
-        """Each stage's report, as its own job would leave it (the DAG reads the counts and partitions there)."""
-        ingest = self.ingestion.to_dict() | {
-            "partition_paths": [partition_path(spark, *partition) for partition in self.ingestion.partitions_written]}
-        reports = {"ingest": ingest}
+    def reports(self) -> dict[str, dict]:
+        """Each stage's report, as its own job would leave it."""
+        reports = {"ingest": self.ingestion.to_dict()}
         if self.routes is not None:
             reports["group_routes"] = self.routes.to_dict()
         if self.weekly is not None:
-            reports["build_weekly"] = self.weekly.to_dict() | {
-                "partition_paths": [partition_path(spark, *partition) for partition in self.weekly.partitions_rebuilt]}
+            reports["build_weekly"] = self.weekly.to_dict()
         return reports
 
 
@@ -138,6 +135,7 @@ def run_batch(spark: SparkSession, files: Sequence[PlannedFile], lake_root: str,
     each region's model again once, by the first file that has it. A file already recorded (a batch run again after
     it was interrupted) is not ingested twice: its outcome is its record. on_outcome hears each file as it ends."""
     fs, lake = LakeFs(spark), Lake(lake_root)
+    records.check_layout(lake_root, Storage.from_spark(spark))  # an older triplake's lake: refused, untouched
     refitted: set[str] = set()
     outcomes = []
     for planned in files:
@@ -177,7 +175,7 @@ def _recorded_outcome(spark: SparkSession, lake: Lake, planned: PlannedFile) -> 
 
 def write_outcome(spark: SparkSession, lake_root: str, outcome: FileOutcome) -> None:
     """Leaves a file's stage reports and its outcome (`ingestion`) in the lake, where the orchestrator reads them."""
-    reports = outcome.run.reports(spark) if outcome.run is not None else {}
+    reports = outcome.run.reports() if outcome.run is not None else {}
     for stage, report in reports.items():
         write_report(spark, lake_root, outcome.planned.ingestion_id, stage, report)
     write_report(spark, lake_root, outcome.planned.ingestion_id, "ingestion",
@@ -202,7 +200,7 @@ def _run(spark: SparkSession, args) -> JobOutcome:
     if args.batch_id:  # the batch went through every file: each file's outcome is in its own report
         return JobOutcome(args.batch_id, {"ingestions": [outcome.report() for outcome in outcomes]})
     (outcome,) = outcomes
-    return JobOutcome(args.ingestion_id, outcome.report() | {"stages": list(outcome.run.reports(spark)) if outcome.run else []},
+    return JobOutcome(args.ingestion_id, outcome.report() | {"stages": list(outcome.run.reports()) if outcome.run else []},
                       succeeded=outcome.succeeded)
 
 

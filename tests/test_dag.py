@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import SAMPLE
-from triplake.aws import clients, glue
+from triplake.aws import clients
 from triplake.events import FAILED, RECEIVED, SUCCEEDED
 from triplake.local.airflow_env import DAGS_FOLDER, airflow_env
 from triplake.local.bootstrap import bootstrap
@@ -122,6 +122,8 @@ def test_the_dag_parses_without_calling_aws(dag_stack, monkeypatch):
     assert {task.task_id for task in receive.tasks} == {"receive_uploads"}
     assert {task.task_id for task in ingest.tasks} == {"plan_batches", "batch.spark_ingestion", "batch.announce_outcomes"}
     assert ingest.max_active_runs == 1, "one run takes the inbox at a time"
+    maintain = bag.get_dag("trips_maintain")
+    assert {task.task_id for task in maintain.tasks} == {"maintain_tables"} and maintain.max_active_runs == 1
     assert ingest.get_task("batch.spark_ingestion").max_active_tis_per_dagrun == 1, "one batch at a time"
     (received,) = receive.get_task("receive_uploads").outlets
     assert received.name == "triplake_received_uploads" and received.uri == f"{dag_stack.settings.lake_root}/_inbox"
@@ -163,18 +165,11 @@ def test_an_uploaded_sample_goes_through_and_succeeds_with_reconciled_counts(dag
                                    for region in ("Hamburg", "Prague", "Turin")}
     assert received["routes"] == {}
 
-    # Each partition the jobs wrote is registered once; a Glue partition points at its directory in the lake. The
-    # Delta tables have none: Athena reads their partitions from their logs.
-    written = {key.split("/trips/", 1)[1].rsplit("/", 1)[0] for key in dag_stack.lake_keys("curated/trips/")
-               if "/_delta_log/" not in key}
-    assert dag_stack.glue.get_partitions(DatabaseName=dag_stack.settings.glue_database,
-                                         TableName="trips_files")["Partitions"] == []
-    for table in glue.partitioned_tables():
-        partitions = dag_stack.glue.get_partitions(DatabaseName=dag_stack.settings.glue_database,
-                                                   TableName=table.name)["Partitions"]
-        locations = {partition["StorageDescriptor"]["Location"] for partition in partitions}
-        assert locations == {f"{dag_stack.settings.lake_root}/{table.location}/{path}/" for path in written}
-    assert ("Prague", "2018-05-28") in {tuple(partition["Values"]) for partition in partitions}
+    # Nothing is registered in Glue: every table is a Delta table, whose partitions Athena reads from its log.
+    for table in dag_stack.glue.get_tables(DatabaseName=dag_stack.settings.glue_database)["TableList"]:
+        assert table["Parameters"]["table_type"] == "DELTA", table["Name"]
+        assert dag_stack.glue.get_partitions(DatabaseName=dag_stack.settings.glue_database,
+                                             TableName=table["Name"])["Partitions"] == []
 
     # The Airflow UI names the files of each batch, and the run published the lake's tables as assets.
     assert set(dag_stack.map_labels(run.run_id).values()) == {"sample.csv"}

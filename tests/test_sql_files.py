@@ -11,7 +11,6 @@ import sys
 import pyarrow as pa
 import pytest
 from deltalake import DeltaTable
-from pyspark.sql import types as T
 
 from spark_jobs.common import records, tables
 from triplake.settings import Settings
@@ -20,17 +19,8 @@ from triplake.query.local import DuckDbStatement, LocalEngine, SqlCache
 from triplake.query.statement import SQL_DIR, SqlError, Statement, ordered_views, statement, statements
 
 ALL_FILES = sorted(SQL_DIR.glob("*/*.sql"))
-SPARK_TO_ATHENA = {T.StringType(): "string", T.DoubleType(): "double", T.LongType(): "bigint",
-                   T.IntegerType(): "int", T.TimestampType(): "timestamp"}
 ARROW_TO_ATHENA = {"string": "string", "double": "double", "int64": "bigint", "int32": "int", "date32[day]": "date",
                    "timestamp[us, tz=UTC]": "timestamp"}
-# The table each DDL file declares (but the Delta tables, whose columns the next test reads from their logs), with
-# the Spark schema and location its writer uses.
-WRITTEN_BY_SPARK = {
-    "trip_routes_files": (tables.TRIP_ROUTES, tables.TRIP_ROUTES_SCHEMA),
-    "route_models": (tables.ROUTE_MODELS, tables.ROUTE_MODELS_SCHEMA),
-    "weekly_trips_files": (tables.WEEKLY_TRIPS, tables.WEEKLY_TRIPS_SCHEMA),
-}
 # What readers query: the contract's tables (views over the files of committed ingestions) with their columns.
 READER_TABLES = {
     "trips": ["trip_id", "region", "origin_lon", "origin_lat", "destination_lon", "destination_lat", "started_at",
@@ -59,19 +49,6 @@ def test_every_file_is_one_athena_statement_with_a_grain_header(path):
     assert parsed.sql("athena")
 
 
-def test_the_ddl_declares_every_table_the_spark_jobs_write_with_the_same_columns_and_location():
-    declared = {table.name: table for table in table_definitions() if not table.is_delta}
-    assert set(declared) == set(WRITTEN_BY_SPARK)
-    for name, (location, schema) in WRITTEN_BY_SPARK.items():
-        table = declared[name]
-        assert table.location == location
-        columns = {column: kind.sql("hive").lower() for column, kind in table.all_columns}
-        # Spark writes week_start as its yyyy-MM-dd partition directory; the catalog reads it as a date.
-        expected = {field.name: SPARK_TO_ATHENA[field.dataType] for field in schema.fields}
-        expected |= {"week_start": "date"} if "week_start" in columns else {}
-        assert columns == expected, name
-
-
 def test_the_ddl_declares_every_delta_table_with_the_columns_its_writers_commit(sample_lake):
     written = {table.location: (table.schema, list(table.partition_columns)) for table in tables.DELTA_TABLES}
     written[tables.INGESTIONS] = (records.INGESTIONS_ARROW_SCHEMA, [])
@@ -84,7 +61,7 @@ def test_the_ddl_declares_every_delta_table_with_the_columns_its_writers_commit(
         assert [name for name, _ in table.partition_columns] == partition_columns, table.name
     assert written[tables.TRIPS][1] == ["region", "week_start"]
     # and what a run commits is that: the sample lake's logs
-    for location in (tables.TRIPS, tables.INGESTIONS):
+    for location in (tables.TRIPS, tables.TRIP_ROUTES, tables.WEEKLY_TRIPS, tables.ROUTE_MODELS, tables.INGESTIONS):
         log = DeltaTable(f"{sample_lake}/{location}")
         assert pa.schema(log.schema().to_arrow()).equals(written[location][0], check_metadata=False), location
         assert log.metadata().partition_columns == written[location][1]

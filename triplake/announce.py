@@ -1,4 +1,5 @@
-"""The end of a batch: what committed is registered in the Glue catalog, then every file of the batch is answered.
+"""The end of a batch: every file of the batch is answered. (Nothing is registered in the Glue catalog: Athena reads
+the Delta tables' partitions from their logs, so a file is queryable the moment it commits.)
 
 Each file's outcome is in its reports in the lake (spark_jobs.ingestion leaves them as each file ends). A file with
 no outcome was not ingested (the batch failed as a whole, or stopped during it): its ingestions record says how it
@@ -14,17 +15,12 @@ from typing import Any, Callable, Mapping
 
 from spark_jobs.common.ingestions import report_path
 from triplake import inbox, orchestration
-from triplake.events import SUCCEEDED
 from triplake.inbox import Receipt
 from triplake.lake_objects import LakeObjects
 from triplake.lake_records import read_record, write_failed_record
 from triplake.settings import Settings
 
 logger = logging.getLogger(__name__)
-
-# Which report holds the partition paths each partitioned Glue table gets (trip_routes follows trips).
-PARTITION_REPORTS = {"trips_files": "ingest", "trip_routes_files": "ingest", "weekly_trips_files": "build_weekly"}
-
 
 class Reports:
     """The reports of one file, each read at most once."""
@@ -41,20 +37,12 @@ class Reports:
 
 
 def announce_batch(batch: orchestration.Batch, settings: Settings, store: LakeObjects, publish: Callable[[dict], None],
-                   glue_client: Any, dag_run_id: str | None, failure: Mapping[str, str] | None) -> dict[str, str]:
-    """Registers the committed files' partitions, publishes each file's SUCCEEDED or FAILED, empties the batch out
-    of the inbox; returns each ingestion's status."""
-    from triplake.aws import glue
-
+                   dag_run_id: str | None, failure: Mapping[str, str] | None) -> dict[str, str]:
+    """Publishes each file's SUCCEEDED or FAILED and empties the batch out of the inbox; returns each ingestion's
+    status."""
     reports = {receipt.ingestion_id: Reports(store, receipt.ingestion_id) for receipt in batch.receipts}
     outcomes = {receipt.ingestion_id: _outcome(receipt, reports[receipt.ingestion_id], settings)
                 for receipt in batch.receipts}
-    committed = [ingestion_id for ingestion_id, outcome in outcomes.items() if outcome and outcome["status"] == SUCCEEDED]
-    for table in glue.partitioned_tables():
-        paths = {path for ingestion_id in committed
-                 for path in (reports[ingestion_id](PARTITION_REPORTS[table.name]) or {}).get("partition_paths", [])}
-        glue.register_partitions(glue_client, settings.glue_database, table, settings.lake_root, paths)
-
     statuses = {}
     for receipt in batch.receipts:
         outcome = outcomes[receipt.ingestion_id]

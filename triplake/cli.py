@@ -36,7 +36,9 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from spark_jobs.common import records
     from spark_jobs.common.lease import LeaseLostError
+    from triplake.lake_files import delta_storage
     from triplake.lease import LakeBusyError
     from triplake.pipeline import run_pipeline
     from triplake.spark import build_local_session
@@ -51,6 +53,10 @@ def _run(args: argparse.Namespace) -> int:
     missing = [uri for uri in inputs if (path := local_path(uri)) is not None and not path.is_file()]
     if missing:
         raise UsageError(f"input file not found: {', '.join(missing)}")
+    try:
+        records.check_layout(lake_root, delta_storage(settings))
+    except records.OldLayoutError as problem:
+        raise UsageError(str(problem)) from problem
 
     def waiting(holder) -> None:
         stderr.print(f"waiting for the lake (up to {settings.lake_lease_wait_seconds:.0f} s): it is being written by "
@@ -101,6 +107,25 @@ def _routes_map(args: argparse.Namespace) -> int:
         raise UsageError(str(problem)) from problem
     out = draw(picture, args.out)
     stderr.print(f"wrote {out}: {len(picture.routes)} routes of {args.region}")
+    return 0
+
+
+def _maintain(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from spark_jobs.common.records import OldLayoutError
+    from triplake.lease import LakeBusyError
+    from triplake.maintain import MaintenanceRefused, maintain
+
+    try:
+        done = maintain(_lake_root(args), get_settings())
+    except (OldLayoutError, MaintenanceRefused, LakeBusyError) as problem:
+        raise UsageError(str(problem)) from problem
+    if args.json:
+        print(json.dumps({"tables": [asdict(table) for table in done]}))
+    else:
+        columns = ("table", "files_before", "files_after", "files_compacted", "files_added", "files_vacuumed", "version")
+        Console().print(result_table(columns, [[getattr(table, column) for column in columns] for table in done]))
     return 0
 
 
@@ -223,6 +248,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
     run.add_argument("--refit", action="store_true", help="fit the route models of the files' regions again")
     run.set_defaults(handler=_run)
+
+    maintain = commands.add_parser("maintain", help="compact, vacuum and checkpoint the lake's tables (under its lease)")
+    maintain.add_argument("--lake-root", help="lake URI or path (default: TRIPLAKE_LAKE_ROOT or .local/lake)")
+    maintain.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
+    maintain.set_defaults(handler=_maintain)
 
     routes_map = commands.add_parser("routes-map", help="draw a region's routes to a PNG file")
     routes_map.add_argument("--region", required=True)

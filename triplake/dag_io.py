@@ -41,9 +41,3 @@ def objects() -> LakeObjects:
     """The lake's control objects (receipts, inbox, lease, batches): compare-and-swap writes need the S3 client."""
     settings = get_settings()
     return lake_objects(settings.lake_root, settings, s3_client())
-
-
-def glue_client() -> Any:
-    from airflow.providers.amazon.aws.hooks.glue_catalog import GlueCatalogHook
-
-    return GlueCatalogHook(aws_conn_id=get_settings().airflow_aws_conn_id).get_conn()

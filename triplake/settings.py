@@ -59,6 +59,13 @@ class Settings(BaseSettings):
     lake_lease_wait_seconds: float = Field(
         default=1800.0, ge=0, description="How long a writer waits for a lake another ingestion is writing, then fails"
     )
+    compact_target_bytes: int = Field(
+        default=128 * 2**20, ge=2**20, description="`triplake maintain` compacts a table's small files toward this size"
+    )
+    vacuum_retention_hours: int = Field(
+        default=168, ge=0,
+        description="`triplake maintain` deletes files replaced longer ago than this: longer than any query runs",
+    )
     fault_at: str | None = Field(
         default=None, description="Tests only: the publish point (e.g. ingest:moving) where a Spark job kills itself"
     )

@@ -128,7 +128,7 @@ def write_files(df: DataFrame, table_uri: str, partition_columns: Sequence[str],
             rows = rows.sort_by([(name, "ascending") for name in sort_by]) if sort_by else rows
             rows = rows.drop_columns(columns)
             partition_values = {name: None if value is None else str(value) for name, value in zip(columns, values)}
-            directory = "/".join(f"{name}={_escaped(value)}" for name, value in partition_values.items())
+            directory = "/".join(partition_dir(name, value) for name, value in partition_values.items())
             relative = "/".join(part for part in (directory, f"{prefix}-{uuid.uuid4().hex}.parquet") if part)
             if isinstance(filesystem, pafs.LocalFileSystem):  # S3 has no directories: no marker objects there
                 filesystem.create_dir(f"{root}/{directory}" if directory else root, recursive=True)
@@ -150,6 +150,11 @@ def _matching(rows: pa.Table, key: dict) -> pa.ChunkedArray:
         equal = pc.is_null(rows[name]) if value is None else pc.equal(rows[name], value)
         mask = equal if mask is None else pc.and_(mask, equal)
     return mask
+
+
+def partition_dir(name: str, value: str | None) -> str:
+    """A partition's directory name, as Hive and Spark spell it."""
+    return f"{name}={_escaped(value)}"
 
 
 def _escaped(value: str | None) -> str:
@@ -215,6 +220,13 @@ class SnapshotFile:
     path: str  # relative to the table's root, as written (not URL-encoded as the log keeps it)
     size: int
     partition_values: dict[str, str]
+    min_values: dict[str, Any]  # the file's statistics, per column (absent: unknown)
+    max_values: dict[str, Any]
+
+    def may_hold(self, column: str, value: Any) -> bool:
+        """False when the file's statistics show it holds no row whose column equals value."""
+        low, high = self.min_values.get(column), self.max_values.get(column)
+        return low is None or high is None or low <= value <= high
 
 
 def is_table(table_uri: str, storage: Storage) -> bool:
@@ -240,16 +252,13 @@ def snapshot_files(table_uri: str, storage: Storage, partitions: Sequence[dict[s
                   for name, value in action.items() if name.startswith("partition.")}
         if partitions is not None and not any(partition.items() <= values.items() for partition in partitions):
             continue
-        if equal is not None and not _may_hold(action, *equal):
-            continue
         path = unquote(action["path"])
-        files.append(SnapshotFile(f"{table_uri.rstrip('/')}/{path}", path, action["size_bytes"], values))
+        file = SnapshotFile(f"{table_uri.rstrip('/')}/{path}", path, action["size_bytes"], values,
+                            *({name.removeprefix(kind): value for name, value in action.items()
+                               if name.startswith(kind) and value is not None} for kind in ("min.", "max.")))
+        if equal is None or file.may_hold(*equal):
+            files.append(file)
     return files
-
-
-def _may_hold(action: dict, column: str, value: Any) -> bool:
-    low, high = action.get(f"min.{column}"), action.get(f"max.{column}")
-    return low is None or high is None or low <= value <= high
 
 
 def file_uris(table_uri: str, storage: Storage, partitions: Sequence[dict[str, str]] | None = None) -> list[str]:

@@ -51,22 +51,3 @@ def write_progress(spark: SparkSession, lake_root: str, ingestion_id: str, stage
     progress = {"ingestion_id": ingestion_id, "stage": stage, "since": datetime.now(timezone.utc).isoformat(),
                 "done": done}
     LakeFs(spark).write_text(Lake(lake_root).uri(progress_path(ingestion_id)), json.dumps(progress, default=str))
-
-
-def partition_path(spark: SparkSession, region: str, week_start: str) -> str:
-    """Relative directory of a (region, week_start) partition, as Spark writes it."""
-    return f"{partition_dir(spark, 'region', region)}/{partition_dir(spark, 'week_start', week_start)}"
-
-
-def _catalog_utils(spark: SparkSession):
-    return spark.sparkContext._jvm.org.apache.spark.sql.catalyst.catalog.ExternalCatalogUtils  # noqa: SLF001
-
-
-def partition_dir(spark: SparkSession, name: str, value: str) -> str:
-    """The exact directory name Spark writes for a partition value (it escapes unusual characters)."""
-    return f"{name}={_catalog_utils(spark).escapePathName(value)}"
-
-
-def partition_value(spark: SparkSession, directory: str) -> str:
-    """The value of a partition directory name 'name=escaped value'."""
-    return str(_catalog_utils(spark).unescapePathName(directory.split("=", 1)[1]))

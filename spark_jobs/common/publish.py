@@ -33,7 +33,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import signal
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -55,8 +54,6 @@ FAILED = records.FAILED
 INTERRUPTED = "interrupted"
 # Tests stop a job at a publish point by naming it here (kill -9 of the driver, not an exception).
 FAULT_CONF = "spark.triplake.faultAt"
-# A file of a versioned table (trip_routes, weekly_trips) is named v<model version>-<ingestion id>-<part>.
-VERSIONED_FILE = re.compile(r"^v(\d+)-")
 
 
 def checkpoint(spark: SparkSession, point: str) -> None:
@@ -72,15 +69,12 @@ def check_lease(fs: LakeFs, lake: Lake, ingestion_id: str) -> None:
     check_held(fs.read_text(lease) if fs.exists(lease) else None, ingestion_id)
 
 
-def versioned_name(version: int, ingestion_id: str, name: str) -> str:
-    return f"v{version}-{ingestion_id}-{name}"
-
-
 @dataclass(frozen=True)
 class Supersede:
-    """A refit: the region's files and models of every version below `below_version` go once the ingestion commits."""
+    """A refit: the region's routes, weekly counts and models of every version below `below_version` go once the
+    ingestion commits."""
 
-    region_dir: str  # region=<escaped name>
+    region: str
     below_version: int
 
 
@@ -138,7 +132,7 @@ class Publication:
             "step": self.step,
             "targets": targets,
             "delta": {location: [file.path for file in files] for location, (_, files) in self.written.items()},
-            "superseded": [{"region_dir": s.region_dir, "below_version": s.below_version} for s in self.superseded],
+            "superseded": [{"region": s.region, "below_version": s.below_version} for s in self.superseded],
         }
         self.fs.write_text(self.manifest_uri, json.dumps(manifest, indent=1))
         checkpoint(self.spark, f"{self.step}:recorded")
@@ -193,7 +187,7 @@ def commit(spark: SparkSession, fs: LakeFs, lake: Lake, ingestion_id: str) -> di
                            "(it failed or was rolled back); run the file again")
     record = _write_record(spark, lake, intent, SUCCEEDED, None)
     checkpoint(spark, "commit:recorded")
-    clean_up(fs, lake, ingestion_id)
+    clean_up(fs, lake, ingestion_id, Storage.from_spark(spark))
     return record
 
 
@@ -202,7 +196,7 @@ def abort(spark: SparkSession, fs: LakeFs, lake: Lake, ingestion_id: str, error:
 
     Returns False (and only cleans up) when the ingestion had committed after all."""
     if is_committed(spark, fs, lake, ingestion_id):
-        clean_up(fs, lake, ingestion_id)
+        clean_up(fs, lake, ingestion_id, Storage.from_spark(spark))
         return False
     storage = Storage.from_spark(spark)
     removed = sum(_delete_targets(fs, lake, manifest, storage) for manifest in _manifests(fs, lake, ingestion_id))
@@ -233,30 +227,32 @@ def recover(spark: SparkSession, fs: LakeFs, lake: Lake) -> list[str]:
     return rolled_back
 
 
-def clean_up(fs: LakeFs, lake: Lake, ingestion_id: str) -> None:
+def clean_up(fs: LakeFs, lake: Lake, ingestion_id: str, storage: Storage) -> None:
     """After the commit: delete what the ingestion superseded (older model versions of refitted regions), then its
     staging directory. Idempotent: recovery runs it again for an ingestion that committed and died here."""
     for manifest in _manifests(fs, lake, ingestion_id):
         for item in manifest.get("superseded", []):
-            delete_superseded(fs, lake, Supersede(item["region_dir"], item["below_version"]))
+            delete_superseded(fs, lake, Supersede(item["region"], item["below_version"]), storage)
     fs.delete(lake.staging(ingestion_id))
 
 
-def delete_superseded(fs: LakeFs, lake: Lake, superseded: Supersede) -> int:
-    """Deletes a region's trip_routes and weekly_trips files and models of versions below `below_version`."""
-    deleted = 0
-    for table in (tables.TRIP_ROUTES, tables.WEEKLY_TRIPS):
-        for week in fs.list(lake.uri(table, superseded.region_dir)):
-            for part in fs.list(week.uri):
-                version = VERSIONED_FILE.match(part.name)
-                if version and int(version.group(1)) < superseded.below_version:
-                    fs.delete(part.uri)
-                    deleted += 1
-    for model in fs.list(lake.uri(tables.ROUTE_MODELS, superseded.region_dir)):
+def delete_superseded(fs: LakeFs, lake: Lake, superseded: Supersede, storage: Storage) -> int:
+    """Takes a region's trip_routes, weekly_trips and route_models files of versions below `below_version` out of
+    their tables (one Delta commit each; a vacuum deletes them once no reader can still need them) and deletes the
+    region's saved models of those versions. Returns how many files went."""
+    removed = 0
+    for table in (tables.TRIP_ROUTES_TABLE, tables.WEEKLY_TRIPS_TABLE, tables.ROUTE_MODELS_TABLE):
+        table_uri = table.uri(lake.root)
+        older = [file.path for file in delta.snapshot_files(table_uri, storage, [{"region": superseded.region}])
+                 if file.max_values.get("model_version", superseded.below_version) < superseded.below_version]
+        if older:
+            delta.remove(table_uri, older, storage)
+            removed += len(older)
+    for model in fs.list(lake.uri(tables.MODELS, delta.partition_dir("region", superseded.region))):
         if model.name.startswith("v=") and int(model.name[2:]) < superseded.below_version:
             fs.delete(model.uri)
-            deleted += 1
-    return deleted
+            removed += 1
+    return removed
 
 
 def _manifests(fs: LakeFs, lake: Lake, ingestion_id: str) -> list[dict]:

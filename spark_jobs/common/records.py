@@ -34,6 +34,24 @@ INGESTIONS_ARROW_SCHEMA = pa.schema(
 )
 
 
+class OldLayoutError(RuntimeError):
+    """The lake was written by a triplake whose tables were plain Parquet folders, not Delta tables."""
+
+
+def check_layout(lake_root: str, storage: delta.Storage) -> None:
+    """Raises OldLayoutError for a lake of the older layout: its ingestions records are files of their own,
+    '<ingestion id>.parquet', with no Delta log (delta-rs names its data files 'part-...')."""
+    from pyarrow import fs as pafs
+
+    filesystem, path = storage.filesystem(table_uri(lake_root))
+    names = {entry.base_name for entry in filesystem.get_file_info(pafs.FileSelector(path, allow_not_found=True))}
+    if "_delta_log" not in names and any(name.endswith(".parquet") and not name.startswith("part-") for name in names):
+        raise OldLayoutError(
+            f"the lake at {lake_root} was written by an older triplake (its tables are plain Parquet folders, not "
+            "Delta tables), which this version neither reads nor writes. Ingest its raw files (under raw/) again "
+            "into a new lake root.")
+
+
 def table_uri(lake_root: str) -> str:
     return f"{lake_root.rstrip('/')}/{INGESTIONS}"
 

@@ -34,6 +34,9 @@ __all__ = [
     "REJECTED_ROWS_SCHEMA",
     "TRIPS_TABLE",
     "REJECTED_ROWS_TABLE",
+    "TRIP_ROUTES_TABLE",
+    "WEEKLY_TRIPS_TABLE",
+    "ROUTE_MODELS_TABLE",
     "DELTA_TABLES",
 ]
 
@@ -112,5 +115,11 @@ REJECTED_ROWS_SCHEMA = T.StructType(
 # catalog declares it; Spark's rows carry it as the yyyy-MM-dd text of its partition directory.
 TRIPS_TABLE = delta.TableSpec(TRIPS, delta.arrow_schema(TRIPS_SCHEMA, date_columns=["week_start"]),
                               TRIPS_PARTITION_COLUMNS)
+TRIP_ROUTES_TABLE = delta.TableSpec(TRIP_ROUTES, delta.arrow_schema(TRIP_ROUTES_SCHEMA, date_columns=["week_start"]),
+                                    TRIPS_PARTITION_COLUMNS)
+WEEKLY_TRIPS_TABLE = delta.TableSpec(WEEKLY_TRIPS, delta.arrow_schema(WEEKLY_TRIPS_SCHEMA, date_columns=["week_start"]),
+                                     TRIPS_PARTITION_COLUMNS)
+# By region, so a refit's clean-up takes out the region's older versions file by file.
+ROUTE_MODELS_TABLE = delta.TableSpec(ROUTE_MODELS, delta.arrow_schema(ROUTE_MODELS_SCHEMA), ("region",))
 REJECTED_ROWS_TABLE = delta.TableSpec(REJECTED_ROWS, delta.arrow_schema(REJECTED_ROWS_SCHEMA))
-DELTA_TABLES = (TRIPS_TABLE, REJECTED_ROWS_TABLE)
+DELTA_TABLES = (TRIPS_TABLE, TRIP_ROUTES_TABLE, WEEKLY_TRIPS_TABLE, ROUTE_MODELS_TABLE, REJECTED_ROWS_TABLE)

@@ -1,8 +1,8 @@
 -- grain: one row per route of every fitted model (region, model_version, route_id): its centroid and typical hour
 -- of day (UTC, 0-24), the model's k and silhouette, when and on how many trips it was trained, and the ingestion
--- that fitted it. The view `routes` shows the current model of each region with the trips of each route.
+-- that fitted it. The view `routes` shows the current model of each region with the trips of each route. A Delta
+-- table partitioned by region: a refit's clean-up takes the region's older versions out of it.
 create external table if not exists route_models (
-    region string,
     route_id string,
     origin_lon double,
     origin_lat double,
@@ -16,6 +16,6 @@ create external table if not exists route_models (
     sample_rows bigint,
     ingestion_id string
 )
-stored as parquet
+partitioned by (region string)
 location '${lake_root}/curated/route_models/'
-tblproperties ('parquet.compression' = 'ZSTD')
+tblproperties ('table_type' = 'DELTA')

@@ -8,6 +8,5 @@ create external table if not exists weekly_trips_files (
     ingestion_id string
 )
 partitioned by (region string, week_start date)
-stored as parquet
 location '${lake_root}/marts/weekly_trips/'
-tblproperties ('parquet.compression' = 'ZSTD')
+tblproperties ('table_type' = 'DELTA')

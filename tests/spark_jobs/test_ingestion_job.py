@@ -18,7 +18,7 @@ def test_one_application_ingests_routes_counts_and_commits_leaving_each_stages_r
     reports = local_path(lake_root) / "_reports" / "20261201T000000Z-job00001"
     assert sorted(path.stem for path in reports.glob("*.json")) == ["build_weekly", "group_routes", "ingest", "ingestion"]
     ingest = json.loads((reports / "ingest.json").read_text())
-    assert ingest["rows_written"] == 100 and len(ingest["partition_paths"]) == 15
+    assert ingest["rows_written"] == 100 and len(ingest["partitions_written"]) == 15
     assert json.loads((reports / "build_weekly.json").read_text())["committed"]
     assert lake_rows(lake_root, "select count(*) as trips from trips_with_routes where route_id is not null") == [
         {"trips": 100}]

@@ -13,6 +13,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
+from spark_jobs.common import delta, records
 from triplake.lake_files import delta_storage
 from triplake.settings import Settings
 from triplake.uris import local_path
@@ -130,6 +131,10 @@ class LocalEngine:
                            "or point --lake-root (TRIPLAKE_LAKE_ROOT) at an existing lake")
         self.cache = SqlCache(settings.sql_cache_dir)
         self.storage = delta_storage(settings)
+        try:
+            records.check_layout(self.lake_root, self.storage)
+        except records.OldLayoutError as problem:
+            raise SqlError(str(problem)) from problem
         self.connection = duckdb.connect()
         if local is None:
             self.connection.register_filesystem(_lake_filesystem(self.lake_root, settings))
@@ -138,16 +143,12 @@ class LocalEngine:
         for view in self.cache.views():
             self.connection.execute(view.sql)
 
-    def _table_files(self, table: DuckDbTable) -> str | list[str]:
-        """A Delta table's files of its current snapshot (a file no commit references is never read; none before its
-        first commit); the glob of the folder of a table that is not a Delta table."""
-        from spark_jobs.common import delta
-
-        local = local_path(self.lake_root)
-        root = str(local) if local is not None else self.lake_root
-        if table.is_delta:
-            return delta.file_uris(f"{self.lake_root}/{table.location}", self.storage)
-        return "/".join([root, table.location, *("*" for _ in table.partition_columns), "*.parquet"])
+    def _table_files(self, table: DuckDbTable) -> list[str]:
+        """The files of the table's current Delta snapshot (a file no commit references is never read); none before
+        its first commit."""
+        if not table.is_delta:
+            raise SqlError(f"{table.name}: every table of the lake is a Delta table (TBLPROPERTIES table_type = DELTA)")
+        return delta.file_uris(f"{self.lake_root}/{table.location}", self.storage)
 
     def _register_table(self, table: DuckDbTable) -> None:
         import duckdb
