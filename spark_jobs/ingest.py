@@ -1,13 +1,14 @@
 """Ingest one CSV file of trips into the lake: the first step of an ingestion.
 
     recover interrupted ingestions -> raw copy -> header check -> parse and validate every line -> trip_id
-             -> deduplicate inside the file (one shuffle, one sort) -> staged Parquet
-             -> look the staged trips up in the lake partitions they touch (restage without them if any)
-             -> publish (record, then move the staged files into curated/trips and curated/rejected_rows)
+             -> deduplicate inside the file (one shuffle, one sort) -> trips files written into curated/trips
+             -> look them up in the lake's committed files of the partitions they touch (written again without
+                the trips the lake holds, if any)
+             -> publish (record, then commit the trips and rejected_rows files with delta-rs)
 
 The file is parsed once: the counts come from observations on that pass. The lake is read only where the
-file has trips (its (region, week_start) partitions), one column of it, and never shuffled: its cost grows
-with the partitions a file touches, not with the lake.
+file has trips (the trips table's snapshot files of its (region, week_start) partitions), one column of it, and
+never shuffled: its cost grows with the partitions a file touches, not with the lake.
 
 Nothing a user sent is lost: the file is copied unchanged to raw/ first, every rejected line is kept in
 rejected_rows with its line number and reason, and the counts reconcile:
@@ -153,18 +154,18 @@ def _without_lake_trips(
     if lake_ids.isEmpty():
         return written, 0
     with _timed(f"look up the written trips in the {len(lake_files)} lake files of the partitions they touch"):
-        staged = _read_written(spark, table_uri, written)
-        staged_bytes, lake_bytes = sum(file.size for file in written), sum(entry.size for entry in lake_files)
-        smaller = LAKE if lake_bytes < staged_bytes else NEW
+        new_trips = _read_written(spark, table_uri, written)
+        written_bytes, lake_bytes = sum(file.size for file in written), sum(entry.size for entry in lake_files)
+        smaller = LAKE if lake_bytes < written_bytes else NEW
         present = trips_in_lake(
-            staged.select("trip_id"),
+            new_trips.select("trip_id"),
             lake_ids,
-            broadcast=smaller if min(staged_bytes, lake_bytes) <= MAX_BROADCAST_PARQUET_BYTES else None,
+            broadcast=smaller if min(written_bytes, lake_bytes) <= MAX_BROADCAST_PARQUET_BYTES else None,
         ).persist()
         already_present = present.count()
     if already_present:
         with _timed(f"write again without the {already_present} trips the lake already holds"):
-            rewritten = _write_trips(without_trips(staged, present), lake, ingestion_id, storage)
+            rewritten = _write_trips(without_trips(new_trips, present), lake, ingestion_id, storage)
             for file in written:  # never committed, never read by anyone else
                 fs.delete(f"{table_uri}/{file.path}")
             written = rewritten

@@ -5,27 +5,26 @@ An ingestion (one uploaded file) is one transaction over all the tables, whateve
 
     begin     (ingest)        recover every interrupted ingestion; write _staging/<id>/ingestion.json (the intent)
     each step (ingest, group_routes, build_weekly):
-      stage   the step's files under _staging/<id>/<step>/
-      record  _staging/<id>/<step>.manifest.json: every path the step will add (and what it will supersede)
-      move    each staged file to its place in its table, under a name that carries the ingestion id
-    commit    (build_weekly)  append the ingestion's SUCCEEDED row to the ingestions Delta table: the commit point
-    clean up  delete what the ingestion superseded (a refitted region's older routes) and _staging/<id>/
+      write   the step's files straight into its Delta tables' folders (spark_jobs.common.delta): no commit names
+              them yet, so no reader sees them
+      record  _staging/<id>/<step>.manifest.json: every file the step will add (and what it will supersede)
+      commit  the files, one delta-rs commit per table (and the models' JSON moved into models/routes/)
+    commit    (build_weekly)  append the ingestion's SUCCEEDED row to the ingestions table: the commit point
+    clean up  take what the ingestion superseded (a refitted region's older versions) out of the tables; delete
+              _staging/<id>/
 
-Nothing is ever overwritten in a table: every file an ingestion adds is new, and readers see only the files of
+Nothing is ever overwritten in a table: every file an ingestion adds is new, and readers see only the rows of
 committed ingestions (the views of sql/views filter on `ingestion_id` and on each region's current model), so a
-query during any of these steps gives the answer of the lake before the ingestion. A refit adds a new model
-version and the region's routes under it; the older version stops counting at the commit, in one step.
+query during any of these steps gives the answer of the lake before the ingestion, although the steps' own Delta
+commits came before. A refit adds a new model version and the region's routes under it; the older version stops
+counting at the commit, in one step.
 
 Recovery needs nothing but the lake: an ingestion with a staging directory and no ingestions record died (or
-lost its lease) before it committed, so every path its manifests list is deleted and a FAILED record says so;
-one whose record is there had committed, so only its clean-up is finished. Steps are idempotent: a step run
-again first removes what an earlier attempt of the same step published. Writers are one at a time (the lease
-of spark_jobs.common.lease); the steps check it before they publish.
-
-A move is a rename on file:// and a copy and a delete on S3, so publishing is not atomic by itself; the filter
-on committed ingestions is what makes it look atomic to readers. With Apache Iceberg in AWS, `record` and
-`commit` would become one Iceberg commit per ingestion and the views would become plain tables
-(docs/architecture.md says why the lake does not use it yet).
+lost its lease) before it committed, so every file its manifests list is taken out of its table and deleted, the
+files it wrote that no commit names are swept, and a FAILED record says so; one whose record is there had
+committed, so only its clean-up is finished. Steps are idempotent: a step run again first removes what an earlier
+attempt of the same step published. Writers are one at a time (the lease of spark_jobs.common.lease); the steps
+check it before they publish.
 """
 
 from __future__ import annotations
