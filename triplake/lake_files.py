@@ -4,15 +4,10 @@ from __future__ import annotations
 
 from urllib.parse import urlparse
 
-import pyarrow as pa
-import pyarrow.dataset as ds
 from pyarrow import fs as pafs
 
 from spark_jobs.common.delta import Storage
 from triplake.settings import Settings
-
-HIVE_PARTITIONS = ds.partitioning(pa.schema([("region", pa.string()), ("week_start", pa.string())]), flavor="hive")
-
 
 def filesystem(lake_root: str, settings: Settings) -> tuple[pafs.FileSystem, str]:
     """The filesystem of a lake root and the root's path on it."""
@@ -34,15 +29,6 @@ def delta_storage(settings: Settings) -> Storage:
     """How delta-rs and pyarrow reach the lake's object store under these settings."""
     return Storage(settings.endpoint_url("s3"), settings.aws_region, settings.aws_access_key_id,
                    settings.aws_secret_access_key)
-
-
-def table_dataset(lake_root: str, relative: str, settings: Settings, partitioned: bool = True) -> ds.Dataset | None:
-    """A lake table as a pyarrow dataset (partition columns included), or None when it has no files yet."""
-    fs, root = filesystem(lake_root, settings)
-    path = f"{root}/{relative}"
-    if fs.get_file_info(path).type == pafs.FileType.NotFound:
-        return None
-    return ds.dataset(path, filesystem=fs, format="parquet", partitioning=HIVE_PARTITIONS if partitioned else None)
 
 
 def read_text(lake_root: str, relative: str, settings: Settings) -> str | None:

@@ -56,17 +56,15 @@ def table_locations() -> list[str]:
 def maintain_table(table_uri: str, storage: delta.Storage, target_bytes: int, retention_hours: float
                    ) -> TableMaintenance | None:
     """Compacts, vacuums and checkpoints one Delta table; None for a table nothing was committed to yet."""
-    from deltalake import DeltaTable
-
-    if not delta.is_table(table_uri, storage):
+    table = delta.open_table(table_uri, storage)
+    if table is None:
         return None
-    table = DeltaTable(table_uri, storage_options=storage.delta_options())
     before = len(table.file_uris())
     compacted = table.optimize.compact(target_size=target_bytes)
     vacuumed = table.vacuum(retention_hours=retention_hours, dry_run=False, enforce_retention_duration=False, full=True)
     table.create_checkpoint()
     table.cleanup_metadata()
-    table = DeltaTable(table_uri, storage_options=storage.delta_options())
+    table = delta.open_table(table_uri, storage)
     return TableMaintenance(table_uri.rsplit("/", 2)[-1], before, len(table.file_uris()),
                             int(compacted.get("numFilesRemoved", 0)), int(compacted.get("numFilesAdded", 0)),
                             len(vacuumed), table.version())

@@ -21,7 +21,7 @@ MODEL_METADATA = "route_model.json"
 VERSION_DIR_PREFIX = "v="
 
 
-def region_models_dir(spark: SparkSession, lake: Lake, region: str) -> str:
+def region_models_dir(lake: Lake, region: str) -> str:
     return lake.uri(tables.MODELS, delta.partition_dir("region", region))
 
 
@@ -39,7 +39,7 @@ def load_model(spark: SparkSession, fs: LakeFs, lake: Lake, region: str) -> Rout
 
     Under the lake's lease every version in the lake is committed or this ingestion's own: recovery removed the
     rest before the ingestion began."""
-    models_dir = region_models_dir(spark, lake, region)
+    models_dir = region_models_dir(lake, region)
     versions = model_versions(fs, models_dir)
     if not versions:
         return None

@@ -231,10 +231,6 @@ class SnapshotFile:
         return low is None or high is None or low <= value <= high
 
 
-def is_table(table_uri: str, storage: Storage) -> bool:
-    return open_table(table_uri, storage) is not None
-
-
 def open_table(table_uri: str, storage: Storage):
     """The table at its current version, or None when nothing was committed to it yet (one listing of its log)."""
     from deltalake import DeltaTable
