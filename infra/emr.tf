@@ -22,6 +22,66 @@ resource "aws_emrserverless_application" "this" {
     memory = var.emr_maximum_capacity.memory
     disk   = var.emr_maximum_capacity.disk
   }
+
+  # The jobs need Python 3.11 and deltalake, which the release's own image lacks: until the image is built and
+  # pushed (docs/deploy.md) and its tag set here, a job run stops at its first import of deltalake.
+  dynamic "image_configuration" {
+    for_each = var.emr_image_tag == null ? [] : [var.emr_image_tag]
+    content {
+      image_uri = "${aws_ecr_repository.spark_jobs.repository_url}:${image_configuration.value}"
+    }
+  }
+}
+
+# The jobs' image (infra/emr-image/Dockerfile): tags never move, every push is scanned, the layers are encrypted with
+# the deployment's key, and only this application pulls.
+resource "aws_ecr_repository" "spark_jobs" {
+  name                 = "${var.name}-spark-jobs"
+  image_tag_mutability = "IMMUTABLE"
+
+  image_scanning_configuration {
+    scan_on_push = true
+  }
+
+  encryption_configuration {
+    encryption_type = "KMS"
+    kms_key         = aws_kms_key.this.arn
+  }
+}
+
+resource "aws_ecr_lifecycle_policy" "spark_jobs" {
+  repository = aws_ecr_repository.spark_jobs.name
+  policy = jsonencode({
+    rules = [{
+      rulePriority = 1
+      description  = "Keep the last ten images: the running one and some to go back to."
+      selection    = { tagStatus = "any", countType = "imageCountMoreThan", countNumber = 10 }
+      action       = { type = "expire" }
+    }]
+  })
+}
+
+data "aws_iam_policy_document" "spark_jobs_image_pull" {
+  statement {
+    sid     = "TheApplicationPullsTheJobsImage"
+    actions = ["ecr:BatchGetImage", "ecr:DescribeImages", "ecr:GetDownloadUrlForLayer"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["emr-serverless.amazonaws.com"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceArn"
+      values   = [aws_emrserverless_application.this.arn]
+    }
+  }
+}
+
+resource "aws_ecr_repository_policy" "spark_jobs" {
+  repository = aws_ecr_repository.spark_jobs.name
+  policy     = data.aws_iam_policy_document.spark_jobs_image_pull.json
 }
 
 data "aws_iam_policy_document" "emr_job_trust" {

@@ -23,6 +23,11 @@ output "package_uri" {
   value       = local.triplake_settings.TRIPLAKE_EMR_PACKAGE_URI
 }
 
+output "spark_jobs_image_repository" {
+  description = "Push the jobs' EMR Serverless image here (infra/emr-image/Dockerfile), then set emr_image_tag."
+  value       = aws_ecr_repository.spark_jobs.repository_url
+}
+
 output "status_queue_url" {
   description = "SQS queue that receives every status event (null when create_status_queue is false)."
   value       = var.create_status_queue ? aws_sqs_queue.status_events[0].url : null

@@ -109,6 +109,12 @@ variable "emr_release_label" {
   default     = "emr-7.12.0"
 }
 
+variable "emr_image_tag" {
+  description = "Tag of the jobs' image in the spark_jobs_image_repository output (infra/emr-image/Dockerfile), built for emr_architecture; null until it is pushed."
+  type        = string
+  default     = null
+}
+
 variable "emr_architecture" {
   description = "CPU architecture of the EMR Serverless workers; the jobs are pure Python and Spark, so ARM64 (Graviton, about 20% cheaper) works."
   type        = string

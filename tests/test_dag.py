@@ -19,6 +19,7 @@ from triplake.aws import clients
 from triplake.events import FAILED, RECEIVED, SUCCEEDED
 from triplake.local.airflow_env import DAGS_FOLDER, airflow_env
 from triplake.local.bootstrap import bootstrap
+from triplake.orchestration import jobs_requirements
 from triplake.settings import Settings, get_settings
 
 RECEIVE_DAG, INGEST_DAG = "trips_receive", "trips_ingest"
@@ -214,6 +215,7 @@ def test_the_emr_serverless_runner_starts_one_job_run_per_batch_with_its_entry_p
     assert driver["entryPoint"] == f"{package}/ingestion.py"
     assert f"--py-files {package}/spark_jobs.zip" in driver["sparkSubmitParameters"]
     assert "-XX:-DontCompileHugeMethods" in driver["sparkSubmitParameters"]
+    assert "spark.executorEnv.PYSPARK_PYTHON=/usr/bin/python3.11" in driver["sparkSubmitParameters"], "the image's"
     manifest = f"lake/_batches/{batch_id}.json"
     body = json.loads(dag_stack.s3.get_object(Bucket="dag-test-lake", Key=manifest)["Body"].read())
     assert [(received[item["ingestion_id"]], item["source_uri"]) for item in body["ingestions"]] == [
@@ -242,6 +244,7 @@ def test_the_glue_runner_starts_one_run_of_the_ingestion_job_with_the_same_comma
     assert job_run["Arguments"] == {
         "--batch-id": f"batch-{received['ingestion_id']}", "--lake-root": dag_stack.settings.lake_root,
         "--extra-py-files": f"{package}/spark_jobs.zip",
+        "--additional-python-modules": ",".join(jobs_requirements()),
         "--conf": "spark.driver.extraJavaOptions=-XX:-DontCompileHugeMethods "
                   "--conf spark.executor.extraJavaOptions=-XX:-DontCompileHugeMethods",
     }

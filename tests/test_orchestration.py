@@ -145,6 +145,8 @@ def test_a_glue_job_run_gets_the_jobs_own_command_line_and_the_job_tells_it_from
     assert arguments == {
         "--batch-id": "batch-20260101T000000Z-abcdef01", "--lake-root": "s3://lake/root",
         "--extra-py-files": "s3://lake/packages/triplake-0.1.0/spark_jobs.zip",
+        "--additional-python-modules": "numpy==2.4.6,pyarrow==25.0.1,deltalake==1.6.6,arro3-core==0.9.1,"
+                                       "deprecated==1.3.1,wrapt==2.5.2,typing_extensions==4.16.0",
         "--conf": "spark.driver.extraJavaOptions=-XX:-DontCompileHugeMethods "
                   "--conf spark.executor.extraJavaOptions=-XX:-DontCompileHugeMethods",
     }

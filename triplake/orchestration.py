@@ -17,6 +17,7 @@ import logging
 import os
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from importlib import resources
 from typing import Any, Callable, Iterable, Mapping, Sequence
 from urllib.parse import urlparse
 
@@ -51,6 +52,10 @@ PLAN_TASK = "plan_batches"
 SPARK_TASK = "spark_ingestion"
 PACKAGE_ZIP = "spark_jobs.zip"
 # EMR Serverless and Glue take the JVM options as Spark settings, for the driver and the executors.
+# The Python of the jobs' EMR Serverless image (infra/emr-image/Dockerfile): EMR 7's own is 3.9, deltalake needs 3.10.
+EMR_PYTHON = "/usr/bin/python3.11"
+EMR_PYTHON_CONF = (f"spark.emr-serverless.driverEnv.PYSPARK_PYTHON={EMR_PYTHON} "
+                   f"--conf spark.executorEnv.PYSPARK_PYTHON={EMR_PYTHON}")
 JIT_SPARK_CONF = f"spark.driver.extraJavaOptions={JIT_OPTIONS} --conf spark.executor.extraJavaOptions={JIT_OPTIONS}"
 # What a Spark task leaves in XCom when its batch failed as a whole (the announcement of each file says why).
 BATCH_FAILURE_KEY = "batch_failure"
@@ -208,20 +213,27 @@ def emr_job_driver(batch: Batch, settings: Settings) -> dict[str, Any]:
         "sparkSubmit": {
             "entryPoint": f"{package}/{INGESTION_JOB}.py",
             "entryPointArguments": job_arguments(INGESTION_JOB, settings.lake_root, batch_id=batch.batch_id),
-            "sparkSubmitParameters": f"--py-files {package}/{PACKAGE_ZIP} --conf {JIT_SPARK_CONF}",
+            "sparkSubmitParameters": f"--py-files {package}/{PACKAGE_ZIP} --conf {JIT_SPARK_CONF} --conf {EMR_PYTHON_CONF}",
         }
     }
 
 
 def glue_job_arguments(batch: Batch, settings: Settings) -> dict[str, str]:
     """The Arguments of an AWS Glue job run of the same job: its command line as `--name value` pairs, spark_jobs/
-    as extra Python files, and the JIT flag (Glue takes further Spark settings inside the value of one --conf).
-    The job's file is the Glue job's script (infra/glue.tf)."""
+    as extra Python files, the jobs' pinned libraries for Glue to install, and the JIT flag (Glue takes further
+    Spark settings inside the value of one --conf). The job's file is the Glue job's script (infra/glue.tf)."""
     command_line = job_arguments(INGESTION_JOB, settings.lake_root, batch_id=batch.batch_id)
     return dict(zip(command_line[::2], command_line[1::2])) | {
         "--extra-py-files": f"{_package_uri(settings)}/{PACKAGE_ZIP}",
+        "--additional-python-modules": ",".join(jobs_requirements()),
         "--conf": JIT_SPARK_CONF,
     }
+
+
+def jobs_requirements() -> list[str]:
+    """The pins of spark_jobs/requirements.txt: the libraries a cloud runner installs beside its own Spark."""
+    text = (resources.files("spark_jobs") / "requirements.txt").read_text()
+    return [pin for line in text.splitlines() if (pin := line.split("#", 1)[0].strip())]
 
 
 def cloud_job_runs(batch: Batch, settings: Settings, client: Any) -> JobRuns:
