@@ -22,10 +22,11 @@ module "lake_bucket" {
   kms_key_arn        = aws_kms_key.this.arn
   access_logs_bucket = module.access_logs_bucket.id
   force_destroy      = var.force_destroy
+  # Nothing under _staging/ expires: an interrupted ingestion's intent is what the next writer rolls it back from,
+  # however long the lake stays idle, and the jobs delete every note they no longer need themselves.
   lifecycle_rules = [
     { id = "archive-raw-copies", prefix = "${var.lake_prefix}/raw/", transition_days = var.raw_archive_after_days },
     { id = "expire-athena-results", prefix = local.athena_results, expiration_days = var.athena_results_expiration_days },
-    { id = "expire-abandoned-staging", prefix = "${var.lake_prefix}/_staging/", expiration_days = 7 },
   ]
 }
 
