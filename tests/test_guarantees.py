@@ -1,5 +1,6 @@
 """The lake's guarantees, tested the way they fail: real processes killed with SIGKILL at the publish points, and
-writers started at the same moment. Every `triplake run` here is a process of its own, as a user's would be."""
+writers started at the same moment, on a file:// lake and on an s3:// lake (moto). Every `triplake run` here is a
+process of its own, as a user's would be."""
 
 from __future__ import annotations
 
@@ -8,13 +9,22 @@ import os
 import signal
 import subprocess
 import sys
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
+import boto3
+import pyarrow as pa
 import pytest
+from pyarrow import fs as pafs
 
-from tests.conftest import SAMPLE, lake_rows, read_table
+from spark_jobs.common.delta import open_table
+from tests.conftest import MOTO_CREDENTIALS, SAMPLE, lake_rows
 from triplake.generate import GenerateOptions, generate
+from triplake.lake_files import delta_storage, filesystem, read_text
 from triplake.pipeline import run_pipeline
+from triplake.settings import Settings
 
 TRIPLAKE = Path(sys.executable).with_name("triplake")
 # Publish points where a run is killed before its ingestion commits (spark_jobs.common.publish): after the first
@@ -26,21 +36,60 @@ KILLED_AFTER_THE_COMMIT = "commit:recorded"
 STAGE_AT = {"ingest:moving": [], "group_routes:moved": ["group_routes"], "build_weekly:moving": ["build_weekly"]}
 
 
-def triplake_run(lake: Path, *inputs: Path, fault_at: str | None = None, refit: bool = False,
-                 env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    environment = {name: value for name, value in (env or os.environ).items() if name != "TRIPLAKE_FAULT_AT"}
+@dataclass(frozen=True)
+class LakeUnderTest:
+    """A lake as the tests see it: its root, the settings that reach it, the environment a `triplake run` process
+    needs for it, and its files read without the code under test."""
+
+    uri: str
+    settings: Settings
+    env: dict[str, str]
+
+    def files(self, under: str) -> list[str]:
+        """The paths, relative to the root, of every file below a folder of the lake."""
+        fs, root = filesystem(self.uri, self.settings)
+        selector = pafs.FileSelector(f"{root}/{under}", allow_not_found=True, recursive=True)
+        return sorted(info.path.removeprefix(f"{root}/") for info in fs.get_file_info(selector)
+                      if info.type == pafs.FileType.File)
+
+    def progress_notes(self) -> list[dict]:
+        return [json.loads(read_text(self.uri, path, self.settings)) for path in self.files("_staging")
+                if path.endswith("/progress.json")]
+
+    def table(self, relative: str) -> pa.Table:
+        """A table's current snapshot, read with delta-rs."""
+        return open_table(f"{self.uri}/{relative}", delta_storage(self.settings)).to_pyarrow_table()
+
+
+@pytest.fixture(params=["file", "s3"])
+def new_lake(request, tmp_path, test_settings) -> Callable[[str], LakeUnderTest]:
+    """Makes empty lakes of one kind: folders of tmp_path, or prefixes of a new bucket on the tests' moto server."""
+    if request.param == "file":
+        return lambda name: LakeUnderTest((tmp_path / name).as_uri(), Settings(), dict(os.environ))
+    bucket = f"guarantees-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3", endpoint_url=test_settings.endpoint_url("s3"), region_name=test_settings.aws_region,
+                 **MOTO_CREDENTIALS).create_bucket(Bucket=bucket)
+    env = os.environ | {"TRIPLAKE_AWS_ENDPOINT_URL": test_settings.aws_endpoint_url,
+                        "TRIPLAKE_AWS_ENDPOINT_URL_S3": test_settings.endpoint_url("s3"),
+                        "TRIPLAKE_AWS_REGION": test_settings.aws_region,
+                        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    return lambda name: LakeUnderTest(f"s3://{bucket}/{name}", test_settings, env)
+
+
+def triplake_run(lake: LakeUnderTest, *inputs: Path, fault_at: str | None = None,
+                 refit: bool = False) -> subprocess.CompletedProcess:
+    environment = {name: value for name, value in lake.env.items() if name != "TRIPLAKE_FAULT_AT"}
     if fault_at:
         environment["TRIPLAKE_FAULT_AT"] = fault_at
-    command = [str(TRIPLAKE), "run", "--json", "--lake-root", str(lake), "--input", *map(str, inputs)]
+    command = [str(TRIPLAKE), "run", "--json", "--lake-root", lake.uri, "--input", *map(str, inputs)]
     return subprocess.run(command + (["--refit"] if refit else []), env=environment, capture_output=True, text=True,
                           timeout=900)
 
 
-def snapshot(lake_root: str, settings=None) -> dict[str, list]:
+def snapshot(lake: LakeUnderTest) -> dict[str, list]:
     """Every table as readers see it, without what differs between two equal runs (ingestion ids, fit times)."""
     def rows(query: str) -> list[tuple]:
-        return sorted(tuple(row.values()) for row in lake_rows(lake_root, query, settings))
-
+        return sorted(tuple(row.values()) for row in lake_rows(lake.uri, query, lake.settings))
     return {
         "trips": rows("select trip_id, region, origin_lon, origin_lat, destination_lon, destination_lat, started_at, "
                       "datasource, week_start from trips"),
@@ -69,20 +118,20 @@ def turin_file(tmp_path_factory) -> Path:
 
 
 def test_a_run_killed_at_any_publish_point_is_invisible_and_the_next_run_leaves_what_one_clean_run_leaves(
-        spark, tmp_path, turin_file):
-    clean = (tmp_path / "clean").as_uri()
-    run_pipeline(spark, [SAMPLE.as_uri()], clean)
-    run_pipeline(spark, [turin_file.as_uri()], clean, refit=True)
+        spark, new_lake, turin_file):
+    clean = new_lake("clean")
+    run_pipeline(spark, [SAMPLE.as_uri()], clean.uri, settings=clean.settings)
+    run_pipeline(spark, [turin_file.as_uri()], clean.uri, refit=True, settings=clean.settings)
     expected = snapshot(clean)
 
-    lake = tmp_path / "lake"
-    run_pipeline(spark, [SAMPLE.as_uri()], lake.as_uri())
-    before = snapshot(lake.as_uri())
+    lake = new_lake("lake")
+    run_pipeline(spark, [SAMPLE.as_uri()], lake.uri, settings=lake.settings)
+    before = snapshot(lake)
     for point in KILLED_BEFORE_THE_COMMIT:
         killed = triplake_run(lake, turin_file, fault_at=point, refit=True)
         assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
-        assert snapshot(lake.as_uri()) == before, f"killed at {point}, readers must see the lake as it was"
-        notes = [json.loads(path.read_text()) for path in (lake / "_staging").glob("*/progress.json")]
+        assert snapshot(lake) == before, f"killed at {point}, readers must see the lake as it was"
+        notes = lake.progress_notes()
         assert [note["stage"] for note in notes] == STAGE_AT[point]
         lines = len(turin_file.read_text().splitlines()) - 1
         assert all(note["done"]["ingest"]["rows_read"] == lines for note in notes), notes
@@ -90,34 +139,33 @@ def test_a_run_killed_at_any_publish_point_is_invisible_and_the_next_run_leaves_
     # Killed after its commit: readers see the whole ingestion, the refit's old routes no longer count...
     committed = triplake_run(lake, turin_file, fault_at=KILLED_AFTER_THE_COMMIT, refit=True)
     assert committed.returncode == -signal.SIGKILL, committed.stderr[-2000:]
-    assert snapshot(lake.as_uri()) == expected
+    assert snapshot(lake) == expected
     # ...and the next writer only finishes its clean-up (here a file whose trips the lake all holds).
-    again = run_pipeline(spark, [turin_file.as_uri()], lake.as_uri())
+    again = run_pipeline(spark, [turin_file.as_uri()], lake.uri, settings=lake.settings)
     assert again.succeeded and again.ingestions[0].counts.rows_written == 0
-    assert {key: value for key, value in snapshot(lake.as_uri()).items() if key != "succeeded"} == {
+    assert {key: value for key, value in snapshot(lake).items() if key != "succeeded"} == {
         key: value for key, value in expected.items() if key != "succeeded"}
 
-    records = read_table(lake.as_uri(), "curated/ingestions").to_pylist()
+    records = lake.table("curated/ingestions").to_pylist()
     interrupted = [json.loads(row["error"]) for row in records if row["status"] == "FAILED"]
     assert [error["kind"] for error in interrupted] == ["interrupted"] * len(KILLED_BEFORE_THE_COMMIT)
     assert all(row["rows_written"] == 0 for row in records if row["status"] == "FAILED")
-    assert not list((lake / "_staging").iterdir()), "every interrupted ingestion was cleaned up"
-    turin_routes = read_table(lake.as_uri(), "curated/trip_routes", partitioned=True).to_pylist()
+    assert lake.files("_staging") == [], "every interrupted ingestion was cleaned up"
+    turin_routes = lake.table("curated/trip_routes").to_pylist()
     assert {row["model_version"] for row in turin_routes if row["region"] == "Turin"} == {2}, \
         "the superseded model's routes are deleted once the refit committed"
 
 
-# The same file twice into a file:// lake. Two writers racing on an s3:// lake (the DAG and a `triplake run` beside
-# it, overlapping files) is test_stack's every-upload test, on moto in `make test` and on LocalStack in
-# `make test-localstack`.
-def test_two_runs_started_at_the_same_moment_leave_every_trip_once(tmp_path):
+# The same file twice. The DAG and a `triplake run` beside it, with overlapping files, is test_stack's every-upload
+# test, on moto in `make test` and on LocalStack in `make test-localstack`.
+def test_two_runs_started_at_the_same_moment_leave_every_trip_once(tmp_path, new_lake):
     first, second = tmp_path / "first.csv", tmp_path / "second.csv"
     first.write_text(SAMPLE.read_text())
     second.write_text(SAMPLE.read_text())
-    lake = (tmp_path / "lake").as_uri()
-    command = [str(TRIPLAKE), "run", "--json", "--lake-root", lake, "--input"]
-    runs = [subprocess.Popen(command + [str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            for path in (first, second)]
+    lake = new_lake("lake")
+    command = [str(TRIPLAKE), "run", "--json", "--lake-root", lake.uri, "--input"]
+    runs = [subprocess.Popen(command + [str(path)], env=lake.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True) for path in (first, second)]
     outputs = [run.communicate(timeout=900) for run in runs]
     assert [run.returncode for run in runs] == [0, 0], [err[-2000:] for _, err in outputs]
     assert any("waiting for the lake" in err for _, err in outputs), "one of them found the lake busy and waited"
