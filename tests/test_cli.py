@@ -35,10 +35,19 @@ def test_run_json_prints_one_object_with_reconciled_counts(spark, tmp_path, caps
     assert {week for _, week in sample["weekly"]["partitions_rebuilt"]} >= {"2018-05-28"}
 
 
-def test_run_prints_a_summary_table(spark, tmp_path, capsys):
-    assert main(["run", "--input", str(SAMPLE), "--lake-root", str(tmp_path / "lake")]) == 0
+def test_run_prints_a_summary_table_and_takes_folders_and_files_with_spaces(spark, tmp_path, capsys):
+    (folder := tmp_path / "my trips").mkdir()
+    (upload := folder / "trips sample.csv").write_bytes(SAMPLE.read_bytes())
+    lake = tmp_path / "my lake"
+    assert main(["run", "--input", str(upload), "--lake-root", str(lake)]) == 0
     out = capsys.readouterr().out
-    assert "trips_sample.csv" in out and "SUCCEEDED" in out and "100" in out
+    assert "trips sample.csv" in out and "SUCCEEDED" in out and "100" in out
+
+    # The lake is the folder the user named (not "my%20lake"), and it answers by its path and by its file:// URI.
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["my lake", "my trips"]
+    for lake_root in (str(lake), lake.as_uri()):
+        assert main(["sql", "--lake-root", lake_root, "--format", "json", "select count(*) as n from trips"]) == 0
+        assert json.loads(capsys.readouterr().out)["rows"] == [{"n": 100}]
 
 
 def test_run_with_an_invalid_file_exits_non_zero_and_says_why(spark, tmp_path, capsys):
