@@ -5,7 +5,7 @@ SQS messages, each message a batch of S3 records) or, for a run started by hand,
 its receipt and RECEIVED, then waits in the lake's inbox (triplake.inbox); an upload that is not a .csv or .csv.gz
 is answered FAILED at once. trips_ingest, one run at a time, takes the inbox in order and in bounded batches: each
 batch is one Spark application under the lake's writer lease (spark_jobs.ingestion: each file its own ingestion),
-then Glue partitions, then each file's SUCCEEDED or FAILED. The Spark jobs leave their results as JSON reports in the
+then each file's SUCCEEDED or FAILED. The Spark jobs leave their results as JSON reports in the
 lake (`_reports/<ingestion>/<job>.json`), so the DAG reads the same thing whether a batch ran in a local
 spark-submit, on EMR Serverless or on Glue.
 """

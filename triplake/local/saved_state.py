@@ -1,6 +1,7 @@
 """What the local stack keeps across `triplake stack down` and `up`: the moto server holds everything in memory, so
-`down` saves the stack's buckets, the Glue partitions and the landing queue's pending messages to disk, and `up`
-puts them back before the bucket notification and the DAG can see anything.
+`down` saves the stack's buckets and the landing queue's pending messages to disk, and `up` puts them back before the
+bucket notification and the DAG can see anything. The Glue tables need nothing saved: they are Delta tables, whose
+partitions and files are in the lake's own logs (in the bucket).
 
 Objects are saved under content-addressed names with an index (keys may hold any character), each object once.
 """
@@ -21,10 +22,9 @@ INDEX = "index.json"
 OBJECTS = "objects"
 
 
-def save(directory: Path, s3: Any, glue: Any, sqs: Any, buckets: list[str], database: str,
-         queue_url: str | None) -> dict[str, int]:
-    """Writes the buckets' objects, the database's partitions and the queue's pending messages under directory
-    (replacing what was saved before); returns how many of each."""
+def save(directory: Path, s3: Any, sqs: Any, buckets: list[str], queue_url: str | None) -> dict[str, int]:
+    """Writes the buckets' objects and the queue's pending messages under directory (replacing what was saved
+    before); returns how many of each."""
     partial = directory.with_name(directory.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     (partial / OBJECTS).mkdir(parents=True)
@@ -36,40 +36,22 @@ def save(directory: Path, s3: Any, glue: Any, sqs: Any, buckets: list[str], data
                 name = hashlib.sha256(body).hexdigest()
                 (partial / OBJECTS / name).write_bytes(body)
                 objects.append({"bucket": bucket, "key": item["Key"], "file": name})
-    partitions = {}
-    for page in glue.get_paginator("get_tables").paginate(DatabaseName=database):
-        for table in page["TableList"]:
-            found = [
-                {"Values": partition["Values"], "StorageDescriptor": partition["StorageDescriptor"]}
-                for partition_page in glue.get_paginator("get_partitions").paginate(
-                    DatabaseName=database, TableName=table["Name"])
-                for partition in partition_page["Partitions"]
-            ]
-            if found:
-                partitions[table["Name"]] = found
     messages = _pending_messages(sqs, queue_url) if queue_url else []
-    index = {"objects": objects, "database": database, "partitions": partitions, "messages": messages,
-             "saved_at": datetime.now(timezone.utc).isoformat()}
+    index = {"objects": objects, "messages": messages, "saved_at": datetime.now(timezone.utc).isoformat()}
     (partial / INDEX).write_text(json.dumps(index, indent=1))
     shutil.rmtree(directory, ignore_errors=True)
     partial.rename(directory)  # the saved state is replaced whole or not at all
-    return {"objects": len(objects), "partitions": sum(map(len, partitions.values())), "messages": len(messages)}
+    return {"objects": len(objects), "messages": len(messages)}
 
 
-def restore(directory: Path, s3: Any, glue: Any) -> dict[str, int]:
-    """Puts the saved objects and partitions back (buckets and tables must exist); returns how many."""
+def restore(directory: Path, s3: Any) -> int:
+    """Puts the saved objects back (the buckets must exist); returns how many."""
     index = _index(directory)
     if index is None:
-        return {"objects": 0, "partitions": 0}
+        return 0
     for item in index["objects"]:
         s3.put_object(Bucket=item["bucket"], Key=item["key"], Body=(directory / OBJECTS / item["file"]).read_bytes())
-    restored = 0
-    for table, partitions in index["partitions"].items():
-        for start in range(0, len(partitions), 100):
-            response = glue.batch_create_partition(DatabaseName=index["database"], TableName=table,
-                                                   PartitionInputList=partitions[start : start + 100])
-            restored += len(partitions[start : start + 100]) - len(response.get("Errors", []))
-    return {"objects": len(index["objects"]), "partitions": restored}
+    return len(index["objects"])
 
 
 def restore_messages(directory: Path, sqs: Any, queue_url: str) -> int:

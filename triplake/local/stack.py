@@ -4,8 +4,8 @@ signs and confirms as SNS does) and moto the rest, each service through its own 
 .local/stack/; every process runs in its own process group, and `down` stops exactly the groups `up` started (by
 their ids, never by name).
 
-The moto server (and LocalStack, started with PERSISTENCE=0) keeps its data in memory, so `down` saves the buckets,
-the Glue partitions and the landing queue's pending uploads under .local/stack/saved/ and `up` restores them before
+The moto server (and LocalStack, started with PERSISTENCE=0) keeps its data in memory, so `down` saves the buckets
+and the landing queue's pending uploads under .local/stack/saved/ and `up` restores them before
 anything can start a run: the lake and Airflow's history (its SQLite database, kept under .local/stack/airflow/) stay
 together. `down --forget` wipes both. Runs that a stopped or killed stack left running are failed by the next `up`,
 and what they had received is ingested.
@@ -209,22 +209,21 @@ def down(directory: Path = STACK_DIR, say: Callable[[str], None] = print, grace:
 
 
 def _save(saved: Path, state: StackState, say: Callable[[str], None]) -> None:
-    s3, glue, sqs = clients(settings_of(state), "s3", "glue", "sqs")
+    s3, sqs = clients(settings_of(state), "s3", "sqs")
     resources = state.resources
-    counts = saved_state.save(saved, s3, glue, sqs, [resources["landing_bucket"], resources["lake_bucket"]],
-                              resources["glue_database"], resources["landing_queue_url"])
-    say(f"saved {counts['objects']} objects, {counts['partitions']} Glue partitions and {counts['messages']} pending "
-        f"uploads to {saved} (`triplake stack up` restores them; `down --forget` wipes them)")
+    counts = saved_state.save(saved, s3, sqs, [resources["landing_bucket"], resources["lake_bucket"]],
+                              resources["landing_queue_url"])
+    say(f"saved {counts['objects']} objects and {counts['messages']} pending uploads to {saved} (`triplake stack up` "
+        "restores them; `down --forget` wipes them)")
 
 
 def _restore(saved: Path, settings: Settings, say: Callable[[str], None]) -> None:
-    s3, glue, sqs = clients(settings, "s3", "glue", "sqs")
-    counts = saved_state.restore(saved, s3, glue)
+    s3, sqs = clients(settings, "s3", "sqs")
+    objects = saved_state.restore(saved, s3)
     connect_landing_notifications(settings, str(settings.landing_queue_url))  # restored objects started nothing
     pending = saved_state.restore_messages(saved, sqs, str(settings.landing_queue_url))
-    if counts["objects"] or pending:
-        say(f"restored {counts['objects']} objects, {counts['partitions']} Glue partitions and {pending} pending "
-            f"uploads from {saved}")
+    if objects or pending:
+        say(f"restored {objects} objects and {pending} pending uploads from {saved}")
 
 
 def _forget(directory: Path, say: Callable[[str], None]) -> None:
