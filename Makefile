@@ -16,7 +16,7 @@ LOCALSTACK_STAMP := $(LOCALSTACK_VENV)/.setup-done
 AWSCLI_VENV  := .venv-awscli
 AWSCLI_STAMP := $(AWSCLI_VENV)/.setup-done
 
-.PHONY: help setup demo batch-demo test test-localstack localstack check-infra bench bench-scale bench-events bench-requests screenshot package infra-tables constraints clean
+.PHONY: help setup demo batch-demo test test-localstack localstack check-infra bench bench-scale bench-events bench-requests bench-uploads screenshot package infra-tables constraints clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -83,6 +83,9 @@ bench-scale: $(STAMP)  ## the whole pipeline at 1M..100M trips (files of <= 10M)
 
 bench-requests: $(STAMP)  ## S3 requests of `triplake run` into an s3:// lake on moto (the sample, 20,000 trips), by method
 	$(PY) -m bench.bench_requests --rows 20000
+
+bench-uploads: $(STAMP)  ## 40,000 trips as one file and as 40 uploads of 1,000: files per table, queries, then maintain
+	$(PY) -m bench.bench_uploads --rows 40000 --uploads 40
 
 bench-events: $(STAMP)  ## upload -> RECEIVED and upload -> SUCCEEDED latency of the sample on fresh local stacks
 	$(PY) -m bench.bench_events --rounds 3

@@ -17,6 +17,7 @@ import sys
 import tempfile
 from collections import Counter
 from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlparse
 
 import boto3
 
@@ -26,15 +27,28 @@ from triplake.settings import REPO_ROOT
 
 SAMPLE = REPO_ROOT / "tests" / "fixtures" / "trips_sample.csv"
 REQUEST_LINE = re.compile(r'"(GET|PUT|POST|HEAD|DELETE) (\S+) HTTP/[\d.]+" (\d{3})')
+LAKE_PREFIX = "triplake/"
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 
 
-def requests_since(log: Path, offset: int) -> Counter:
-    """The requests the server logged after byte offset, by method."""
+def logged_requests(log: Path, offset: int) -> list[tuple[str, str]]:
+    """(method, target) of each request the server logged after byte offset."""
     with log.open("rb") as lines:
         lines.seek(offset)
-        return Counter(match.group(1) for line in lines
-                       if (match := REQUEST_LINE.search(line.decode(errors="replace"))))
+        return [match.group(1, 2) for line in lines if (match := REQUEST_LINE.search(line.decode(errors="replace")))]
+
+
+def where(target: str) -> str:
+    """What a request touched, in the lake's terms: a table's log, data files or folders, or a top-level folder."""
+    url = urlparse(target)
+    prefix = parse_qs(url.query).get("prefix", [""])[0]
+    key = unquote(url.path).lstrip("/").split("/", 1)[-1] if "/" in url.path.strip("/") else prefix
+    parts = key.removeprefix(LAKE_PREFIX).split("/")
+    listing = " (list)" if "list-type" in url.query or "delimiter" in url.query else ""
+    if parts[0] == "curated" and len(parts) > 1:
+        inside = "log" if "_delta_log" in parts else "data file" if key.endswith(".parquet") else "folder"
+        return f"curated/{parts[1]} {inside}{listing}"
+    return (parts[0] or "(the lake's root)") + listing
 
 
 def ingest(endpoint: str, lake_root: str, file: Path) -> dict:
@@ -58,10 +72,12 @@ def measure(file: Path, label: str) -> list[dict]:
             for attempt in ("into an empty lake", "the same file again"):
                 offset = log.stat().st_size
                 ingestion = ingest(endpoint, "s3://lake/triplake", file)
-                counts = requests_since(log, offset)
+                requests = logged_requests(log, offset)
+                counts = Counter(method for method, _ in requests)
                 rows.append({"file": label, "ingestion": attempt, "requests": sum(counts.values()),
                              **{method: counts.get(method, 0) for method in ("PUT", "HEAD", "GET", "POST", "DELETE")},
-                             "rows_written": ingestion["rows_written"]})
+                             "rows_written": ingestion["rows_written"],
+                             "where": Counter(f"{method} {where(target)}" for method, target in requests).most_common()})
     return rows
 
 
@@ -82,6 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     for row in results:
         methods = " / ".join(str(row[method]) for method in ("PUT", "HEAD", "GET", "POST", "DELETE"))
         print(f"| {row['file']} | {row['ingestion']} | {row['requests']:,} | {methods} | {row['rows_written']:,} |")
+    for row in results:
+        print(f"\n{row['file']}, {row['ingestion']}: where the requests went (the most first)")
+        print("\n".join(f"  {count:5d}  {what}" for what, count in row["where"][:25]))
     print(json.dumps(results), file=sys.stderr)
     return 0
 

@@ -3,6 +3,10 @@ answers the same as before."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -64,6 +68,27 @@ def test_maintain_compacts_vacuums_and_checkpoints_and_every_answer_stays_the_sa
     # The lake goes on: the sample again is found in the compacted files, nothing is written twice.
     counts = run_pipeline(spark, [SAMPLE.as_uri()], lake.as_uri()).ingestions[0].counts
     assert (counts.rows_written, counts.already_present) == (0, 100)
+
+
+def test_a_maintenance_killed_at_any_step_changes_no_answer_and_the_next_one_finishes_its_work(lake_of_small_uploads):
+    lake = lake_of_small_uploads
+    before = answers(lake.as_uri())
+    command = [str(Path(sys.executable).with_name("triplake")), "maintain", "--lake-root", str(lake)]
+    environment = os.environ | {"TRIPLAKE_VACUUM_RETENTION_HOURS": "0"}
+    # After the trips table's compaction committed; after its vacuum; in the middle of the last table.
+    for point in ("maintain:compacted:trips", "maintain:vacuumed:trips", "maintain:compacted:ingestions"):
+        killed = subprocess.run(command, env=environment | {"TRIPLAKE_FAULT_AT": point}, capture_output=True,
+                                text=True, timeout=600)
+        assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+        assert answers(lake.as_uri()) == before, f"killed at {point}, readers see the same answers"
+
+    finished = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=600)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    trips = DeltaTable(str(lake / "curated" / "trips"))
+    on_disk = {path for path in (lake / "curated" / "trips").rglob("*.parquet") if "_delta_log" not in path.parts}
+    assert len(trips.file_uris()) == 15 and on_disk == {Path(uri) for uri in trips.file_uris()}, \
+        "one file per partition, and every file the killed runs replaced is gone from storage"
+    assert answers(lake.as_uri()) == before
 
 
 def test_maintain_waits_for_the_lake_and_refuses_while_an_interrupted_ingestion_awaits_its_rollback(tmp_path):

@@ -27,6 +27,7 @@ from typing import Callable
 
 from spark_jobs.common import delta, records, tables
 from spark_jobs.common.locations import STAGING
+from spark_jobs.common.publish import kill_at
 from triplake.lake_files import delta_storage, filesystem
 from triplake.lease import LakeLease
 from triplake.settings import Settings
@@ -53,19 +54,23 @@ def table_locations() -> list[str]:
     return [table.location for table in tables.DELTA_TABLES] + [records.INGESTIONS]
 
 
-def maintain_table(table_uri: str, storage: delta.Storage, target_bytes: int, retention_hours: float
-                   ) -> TableMaintenance | None:
-    """Compacts, vacuums and checkpoints one Delta table; None for a table nothing was committed to yet."""
+def maintain_table(table_uri: str, storage: delta.Storage, target_bytes: int, retention_hours: float,
+                   fault_at: str | None = None) -> TableMaintenance | None:
+    """Compacts, vacuums and checkpoints one Delta table; None for a table nothing was committed to yet. fault_at:
+    a fault-injection test's point (maintain:compacted:<table>, maintain:vacuumed:<table>) to be killed at."""
     table = delta.open_table(table_uri, storage)
     if table is None:
         return None
+    name = table_uri.rsplit("/", 2)[-1]
     before = len(table.file_uris())
     compacted = table.optimize.compact(target_size=target_bytes)
+    kill_at(f"maintain:compacted:{name}", fault_at)
     vacuumed = table.vacuum(retention_hours=retention_hours, dry_run=False, enforce_retention_duration=False, full=True)
+    kill_at(f"maintain:vacuumed:{name}", fault_at)
     table.create_checkpoint()
     table.cleanup_metadata()
     table = delta.open_table(table_uri, storage)
-    return TableMaintenance(table_uri.rsplit("/", 2)[-1], before, len(table.file_uris()),
+    return TableMaintenance(name, before, len(table.file_uris()),
                             int(compacted.get("numFilesRemoved", 0)), int(compacted.get("numFilesAdded", 0)),
                             len(vacuumed), table.version())
 
@@ -85,8 +90,8 @@ def maintain(lake_root: str, settings: Settings, on_wait: Callable | None = None
                 "file (`triplake run`, or an upload) so its recovery rolls them back, then maintain the lake")
         done = []
         for location in table_locations():
-            result = maintain_table(f"{lake_root.rstrip('/')}/{location}", storage,
-                                    settings.compact_target_bytes, settings.vacuum_retention_hours)
+            result = maintain_table(f"{lake_root.rstrip('/')}/{location}", storage, settings.compact_target_bytes,
+                                    settings.vacuum_retention_hours, settings.fault_at)
             if result is not None:
                 logger.info("maintained %s", asdict(result))
                 done.append(result)

@@ -57,7 +57,12 @@ FAULT_CONF = "spark.triplake.faultAt"
 
 def checkpoint(spark: SparkSession, point: str) -> None:
     """A named publish point; the process kills itself here when FAULT_CONF names it (fault-injection tests)."""
-    if spark.conf.get(FAULT_CONF, "") == point:
+    kill_at(point, spark.conf.get(FAULT_CONF, ""))
+
+
+def kill_at(point: str, fault_at: str | None) -> None:
+    """Kills this process (SIGKILL, as a crash would) when the point is the one a fault-injection test named."""
+    if fault_at == point:
         logger.warning("fault injection: killing this process at %s", point)
         os.kill(os.getpid(), signal.SIGKILL)
 

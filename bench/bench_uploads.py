@@ -1,0 +1,98 @@
+"""Many small uploads against one file (`make bench-uploads`): the same generated trips ingested into one fresh lake
+as one file and into another as N uploads of equal size, each lake by one `triplake run` process; what each table's
+snapshot holds, the weekly-average queries on both lakes, then `triplake maintain` on the lake of many uploads and
+its queries again. The file counts do not depend on the machine; the times are measured side by side in one run.
+A benchmark, not a test: nothing here fails on a figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from deltalake import DeltaTable
+
+from bench.bench_queries import measure
+from spark_jobs.common.locations import INGESTIONS
+from spark_jobs.common.tables import DELTA_TABLES
+from triplake.generate import GenerateOptions, generate
+from triplake.settings import LOCAL_DIR
+
+TRIPLAKE = str(Path(sys.executable).with_name("triplake"))
+
+
+def split(source: Path, parts: int, folder: Path) -> list[Path]:
+    """The file's trips as `parts` uploads of consecutive lines, each with the header."""
+    header, *lines = source.read_text().splitlines()
+    size = -(-len(lines) // parts)
+    uploads = []
+    for part in range(parts):
+        uploads.append(folder / f"upload_{part + 1:04d}.csv")
+        uploads[-1].write_text("\n".join([header, *lines[part * size:(part + 1) * size]]) + "\n")
+    return uploads
+
+
+def timed(command: list[str]) -> tuple[float, dict]:
+    started = time.perf_counter()
+    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    return round(time.perf_counter() - started, 1), json.loads(output)
+
+
+def files_per_table(lake: Path) -> dict[str, int]:
+    """How many data files each table's current snapshot holds (what every reader opens)."""
+    locations = [table.location for table in DELTA_TABLES] + [INGESTIONS]
+    return {location.rsplit("/", 1)[-1]: len(DeltaTable(str(lake / location)).file_uris()) for location in locations
+            if DeltaTable.is_deltatable(str(lake / location))}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--rows", type=int, default=40_000)
+    parser.add_argument("--uploads", type=int, default=40)
+    parser.add_argument("--out", type=Path, default=LOCAL_DIR / "bench" / "uploads")
+    args = parser.parse_args(argv)
+    shutil.rmtree(args.out, ignore_errors=True)
+    (args.out / "uploads").mkdir(parents=True)
+    one_file = args.out / "trips.csv"
+    generate(GenerateOptions(rows=args.rows, seed=7), one_file)
+    uploads = split(one_file, args.uploads, args.out / "uploads")
+
+    results: dict = {"rows": args.rows, "uploads": args.uploads}
+    for name, inputs in (("one_file", [one_file]), ("many_uploads", uploads)):
+        lake = args.out / f"lake_{name}"
+        seconds, run = timed([TRIPLAKE, "run", "--json", "--lake-root", str(lake), "--input", *map(str, inputs)])
+        written = sum(ingestion["rows_written"] for ingestion in run["ingestions"])
+        results[name] = {"run_s": seconds, "rows_written": written, "files": files_per_table(lake),
+                         "queries": measure(lake)}
+        print(json.dumps({name: results[name]}), flush=True)
+    lake = args.out / "lake_many_uploads"
+    seconds, report = timed([TRIPLAKE, "maintain", "--json", "--lake-root", str(lake)])
+    results["many_uploads_maintained"] = {"maintain_s": seconds, "files": files_per_table(lake),
+                                          "queries": measure(lake), "report": report}
+    print(json.dumps({"many_uploads_maintained": results["many_uploads_maintained"]}), flush=True)
+    (args.out / "results.json").write_text(json.dumps(results, indent=1))
+    print(markdown(results))
+    return 0
+
+
+def markdown(results: dict) -> str:
+    lakes = {"one file": results["one_file"], f"{results['uploads']} uploads": results["many_uploads"],
+             f"{results['uploads']} uploads, then `triplake maintain`": results["many_uploads_maintained"]}
+    tables = list(results["one_file"]["files"])
+    areas = list(results["one_file"]["queries"])
+    lines = ["| lake | " + " | ".join(f"{table} files" for table in tables) + " | "
+             + " | ".join(f"{area} (s)" for area in areas) + " |",
+             "|---|" + "---:|" * (len(tables) + len(areas))]
+    for label, lake in lakes.items():
+        lines.append(f"| {label} | " + " | ".join(str(lake["files"].get(table, 0)) for table in tables) + " | "
+                     + " | ".join(str(lake["queries"][area]["median_s"]) for area in areas) + " |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
