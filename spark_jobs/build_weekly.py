@@ -73,8 +73,8 @@ def build_weekly(spark: SparkSession, lake_root: str, ingestion_id: str, commit:
     written: list[delta.DataFile] = []
     if files:
         table = tables.WEEKLY_TRIPS_TABLE
-        trip_routes = (spark.read.option("basePath", tables.TRIP_ROUTES_TABLE.uri(lake_root))
-                       .parquet(*[file.uri for file in files])
+        trip_routes = (delta.read_files(spark, tables.TRIP_ROUTES_TABLE.uri(lake_root), files,
+                                        tables.TRIP_ROUTES_SCHEMA, delta.Storage.from_spark(spark))
                        .where(F.col("ingestion_id") == ingestion_id))
         weekly = (
             weekly_counts(trip_routes)

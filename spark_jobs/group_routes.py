@@ -77,30 +77,32 @@ def stage_model(fs: LakeFs, publication: publish.Publication, region_dir: str, m
 
 
 def region_trip_counts(spark: SparkSession, fs: LakeFs, lake: Lake, ingestion_id: str,
-                       batch_files: dict[str, list[str]], models: dict[str, RouteModel]) -> dict[str, int]:
-    """The trips of each of the ingestion's regions, its own included: the ingestion's from its trips files' footers
-    (region is a partition column: no data is read), the lake's from weekly_trips under the region's current model
-    (models: the regions that have one)."""
-    paths = [path for region_paths in batch_files.values() for path in region_paths]
-    if not paths:  # the file brought no trip the lake did not hold
-        return {}
-    batch = committed.read_trips(spark, lake, paths).where(F.col("ingestion_id") == ingestion_id)
-    counts = {row["region"]: int(row["count"]) for row in batch.groupBy("region").count().collect()}
+                       batch_files: dict[str, list[delta.SnapshotFile]], models: dict[str, RouteModel]) -> dict[str, int]:
+    """The trips of each of the ingestion's regions, its own included: the ingestion's from the log (the records of
+    files holding its trips alone; the rows of any other file are read), the lake's from weekly_trips under the
+    region's current model (models: the regions that have one)."""
+    counts = {region: sum(file.records for file in files if file.holds_only("ingestion_id", ingestion_id))
+              for region, files in batch_files.items()}
+    mixed = [file for files in batch_files.values() for file in files if not file.holds_only("ingestion_id", ingestion_id)]
+    if mixed:  # a compacted file that may hold some of the ingestion's trips among others
+        batch = committed.read_trips(spark, lake, mixed).where(F.col("ingestion_id") == ingestion_id)
+        for row in batch.groupBy("region").count().collect():
+            counts[row["region"]] = counts.get(row["region"], 0) + int(row["count"])
     weekly = committed.current_weekly_trips(spark, lake, {region: model.version for region, model in models.items()})
     if weekly is not None:
         for row in weekly.groupBy("region").agg(F.sum("trips").alias("trips")).collect():
-            counts[row["region"]] += int(row["trips"])
+            counts[row["region"]] = counts.get(row["region"], 0) + int(row["trips"])
     return counts
 
 
-def ingestion_trip_files(spark: SparkSession, lake: Lake, ingestion_id: str) -> dict[str, list[str]]:
+def ingestion_trip_files(spark: SparkSession, lake: Lake, ingestion_id: str) -> dict[str, list[delta.SnapshotFile]]:
     """The trips files that may hold an ingestion's trips, by region: the trips table's snapshot, pruned by the
     files' ingestion_id statistics (a compacted file may hold other ingestions' trips too: filter the rows)."""
-    by_region: dict[str, list[str]] = {}
+    by_region: dict[str, list[delta.SnapshotFile]] = {}
     files = delta.snapshot_files(tables.TRIPS_TABLE.uri(lake.root), delta.Storage.from_spark(spark),
                                  equal=("ingestion_id", ingestion_id))
     for file in files:
-        by_region.setdefault(file.partition_values["region"], []).append(file.uri)
+        by_region.setdefault(file.partition_values["region"], []).append(file)
     return by_region
 
 

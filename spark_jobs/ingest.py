@@ -125,8 +125,9 @@ def _write_trips(trips: DataFrame, lake: Lake, ingestion_id: str, storage: delta
                              storage, row_group_rows=TRIPS_ROW_GROUP_ROWS)
 
 
-def _read_written(spark: SparkSession, table_uri: str, files: list[delta.DataFile]) -> DataFrame:
-    return spark.read.option("basePath", table_uri).parquet(*[f"{table_uri}/{file.path}" for file in files])
+def _read_written(spark: SparkSession, table_uri: str, files: list[delta.DataFile], storage: delta.Storage
+                  ) -> DataFrame:
+    return delta.read_files(spark, table_uri, files, tables.TRIPS_SCHEMA, storage)
 
 
 def _without_lake_trips(
@@ -135,7 +136,7 @@ def _without_lake_trips(
     lake: Lake,
     ingestion_id: str,
     written: list[delta.DataFile],
-    started: tuple[datetime, datetime],
+    started: tuple[int, int],
 ) -> tuple[list[delta.DataFile], int]:
     """Looks the written trips up in the lake; returns the files of the trips to publish and how many of the written
     trips the lake already held (written again without them, when there were any; the first files are deleted).
@@ -150,11 +151,11 @@ def _without_lake_trips(
     lake_files = delta.snapshot_files(table_uri, storage, partitions)
     if not lake_files:
         return written, 0
-    lake_ids = read_trip_ids(spark, table_uri, [entry.uri for entry in lake_files], started)
+    lake_ids = read_trip_ids(spark, table_uri, lake_files, started, storage)
     if lake_ids.isEmpty():
         return written, 0
     with _timed(f"look up the written trips in the {len(lake_files)} lake files of the partitions they touch"):
-        new_trips = _read_written(spark, table_uri, written)
+        new_trips = _read_written(spark, table_uri, written, storage)
         written_bytes, lake_bytes = sum(file.size for file in written), sum(entry.size for entry in lake_files)
         smaller = LAKE if lake_bytes < written_bytes else NEW
         present = trips_in_lake(
@@ -252,8 +253,8 @@ def _ingest_raw_copy(
                 copy_counts,
                 F.count(F.when(~F.col("first_copy"), 1)).alias("duplicates"),
                 F.count(F.when(F.col("first_copy"), 1)).alias("trips"),
-                F.min("started_at").alias("first_start"),
-                F.max("started_at").alias("last_start"),
+                F.min(F.unix_micros("started_at")).alias("first_start"),  # as Parquet stores them
+                F.max(F.unix_micros("started_at")).alias("last_start"),
             )
             .where(F.col("first_copy"))
             .withColumn("ingestion_id", F.lit(ingestion_id))

@@ -47,14 +47,15 @@ def load_model(spark: SparkSession, fs: LakeFs, lake: Lake, region: str) -> Rout
     return RouteModel.from_metadata(json.loads(metadata))
 
 
-def read_trips(spark: SparkSession, lake: Lake, paths: list[str]) -> DataFrame:
-    return spark.read.option("basePath", tables.TRIPS_TABLE.uri(lake.root)).parquet(*paths)
+def read_trips(spark: SparkSession, lake: Lake, files: list[delta.SnapshotFile]) -> DataFrame:
+    return delta.read_files(spark, tables.TRIPS_TABLE.uri(lake.root), files, tables.TRIPS_SCHEMA,
+                            delta.Storage.from_spark(spark))
 
 
-def region_trip_files(spark: SparkSession, lake: Lake, regions: Collection[str]) -> list[str]:
+def region_trip_files(spark: SparkSession, lake: Lake, regions: Collection[str]) -> list[delta.SnapshotFile]:
     """The committed trips files of these regions (the trips table's snapshot)."""
-    return [file.uri for file in delta.snapshot_files(tables.TRIPS_TABLE.uri(lake.root), delta.Storage.from_spark(spark),
-                                                      [{"region": region} for region in sorted(regions)])]
+    return delta.snapshot_files(tables.TRIPS_TABLE.uri(lake.root), delta.Storage.from_spark(spark),
+                                [{"region": region} for region in sorted(regions)])
 
 
 def current_weekly_trips(spark: SparkSession, lake: Lake, versions: dict[str, int]) -> DataFrame | None:
@@ -63,16 +64,14 @@ def current_weekly_trips(spark: SparkSession, lake: Lake, versions: dict[str, in
     own, so their sum is the region's trips in the lake: a refit writes the region's whole counts and every later
     ingestion adds its own. One read for all the regions, of the files the table's snapshot has for them whose
     model_version statistics can match."""
-    files = [
-        file.uri
-        for file in delta.snapshot_files(tables.WEEKLY_TRIPS_TABLE.uri(lake.root), delta.Storage.from_spark(spark),
-                                         [{"region": region} for region in sorted(versions)])
-        if file.may_hold("model_version", versions[file.partition_values["region"]])
-    ]
+    storage = delta.Storage.from_spark(spark)
+    table_uri = tables.WEEKLY_TRIPS_TABLE.uri(lake.root)
+    files = [file for file in delta.snapshot_files(table_uri, storage, [{"region": region} for region in sorted(versions)])
+             if file.may_hold("model_version", versions[file.partition_values["region"]])]
     if not files:
         return None
     current = [(F.col("region") == region) & (F.col("model_version") == version) for region, version in versions.items()]
-    return (spark.read.option("basePath", tables.WEEKLY_TRIPS_TABLE.uri(lake.root)).parquet(*files)
+    return (delta.read_files(spark, table_uri, files, tables.WEEKLY_TRIPS_SCHEMA, storage)
             .where(reduce(operator.or_, current)))
 
 

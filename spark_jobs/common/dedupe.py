@@ -4,13 +4,11 @@ line numbers of rejected lines."""
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from spark_jobs.common import tables
+from spark_jobs.common import delta, tables
 from spark_jobs.common.identity import ORIGIN_LAT_KEY, scaled_coordinate
 
 
@@ -88,16 +86,14 @@ def number_rejected_lines(rejected: DataFrame, lines: DataFrame) -> DataFrame:
 MAX_BROADCAST_PARQUET_BYTES = 2**30
 
 
-def read_trip_ids(spark: SparkSession, root: str, files: list[str], started: tuple[datetime, datetime]) -> DataFrame:
-    """trip_id of the trips in these files (partitioned under root) that started within [first, last].
+def read_trip_ids(spark: SparkSession, table_uri: str, files: list[delta.SnapshotFile], started: tuple[int, int],
+                  storage: delta.Storage) -> DataFrame:
+    """trip_id of the trips in these files of the trips table that started within [first, last] (microseconds since
+    the epoch).
 
-    A trip's identity includes its start, so a trip outside the new trips' time span cannot be one of them:
-    the filter is pushed down to Parquet, which skips every row group whose started_at range lies outside
-    (an upload of the next days reads nothing of the week it shares with the lake).
+    A trip's identity includes its start, so a trip outside the new trips' time span cannot be one of them: only the
+    row groups whose started_at range overlaps it are read (an upload of the next days reads nothing of the week it
+    shares with the lake).
     """
-    columns = T.StructType([tables.TRIPS_SCHEMA["trip_id"], tables.TRIPS_SCHEMA["started_at"]])
-    return (
-        spark.read.schema(columns).option("basePath", root).parquet(*files)
-        .where(F.col("started_at").between(*started))
-        .select("trip_id")
-    )
+    columns = T.StructType([tables.TRIPS_SCHEMA["trip_id"]])
+    return delta.read_files(spark, table_uri, files, columns, storage, between=("started_at", *started))

@@ -23,6 +23,7 @@ from urllib.parse import unquote, urlparse
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from pyarrow import fs as pafs
 
@@ -146,6 +147,46 @@ def write_files(df: DataFrame, table_uri: str, partition_columns: Sequence[str],
             for row in written]
 
 
+def read_files(spark: SparkSession, table_uri: str, files: Sequence[SnapshotFile | DataFile], schema,
+               storage: Storage, between: tuple[str, int, int] | None = None) -> DataFrame:
+    """The rows of these files of a table (its snapshot's, or files a step just wrote) as a DataFrame of the Spark
+    schema `schema`: file columns, and partition columns from the log's values. Each Spark task reads its files with
+    pyarrow, told the size the log holds, so a file costs its GETs alone: Spark's own reader asks S3A for a file's
+    status when a DataFrame is made of it and again each time a task opens it. between=(column, low, high): only the
+    rows whose column lies in [low, high] (a timestamp's as microseconds since the epoch), reading only the row groups
+    whose statistics overlap."""
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    arrow = to_arrow_schema(schema)
+    listed = [(file.path, file.size, json.dumps(file.partition_values)) for file in files]
+
+    def read(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        filesystem, root = storage.filesystem(table_uri)
+        for batch in batches:
+            for path, size, values in zip(*batch.to_pydict().values()):
+                partition = json.loads(values)
+                fragment = ds.ParquetFileFormat().make_fragment(f"{root.rstrip('/')}/{path}", filesystem,
+                                                                file_size=size)
+                rows = fragment.to_table(columns=[name for name in arrow.names if name not in partition],
+                                         filter=_within(fragment, between))
+                for name, value in partition.items():
+                    if name in arrow.names:
+                        rows = rows.append_column(name, pa.array([value] * rows.num_rows, pa.string()))
+                yield from rows.select(arrow.names).cast(arrow).to_batches()
+
+    slices = max(1, min(len(listed), spark.sparkContext.defaultParallelism * 4))
+    return (spark.sparkContext.parallelize(listed, slices).toDF("path string, size long, partition_values string")
+            .mapInArrow(read, schema))
+
+
+def _within(fragment: ds.ParquetFileFragment, between: tuple[str, int, int] | None) -> ds.Expression | None:
+    if between is None:
+        return None
+    name, low, high = between
+    kind = fragment.physical_schema.field(name).type
+    return (ds.field(name) >= pa.scalar(low).cast(kind)) & (ds.field(name) <= pa.scalar(high).cast(kind))
+
+
 def _matching(rows: pa.Table, key: dict) -> pa.ChunkedArray:
     mask = None
     for name, value in key.items():
@@ -224,11 +265,16 @@ class SnapshotFile:
     partition_values: dict[str, str]
     min_values: dict[str, Any]  # the file's statistics, per column (absent: unknown)
     max_values: dict[str, Any]
+    records: int | None = None  # its rows, when the log says
 
     def may_hold(self, column: str, value: Any) -> bool:
         """False when the file's statistics show it holds no row whose column equals value."""
         low, high = self.min_values.get(column), self.max_values.get(column)
         return low is None or high is None or low <= value <= high
+
+    def holds_only(self, column: str, value: Any) -> bool:
+        """True when the file's statistics show every row's column equals value, and how many rows it has."""
+        return self.records is not None and self.min_values.get(column) == self.max_values.get(column) == value
 
 
 def open_table(table_uri: str, storage: Storage):
@@ -261,7 +307,8 @@ def snapshot_files(table_uri: str, storage: Storage, partitions: Sequence[dict[s
         path = unquote(action["path"])
         file = SnapshotFile(f"{table_uri.rstrip('/')}/{path}", path, action["size_bytes"], values,
                             *({name.removeprefix(kind): value for name, value in action.items()
-                               if name.startswith(kind) and value is not None} for kind in ("min.", "max.")))
+                               if name.startswith(kind) and value is not None} for kind in ("min.", "max.")),
+                            action.get("num_records"))
         if equal is None or file.may_hold(*equal):
             files.append(file)
     return files

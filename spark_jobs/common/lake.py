@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import SparkSession
 
 from spark_jobs.common import tables
 from spark_jobs.common.ingestions import report_path
@@ -27,15 +27,6 @@ class Lake:
 
     def report(self, ingestion_id: str, step: str) -> str:
         return self.uri(report_path(ingestion_id, step))
-
-
-def write_single_parquet(df: DataFrame, staging_dir: str, target_uri: str, fs: LakeFs) -> None:
-    """Writes df as one Parquet file at target_uri (replacing it), through a staging directory."""
-    df.coalesce(1).write.mode("overwrite").parquet(staging_dir)
-    (part,) = [entry for entry in fs.list(staging_dir) if entry.name.endswith(".parquet")]
-    fs.delete(target_uri)
-    fs.rename(part.uri, target_uri)
-    fs.delete(staging_dir)
 
 
 def write_report(spark: SparkSession, lake_root: str, ingestion_id: str, step: str, report: dict) -> str:
