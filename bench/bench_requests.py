@@ -26,6 +26,8 @@ from triplake.local.moto_server import running_moto_server
 from triplake.settings import REPO_ROOT
 
 SAMPLE = REPO_ROOT / "tests" / "fixtures" / "trips_sample.csv"
+# The server's log colours the lines of some statuses (206, 204, 404...) with terminal escapes: strip them first.
+COLOUR = re.compile(r"\x1b\[[0-9;]*m")
 REQUEST_LINE = re.compile(r'"(GET|PUT|POST|HEAD|DELETE) (\S+) HTTP/[\d.]+" (\d{3})')
 LAKE_PREFIX = "triplake/"
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
@@ -35,7 +37,8 @@ def logged_requests(log: Path, offset: int) -> list[tuple[str, str]]:
     """(method, target) of each request the server logged after byte offset."""
     with log.open("rb") as lines:
         lines.seek(offset)
-        return [match.group(1, 2) for line in lines if (match := REQUEST_LINE.search(line.decode(errors="replace")))]
+        return [match.group(1, 2) for line in lines
+                if (match := REQUEST_LINE.search(COLOUR.sub("", line.decode(errors="replace"))))]
 
 
 def where(target: str) -> str:
