@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from spark_jobs.common import committed, delta, publish, session, tables
+from spark_jobs.common import committed, delta, publish, session, table_files, tables
 from spark_jobs.common.job import JobOutcome, run_job
 from spark_jobs.common.lake import Lake
 from spark_jobs.common.lakefs import LakeFs
@@ -73,7 +73,7 @@ def build_weekly(spark: SparkSession, lake_root: str, ingestion_id: str, commit:
     written: list[delta.DataFile] = []
     if files:
         table = tables.WEEKLY_TRIPS_TABLE
-        trip_routes = (delta.read_files(spark, tables.TRIP_ROUTES_TABLE.uri(lake_root), files,
+        trip_routes = (table_files.read_files(spark, tables.TRIP_ROUTES_TABLE.uri(lake_root), files,
                                         tables.TRIP_ROUTES_SCHEMA, delta.Storage.from_spark(spark))
                        .where(F.col("ingestion_id") == ingestion_id))
         weekly = (
@@ -82,7 +82,7 @@ def build_weekly(spark: SparkSession, lake_root: str, ingestion_id: str, commit:
             .select(*tables.WEEKLY_TRIPS_SCHEMA.fieldNames())
             .repartition(*table.partition_columns)  # one file per partition: the table is small
         )
-        written = delta.write_files(weekly, table.uri(lake_root), table.partition_columns, ingestion_id,
+        written = table_files.write_files(weekly, table.uri(lake_root), table.partition_columns, ingestion_id,
                                     delta.Storage.from_spark(spark))
         publication.add_files(table, written)
     publication.publish()

@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass
 from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
-from spark_jobs.common import committed, delta, publish, session, tables
+from spark_jobs.common import committed, delta, publish, session, table_files, tables
 from spark_jobs.common.job import JobOutcome, run_job
 from spark_jobs.common.lake import Lake
 from spark_jobs.common.lakefs import LakeFs
@@ -41,7 +41,8 @@ from spark_jobs.common.route_model import (
 )
 
 logger = logging.getLogger(__name__)
-
+# What a trip's route is computed from and written with: the tasks read no other column of the trips files.
+ASSIGNED_COLUMNS = ("trip_id", "region", "week_start", *SPATIAL_FEATURES, "started_at", "ingestion_id")
 
 
 @dataclass
@@ -85,7 +86,8 @@ def region_trip_counts(spark: SparkSession, fs: LakeFs, lake: Lake, ingestion_id
               for region, files in batch_files.items()}
     mixed = [file for files in batch_files.values() for file in files if not file.holds_only("ingestion_id", ingestion_id)]
     if mixed:  # a compacted file that may hold some of the ingestion's trips among others
-        batch = committed.read_trips(spark, lake, mixed).where(F.col("ingestion_id") == ingestion_id)
+        batch = committed.read_trips(spark, lake, mixed, ["region", "ingestion_id"]).where(
+            F.col("ingestion_id") == ingestion_id)
         for row in batch.groupBy("region").count().collect():
             counts[row["region"]] = counts.get(row["region"], 0) + int(row["count"])
     weekly = committed.current_weekly_trips(spark, lake, {region: model.version for region, model in models.items()})
@@ -128,7 +130,7 @@ def route_model_rows(model: RouteModel, ingestion_id: str) -> list[dict]:
 def _write_assignments(spark: SparkSession, publication: publish.Publication, assignments: DataFrame) -> None:
     """Writes trip_routes rows straight into the table's partitions, for the step's publish to commit."""
     table = tables.TRIP_ROUTES_TABLE
-    publication.add_files(table, delta.write_files(assignments, table.uri(publication.lake.root),
+    publication.add_files(table, table_files.write_files(assignments, table.uri(publication.lake.root),
                                                    table.partition_columns, publication.ingestion_id,
                                                    delta.Storage.from_spark(spark)))
 
@@ -167,7 +169,8 @@ def group_routes(
 
     if refitted:
         # One Spark job samples every refitted region's trips, then each region is fitted on the driver.
-        region_trips = committed.read_trips(spark, lake, committed.region_trip_files(spark, lake, refitted))
+        region_trips = committed.read_trips(spark, lake, committed.region_trip_files(spark, lake, refitted),
+                                            ["region", *SPATIAL_FEATURES, "started_at"])
         for region, model in fit_regions(region_trips, {region: counts[region] for region in refitted}, options).items():
             model.version = (current[region].version if current[region] else 0) + 1
             stage_model(fs, publication, delta.partition_dir("region", region), model)
@@ -187,9 +190,10 @@ def group_routes(
         for region, model in models.items():
             # A refitted region gets all of its trips assigned under the new version; the others only this ingestion's.
             trips = (
-                committed.read_trips(spark, lake, committed.region_trip_files(spark, lake, [region]))
+                committed.read_trips(spark, lake, committed.region_trip_files(spark, lake, [region]), ASSIGNED_COLUMNS)
                 if region in refitted
-                else committed.read_trips(spark, lake, batch_files[region]).where(F.col("ingestion_id") == ingestion_id)
+                else committed.read_trips(spark, lake, batch_files[region], ASSIGNED_COLUMNS)
+                .where(F.col("ingestion_id") == ingestion_id)
             )
             parts.append(assign(trips, model, ingestion_id))
         assignments = parts[0]
@@ -201,7 +205,7 @@ def group_routes(
     if refitted:
         rows = [row for region in refitted for row in route_model_rows(models[region], ingestion_id)]
         table = tables.ROUTE_MODELS_TABLE
-        publication.add_files(table, delta.write_files(
+        publication.add_files(table, table_files.write_files(
             spark.createDataFrame(rows, tables.ROUTE_MODELS_SCHEMA).coalesce(1), table.uri(lake_root),
             table.partition_columns, ingestion_id, delta.Storage.from_spark(spark)))
     publication.publish()

@@ -32,7 +32,7 @@ from datetime import datetime, timezone
 from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
-from spark_jobs.common import delta, publish, records, session, tables
+from spark_jobs.common import delta, publish, records, session, table_files, tables
 from spark_jobs.common.dedupe import (
     LAKE, MAX_BROADCAST_PARQUET_BYTES, NEW, number_rejected_lines, rank_copies, read_trip_ids,
     trips_in_lake, without_trips,
@@ -121,13 +121,13 @@ def _first_line(spark: SparkSession, uri: str) -> str | None:
 def _write_trips(trips: DataFrame, lake: Lake, ingestion_id: str, storage: delta.Storage) -> list[delta.DataFile]:
     """Writes the trips straight into the trips table, one file per partition, named after the ingestion: invisible to
     every reader until the ingestion's publish commits them (and to the views until the ingestion commits)."""
-    return delta.write_files(trips, tables.TRIPS_TABLE.uri(lake.root), tables.TRIPS_PARTITION_COLUMNS, ingestion_id,
+    return table_files.write_files(trips, tables.TRIPS_TABLE.uri(lake.root), tables.TRIPS_PARTITION_COLUMNS, ingestion_id,
                              storage, row_group_rows=TRIPS_ROW_GROUP_ROWS)
 
 
 def _read_written(spark: SparkSession, table_uri: str, files: list[delta.DataFile], storage: delta.Storage
                   ) -> DataFrame:
-    return delta.read_files(spark, table_uri, files, tables.TRIPS_SCHEMA, storage)
+    return table_files.read_files(spark, table_uri, files, tables.TRIPS_SCHEMA, storage)
 
 
 def _without_lake_trips(
@@ -283,7 +283,7 @@ def _ingest_raw_copy(
                 .orderBy("line_number")
                 .coalesce(1)  # one file, in line order
             )
-            publication.add_files(tables.REJECTED_ROWS_TABLE, delta.write_files(
+            publication.add_files(tables.REJECTED_ROWS_TABLE, table_files.write_files(
                 rows, tables.REJECTED_ROWS_TABLE.uri(lake.root), (), ingestion_id, storage))
 
     counts = Counts(

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import json
 import operator
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from functools import reduce
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
-from spark_jobs.common import delta, tables
+from spark_jobs.common import delta, table_files, tables
 from spark_jobs.common.lake import Lake
 from spark_jobs.common.lakefs import LakeFs
 from spark_jobs.common.route_model import RouteModel
@@ -47,9 +48,11 @@ def load_model(spark: SparkSession, fs: LakeFs, lake: Lake, region: str) -> Rout
     return RouteModel.from_metadata(json.loads(metadata))
 
 
-def read_trips(spark: SparkSession, lake: Lake, files: list[delta.SnapshotFile]) -> DataFrame:
-    return delta.read_files(spark, tables.TRIPS_TABLE.uri(lake.root), files, tables.TRIPS_SCHEMA,
-                            delta.Storage.from_spark(spark))
+def read_trips(spark: SparkSession, lake: Lake, files: list[delta.SnapshotFile],
+               columns: Sequence[str] | None = None) -> DataFrame:
+    """These trips files' rows, of the given columns only (None: all): the tasks read no other column."""
+    schema = T.StructType([tables.TRIPS_SCHEMA[name] for name in columns]) if columns else tables.TRIPS_SCHEMA
+    return table_files.read_files(spark, tables.TRIPS_TABLE.uri(lake.root), files, schema, delta.Storage.from_spark(spark))
 
 
 def region_trip_files(spark: SparkSession, lake: Lake, regions: Collection[str]) -> list[delta.SnapshotFile]:
@@ -71,7 +74,7 @@ def current_weekly_trips(spark: SparkSession, lake: Lake, versions: dict[str, in
     if not files:
         return None
     current = [(F.col("region") == region) & (F.col("model_version") == version) for region, version in versions.items()]
-    return (delta.read_files(spark, table_uri, files, tables.WEEKLY_TRIPS_SCHEMA, storage)
+    return (table_files.read_files(spark, table_uri, files, tables.WEEKLY_TRIPS_SCHEMA, storage)
             .where(reduce(operator.or_, current)))
 
 

@@ -8,7 +8,7 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from spark_jobs.common import delta, tables
+from spark_jobs.common import delta, table_files, tables
 from spark_jobs.common.identity import ORIGIN_LAT_KEY, scaled_coordinate
 
 
@@ -96,4 +96,4 @@ def read_trip_ids(spark: SparkSession, table_uri: str, files: list[delta.Snapsho
     shares with the lake).
     """
     columns = T.StructType([tables.TRIPS_SCHEMA["trip_id"]])
-    return delta.read_files(spark, table_uri, files, columns, storage, between=("started_at", *started))
+    return table_files.read_files(spark, table_uri, files, columns, storage, between=("started_at", *started))

@@ -1,12 +1,11 @@
 """The lake's tables as Delta tables (delta-rs): Spark's tasks write the Parquet files straight to their final places,
 and the driver commits them with delta-rs, one Delta transaction per table, each file with its statistics.
 
-Spark's own writer is not used for the tables: its commit protocol renames every file it writes (on S3 a copy and a
-delete), and Delta's Spark writer needs jars that PyPI does not carry. Here each task of `write_files` writes the rows
-of each partition value it holds as one file, named by the caller's prefix (the ingestion id) and a random part,
-with pyarrow, and returns what the commit needs: the path, the size, the partition values and the statistics
-(numRecords, min, max and null counts per column), so nothing is read back. Until `commit`, no reader of the table
-sees the files; a file no commit references is never read (readers go through the table's snapshot) and is swept.
+The tasks' side, writing and reading the files with pyarrow, is `spark_jobs.common.table_files`: each task of
+`write_files` writes the rows of each partition value it holds as one file, named by the caller's prefix (the
+ingestion id) and a random part, and returns what the commit needs (`DataFile`: the path, the size, the partition
+values and the statistics), so nothing is read back. Until `commit`, no reader of the table sees the files; a file no
+commit references is never read (readers go through the table's snapshot) and is swept.
 
 How the tasks and delta-rs reach the object store comes from Spark's own Hadoop settings (`Storage.from_spark`):
 the S3 endpoint, region and keys S3A is configured with, or the default AWS credential chain (EMR, Glue).
@@ -14,24 +13,16 @@ the S3 endpoint, region and keys S3A is configured with, or the default AWS cred
 
 from __future__ import annotations
 
-import json
 import time
-import uuid
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 from urllib.parse import unquote, urlparse
 
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.dataset as ds
-import pyarrow.parquet as pq
 from pyarrow import fs as pafs
 
 if TYPE_CHECKING:  # the orchestrator reads and appends to tables with no Spark at all
-    from pyspark.sql import DataFrame, SparkSession
-
-WRITTEN_SCHEMA = "path string, size long, partition_values string, records long, stats string"
-ZSTD = "zstd"
+    from pyspark.sql import SparkSession
 
 
 @dataclass(frozen=True)
@@ -90,109 +81,6 @@ class DataFile:
     @classmethod
     def from_json(cls, data: dict) -> DataFile:
         return cls(**data)
-
-
-def statistics(table: pa.Table) -> str:
-    """Delta's per-file statistics of the rows written, computed from the rows themselves (no footer read)."""
-    minimum, maximum, nulls = {}, {}, {}
-    for name in table.column_names:
-        column = table[name]
-        nulls[name] = column.null_count
-        if column.null_count < len(column) and not pa.types.is_nested(column.type):
-            extremes = pc.min_max(column)
-            minimum[name], maximum[name] = _json_value(extremes["min"]), _json_value(extremes["max"])
-    return json.dumps({"numRecords": table.num_rows, "minValues": minimum, "maxValues": maximum, "nullCount": nulls})
-
-
-def _json_value(scalar: pa.Scalar):
-    value = scalar.as_py()
-    if pa.types.is_timestamp(scalar.type):
-        return value.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"  # Delta's statistics format for timestamps
-    return value.isoformat() if hasattr(value, "isoformat") else value
-
-
-def write_files(df: DataFrame, table_uri: str, partition_columns: Sequence[str], prefix: str, storage: Storage,
-                sort_by: Sequence[str] = (), row_group_rows: int | None = None) -> list[DataFile]:
-    """Writes df into the table as one file per partition value and Spark partition (repartition df by the partition
-    columns first for one file per partition value), each sorted by sort_by, and returns the files written."""
-    columns = list(partition_columns)
-
-    def write(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        filesystem, root = storage.filesystem(table_uri)
-        groups: dict[tuple, list[pa.Table]] = {}
-        for batch in batches:
-            rows = pa.Table.from_batches([batch])
-            keys = rows.select(columns).group_by(columns).aggregate([]) if columns else pa.table({})
-            for key in keys.to_pylist() if columns else [{}]:
-                mask = _matching(rows, key)
-                groups.setdefault(tuple(key.values()), []).append(rows.filter(mask) if columns else rows)
-        for values, parts in groups.items():
-            rows = pa.concat_tables(parts)
-            rows = rows.sort_by([(name, "ascending") for name in sort_by]) if sort_by else rows
-            rows = rows.drop_columns(columns)
-            partition_values = {name: None if value is None else str(value) for name, value in zip(columns, values)}
-            directory = "/".join(partition_dir(name, value) for name, value in partition_values.items())
-            relative = "/".join(part for part in (directory, f"{prefix}-{uuid.uuid4().hex}.parquet") if part)
-            if isinstance(filesystem, pafs.LocalFileSystem):  # S3 has no directories: no marker objects there
-                filesystem.create_dir(f"{root}/{directory}" if directory else root, recursive=True)
-            with filesystem.open_output_stream(f"{root}/{relative}") as sink:
-                pq.write_table(rows, sink, compression=ZSTD, row_group_size=row_group_rows)
-                size = sink.tell()  # what was written: no request to ask the store
-            yield pa.RecordBatch.from_pylist([{"path": relative, "size": size,
-                                               "partition_values": json.dumps(partition_values),
-                                               "records": rows.num_rows, "stats": statistics(rows)}])
-
-    written = df.mapInArrow(write, WRITTEN_SCHEMA).collect()
-    return [DataFile(row["path"], row["size"], json.loads(row["partition_values"]), row["records"], row["stats"])
-            for row in written]
-
-
-def read_files(spark: SparkSession, table_uri: str, files: Sequence[SnapshotFile | DataFile], schema,
-               storage: Storage, between: tuple[str, int, int] | None = None) -> DataFrame:
-    """The rows of these files of a table (its snapshot's, or files a step just wrote) as a DataFrame of the Spark
-    schema `schema`: file columns, and partition columns from the log's values. Each Spark task reads its files with
-    pyarrow, told the size the log holds, so a file costs its GETs alone: Spark's own reader asks S3A for a file's
-    status when a DataFrame is made of it and again each time a task opens it. between=(column, low, high): only the
-    rows whose column lies in [low, high] (a timestamp's as microseconds since the epoch), reading only the row groups
-    whose statistics overlap."""
-    from pyspark.sql.pandas.types import to_arrow_schema
-
-    arrow = to_arrow_schema(schema)
-    listed = [(file.path, file.size, json.dumps(file.partition_values)) for file in files]
-
-    def read(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        filesystem, root = storage.filesystem(table_uri)
-        for batch in batches:
-            for path, size, values in zip(*batch.to_pydict().values()):
-                partition = json.loads(values)
-                fragment = ds.ParquetFileFormat().make_fragment(f"{root.rstrip('/')}/{path}", filesystem,
-                                                                file_size=size)
-                rows = fragment.to_table(columns=[name for name in arrow.names if name not in partition],
-                                         filter=_within(fragment, between))
-                for name, value in partition.items():
-                    if name in arrow.names:
-                        rows = rows.append_column(name, pa.array([value] * rows.num_rows, pa.string()))
-                yield from rows.select(arrow.names).cast(arrow).to_batches()
-
-    slices = max(1, min(len(listed), spark.sparkContext.defaultParallelism * 4))
-    return (spark.sparkContext.parallelize(listed, slices).toDF("path string, size long, partition_values string")
-            .mapInArrow(read, schema))
-
-
-def _within(fragment: ds.ParquetFileFragment, between: tuple[str, int, int] | None) -> ds.Expression | None:
-    if between is None:
-        return None
-    name, low, high = between
-    kind = fragment.physical_schema.field(name).type
-    return (ds.field(name) >= pa.scalar(low).cast(kind)) & (ds.field(name) <= pa.scalar(high).cast(kind))
-
-
-def _matching(rows: pa.Table, key: dict) -> pa.ChunkedArray:
-    mask = None
-    for name, value in key.items():
-        equal = pc.is_null(rows[name]) if value is None else pc.equal(rows[name], value)
-        mask = equal if mask is None else pc.and_(mask, equal)
-    return mask
 
 
 def partition_dir(name: str, value: str | None) -> str:
@@ -299,7 +187,8 @@ def snapshot_files(table_uri: str, storage: Storage, partitions: Sequence[dict[s
     if table is None:
         return []
     files = []
-    for action in pa.table(table.get_add_actions(flatten=True)).to_pylist():
+    for action in _without_time_zones(pa.RecordBatchReader.from_stream(table.get_add_actions(flatten=True)).read_all()
+                                      ).to_pylist():
         values = {name.removeprefix("partition."): None if value is None else str(value)
                   for name, value in action.items() if name.startswith("partition.")}
         if partitions is not None and not any(partition.items() <= values.items() for partition in partitions):
@@ -312,6 +201,18 @@ def snapshot_files(table_uri: str, storage: Storage, partitions: Sequence[dict[s
         if equal is None or file.may_hold(*equal):
             files.append(file)
     return files
+
+
+def _without_time_zones(actions: pa.Table) -> pa.Table:
+    """Timestamp statistics as UTC without a zone: a zoned timestamp's as_py() imports pandas, 0.2 s of every
+    `triplake sql` (as pa.table() would, to ask whether it was given a DataFrame: the stream is read instead). A
+    view of the same values, not a cast, which would import pyarrow.compute."""
+    for index, field in enumerate(actions.schema):
+        if pa.types.is_timestamp(field.type) and field.type.tz is not None:
+            plain = pa.timestamp(field.type.unit)
+            column = pa.chunked_array([chunk.view(plain) for chunk in actions.column(index).chunks], plain)
+            actions = actions.set_column(index, field.name, column)
+    return actions
 
 
 def file_uris(table_uri: str, storage: Storage, partitions: Sequence[dict[str, str]] | None = None) -> list[str]:
@@ -349,5 +250,7 @@ def rows_where(table_uri: str, storage: Storage, column: str, value: Any) -> lis
     table = open_table(table_uri, storage)
     if table is None:
         return []
+    import pyarrow.dataset as ds  # here: the query commands import this module, and it costs them 0.2 s
+
     dataset = table.to_pyarrow_dataset(file_pruning_predicate=[(column, "=", value)])
-    return dataset.to_table(filter=pc.field(column) == value).to_pylist()
+    return dataset.to_table(filter=ds.field(column) == value).to_pylist()

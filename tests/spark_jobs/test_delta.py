@@ -12,7 +12,8 @@ import pyarrow as pa
 import pytest
 from deltalake import DeltaTable
 
-from spark_jobs.common.delta import Storage, commit, file_uris, statistics, write_files
+from spark_jobs.common.delta import Storage, commit, file_uris
+from spark_jobs.common.table_files import statistics, write_files
 
 SCHEMA = pa.schema([("trip_id", pa.string()), ("started_at", pa.timestamp("us", tz="UTC")), ("origin_lat", pa.float64()),
                     ("region", pa.string()), ("week_start", pa.string())])
