@@ -18,9 +18,8 @@ from pathlib import Path
 from deltalake import DeltaTable
 
 from bench.bench_queries import measure
-from spark_jobs.common.locations import INGESTIONS
-from spark_jobs.common.tables import DELTA_TABLES
 from triplake.generate import GenerateOptions, generate
+from triplake.maintain import table_locations
 from triplake.settings import LOCAL_DIR
 
 TRIPLAKE = str(Path(sys.executable).with_name("triplake"))
@@ -45,9 +44,8 @@ def timed(command: list[str]) -> tuple[float, dict]:
 
 def files_per_table(lake: Path) -> dict[str, int]:
     """How many data files each table's current snapshot holds (what every reader opens)."""
-    locations = [table.location for table in DELTA_TABLES] + [INGESTIONS]
-    return {location.rsplit("/", 1)[-1]: len(DeltaTable(str(lake / location)).file_uris()) for location in locations
-            if DeltaTable.is_deltatable(str(lake / location))}
+    return {location.rsplit("/", 1)[-1]: len(DeltaTable(str(lake / location)).file_uris())
+            for location in table_locations() if DeltaTable.is_deltatable(str(lake / location))}
 
 
 def main(argv: list[str] | None = None) -> int:

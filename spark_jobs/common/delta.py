@@ -51,8 +51,7 @@ class Storage:
 
     def filesystem(self, uri: str) -> tuple[pafs.FileSystem, str]:
         """pyarrow's filesystem of a URI and the URI's path on it."""
-        parsed = urlparse(uri)
-        if parsed.scheme in ("s3", "s3a"):
+        if urlparse(uri).scheme in ("s3", "s3a"):
             options: dict = {"region": self.region} if self.region else {}
             if self.endpoint:
                 endpoint = urlparse(self.endpoint)
@@ -61,8 +60,16 @@ class Storage:
                 options |= {"access_key": self.access_key, "secret_key": self.secret_key}
             # A delayed open makes a small file one PUT, not a multipart upload and a HEAD of its "parents" (measured
             # on moto: 1 request instead of 4); a failure shows when the file is closed.
-            return pafs.S3FileSystem(allow_delayed_open=True, **options), f"{parsed.netloc}{parsed.path}"
-        return pafs.LocalFileSystem(), parsed.path if parsed.scheme == "file" else uri
+            return pafs.S3FileSystem(allow_delayed_open=True, **options), self.path(uri)
+        return pafs.LocalFileSystem(), self.path(uri)
+
+    @staticmethod
+    def path(uri: str) -> str:
+        """A URI's path on its pyarrow filesystem: bucket/key for s3://, the local path for file://."""
+        parsed = urlparse(uri)
+        if parsed.scheme in ("s3", "s3a"):
+            return f"{parsed.netloc}{parsed.path}"
+        return parsed.path if parsed.scheme == "file" else uri
 
 
 @dataclass(frozen=True)

@@ -40,8 +40,9 @@ class LakeFs:
     def _locate(self, uri: str) -> tuple[pafs.FileSystem, str]:
         """The filesystem of a URI (one per scheme, reused) and the URI's path on it."""
         scheme = urlparse(uri).scheme or "file"
-        filesystem, path = self._storage.filesystem(uri)
-        return self._filesystems.setdefault(scheme, filesystem), path.rstrip("/")
+        if scheme not in self._filesystems:
+            self._filesystems[scheme] = self._storage.filesystem(uri)[0]
+        return self._filesystems[scheme], Storage.path(uri).rstrip("/")
 
     def _info(self, uri: str) -> tuple[pafs.FileSystem, str, pafs.FileInfo]:
         filesystem, path = self._locate(uri)
