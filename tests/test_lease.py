@@ -127,6 +127,43 @@ def test_a_lease_kept_alive_outlives_its_first_expiry(store_factory):
     assert kept.lost is None
 
 
+class VirtualClock:
+    """time.monotonic and time.sleep for the lease module: each sleep of the waiter (one poll) advances the clock and
+    lets the test act, so what the waiter sees between its polls is fixed, not raced."""
+
+    def __init__(self, on_poll) -> None:
+        self.now, self.polls, self.on_poll = 0.0, 0, on_poll
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+        self.polls += 1
+        self.on_poll(self.polls)
+
+
+def test_a_writer_waits_for_as_long_as_the_holder_renews_and_gives_up_once_the_lease_stands_still(
+        tmp_path, monkeypatch):
+    store = lambda: FileObjects(tmp_path / "lake")  # noqa: E731
+    holder_lease = LakeLease(store(), "long", ["long-1"], owner="a long batch", seconds=3600.0)
+    holder_lease.acquire(wait_seconds=0)
+    renewals = 30  # the holder renews at each of the waiter's first 30 polls: 30 s of progress against a 5 s wait
+    clock = VirtualClock(lambda poll: holder_lease.renew() if poll <= renewals else None)
+    monkeypatch.setattr("triplake.lease.time", clock)
+    heard = []
+    with pytest.raises(LakeBusyError, match="has not changed for 5 s") as busy:
+        LakeLease(store(), "next", ["next-1"], owner="an upload", seconds=60.0).acquire(wait_seconds=5,
+                                                                                      on_wait=heard.append)
+    assert busy.value.holder.writer == "long"
+    assert renewals + 4 <= clock.polls <= renewals + 6, "refused 5 s after the last renewal, not 5 s after it began"
+    assert [held.writer for held in heard] == ["long"], "said once per holder, not at every renewal"
+
+    clock.polls, clock.on_poll = 0, lambda poll: holder_lease.release() if poll == 40 else holder_lease.renew()
+    LakeLease(store(), "next", ["next-1"], owner="an upload", seconds=60.0).acquire(wait_seconds=5)
+    assert clock.polls == 40 and holder(store) == "next", "a holder that keeps renewing is waited for to its end"
+
+
 def test_a_lease_whose_process_on_this_machine_is_gone_is_taken_at_once(store_factory):
     finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     dead_pid = int(finished.stdout)

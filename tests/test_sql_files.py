@@ -51,7 +51,7 @@ def test_every_file_is_one_athena_statement_with_a_grain_header(path):
 
 def test_the_ddl_declares_every_delta_table_with_the_columns_its_writers_commit(sample_lake):
     written = {table.location: (table.schema, list(table.partition_columns)) for table in tables.DELTA_TABLES}
-    written[tables.INGESTIONS] = (records.INGESTIONS_ARROW_SCHEMA, [])
+    written[tables.INGESTIONS] = (records.ingestions_arrow_schema(), [])
     delta_tables = {table.location: table for table in table_definitions() if table.is_delta}
     assert set(delta_tables) == set(written)
     for location, (schema, partition_columns) in written.items():

@@ -59,8 +59,7 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError(str(problem)) from problem
 
     def waiting(holder) -> None:
-        stderr.print(f"waiting for the lake (up to {settings.lake_lease_wait_seconds:.0f} s): it is being written by "
-                     f"{holder.describe()}")
+        stderr.print(f"waiting for the lake: it is being written by {holder.describe()}")
 
     with stderr.status("starting Spark (local mode)...", spinner="dots"):
         spark = build_local_session(settings)

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
-
-from pyarrow import fs as pafs
 
 from spark_jobs.common.delta import Storage
 from triplake.settings import Settings
 
+if TYPE_CHECKING:
+    from pyarrow import fs as pafs
+
 def filesystem(lake_root: str, settings: Settings) -> tuple[pafs.FileSystem, str]:
     """The filesystem of a lake root and the root's path on it."""
+    from pyarrow import fs as pafs  # here: a query of a file:// lake never imports pyarrow
+
     parsed = urlparse(lake_root)
     if parsed.scheme in ("s3", "s3a"):
         options = {"region": settings.aws_region}

@@ -5,8 +5,9 @@ step of their ingestions and hold it until the last has committed. It is one obj
 `_lease.json` (spark_jobs.common.lease), created, renewed, taken over and released with compare-and-swap writes
 (triplake.lake_objects: S3 conditional writes, or O_EXCL and flock on file://).
 
-A second writer waits (bounded, saying who holds the lake) and then fails with LakeBusyError. A lease whose
-holder stopped renewing expires and is taken over; so is one held by a process of this machine that no longer
+A second writer waits, saying who holds the lake, for as long as the lake shows progress (the lease renewed or
+taken), so uploads queued behind long ingestions are never refused for waiting; it fails with LakeBusyError only
+when the lease has not changed for its wait. A lease whose holder stopped renewing expires and is taken over; so is one held by a process of this machine that no longer
 exists. The interrupted ingestion is then rolled back by the new holder's first step (spark_jobs.common.publish).
 """
 
@@ -102,9 +103,14 @@ class LakeLease:
         return self.objects.replace(LEASE_FILE, record.to_json().encode(), version)
 
     def acquire(self, wait_seconds: float, on_wait: Callable[[LeaseRecord], None] | None = None) -> LeaseRecord:
-        """Takes the lake, waiting up to wait_seconds while another writer holds it; LakeBusyError after that."""
+        """Takes the lake, waiting while another writer holds it and shows progress; LakeBusyError once the lake has
+        shown none for wait_seconds.
+
+        Progress is the lease changing: its holder renewing it (every third of its life while it works) or another
+        writer taking it. So a writer is never refused because the writers ahead of it were long, only because the
+        one holding the lake stopped renewing and its lease has not expired yet (a lease that expires is taken over)."""
         deadline = time.monotonic() + wait_seconds
-        announced = None
+        seen_token, announced = None, None
         while True:
             record = self._record()
             if self.objects.create(LEASE_FILE, record.to_json().encode()):
@@ -120,15 +126,19 @@ class LakeLease:
                         logger.warning("took the lake over from %s: %s", held.describe(), gone)
                     return record
                 continue  # it changed in between: look again
+            if seen_token is not None and held.token != seen_token:
+                deadline = time.monotonic() + wait_seconds  # renewed or taken: the lake is moving
+            seen_token = held.token
             if time.monotonic() >= deadline:
                 raise LakeBusyError(
-                    f"the lake is being written by {held.describe()}; waited {wait_seconds:.0f} s for it. "
-                    f"Run again once it has finished (its lease is {self.location}; see docs/runbook.md)",
+                    f"the lake is being written by {held.describe()}, whose lease has not changed for "
+                    f"{wait_seconds:.0f} s (TRIPLAKE_LAKE_LEASE_WAIT_SECONDS) and has not expired either. Run again "
+                    f"once it has finished or its lease has expired (it is {self.location}; see docs/runbook.md)",
                     held,
                 )
-            if on_wait is not None and announced != held.token:
+            if on_wait is not None and announced != held.writer:
                 on_wait(held)
-                announced = held.token
+                announced = held.writer
             time.sleep(POLL_SECONDS)
 
     def renew(self) -> LeaseRecord:

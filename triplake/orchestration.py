@@ -186,7 +186,8 @@ def batch_failure(failure: BaseException) -> dict[str, str]:
     """Why a batch's Spark task failed as a whole, as each of its files not ingested is told."""
     if isinstance(failure, LakeBusyError):
         return {"kind": "lake_busy",
-                "message": "another writer held the lake's writer lease for longer than TRIPLAKE_LAKE_LEASE_WAIT_SECONDS; "
+                "message": "the writer holding the lake's lease neither renewed it nor let it expire for "
+                           "TRIPLAKE_LAKE_LEASE_WAIT_SECONDS; "
                            "nothing of this file was written. Ingest it again once the lake is free (docs/runbook.md)."}
     detail = (str(failure).strip().splitlines() or [type(failure).__name__])[-1]
     return {"kind": "task_failed",

@@ -57,7 +57,9 @@ class Settings(BaseSettings):
         description="Life of the lake's writer lease without renewal; its holder renews it every third of that",
     )
     lake_lease_wait_seconds: float = Field(
-        default=1800.0, ge=0, description="How long a writer waits for a lake another ingestion is writing, then fails"
+        default=1800.0, ge=0,
+        description="How long a writer waits for a lake whose holder shows no progress (its lease neither renewed nor "
+                    "expired), then fails; a holder that renews is waited for",
     )
     compact_target_bytes: int = Field(
         default=128 * 2**20, ge=2**20, description="`triplake maintain` compacts a table's small files toward this size"

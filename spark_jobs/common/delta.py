@@ -18,11 +18,13 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Sequence
 from urllib.parse import unquote, urlparse
 
-import pyarrow as pa
-from pyarrow import fs as pafs
-
 if TYPE_CHECKING:  # the orchestrator reads and appends to tables with no Spark at all
+    import pyarrow as pa
+    from pyarrow import fs as pafs
     from pyspark.sql import SparkSession
+
+# pyarrow is imported where it is used: a query of a file:// lake (DuckDB, the file list from delta-rs) never needs
+# it, and importing it (and numpy with it) is ~0.1 s of every `triplake sql`.
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,8 @@ class Storage:
 
     def filesystem(self, uri: str) -> tuple[pafs.FileSystem, str]:
         """pyarrow's filesystem of a URI and the URI's path on it."""
+        from pyarrow import fs as pafs
+
         if urlparse(uri).scheme in ("s3", "s3a"):
             options: dict = {"region": self.region} if self.region else {}
             if self.endpoint:
@@ -189,6 +193,7 @@ def snapshot_files(table_uri: str, storage: Storage, partitions: Sequence[dict[s
     of the partition columns, {"region": "Turin"}), and, with equal=(column,
     value), only those whose statistics say they may hold a row with that value. [] for a table nothing was
     committed to yet. Nothing but the log is read."""
+    import pyarrow as pa
 
     table = open_table(table_uri, storage) if partitions != [] else None
     if table is None:
@@ -214,6 +219,8 @@ def _without_time_zones(actions: pa.Table) -> pa.Table:
     """Timestamp statistics as UTC without a zone: a zoned timestamp's as_py() imports pandas, 0.2 s of every
     `triplake sql` (as pa.table() would, to ask whether it was given a DataFrame: the stream is read instead). A
     view of the same values, not a cast, which would import pyarrow.compute."""
+    import pyarrow as pa
+
     for index, field in enumerate(actions.schema):
         if pa.types.is_timestamp(field.type) and field.type.tz is not None:
             plain = pa.timestamp(field.type.unit)
@@ -222,14 +229,17 @@ def _without_time_zones(actions: pa.Table) -> pa.Table:
     return actions
 
 
-def file_uris(table_uri: str, storage: Storage, partitions: Sequence[dict[str, str]] | None = None) -> list[str]:
-    """The URIs of the files of the table's current snapshot, of the given partitions only (None: all)."""
-    return [file.uri for file in snapshot_files(table_uri, storage, partitions)]
+def file_uris(table_uri: str, storage: Storage) -> list[str]:
+    """Where the files of the table's current snapshot are (absolute paths for a local table, s3:// URIs); [] for a
+    table nothing was committed to yet. The log's paths alone: no statistics parsed, no pyarrow imported."""
+    table = open_table(table_uri, storage)
+    return [] if table is None else table.file_uris()
 
 
 def arrow_schema(spark_schema, date_columns: Sequence[str] = ()) -> pa.Schema:
     """A Spark schema as Delta's columns; date_columns (Spark writes week_start as a yyyy-MM-dd partition directory)
     become dates."""
+    import pyarrow as pa
     from pyspark.sql.pandas.types import to_arrow_schema
 
     schema = to_arrow_schema(spark_schema)

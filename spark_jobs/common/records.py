@@ -13,25 +13,31 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
-from typing import Any, Mapping
-
-import pyarrow as pa
+from typing import TYPE_CHECKING, Any, Mapping
 
 from spark_jobs.common import delta
 from spark_jobs.common.ingestions import COUNT_FIELDS
 from spark_jobs.common.locations import INGESTIONS
 
+if TYPE_CHECKING:
+    import pyarrow as pa
+
 SUCCEEDED = "SUCCEEDED"
 FAILED = "FAILED"
 
-INGESTIONS_ARROW_SCHEMA = pa.schema(
-    [pa.field("ingestion_id", pa.string(), False), pa.field("source_uri", pa.string(), False),
-     pa.field("status", pa.string(), False),
-     *[pa.field(name, pa.int64(), False) for name in COUNT_FIELDS],
-     pa.field("started_at", pa.timestamp("us", tz="UTC"), False),
-     pa.field("finished_at", pa.timestamp("us", tz="UTC"), False),
-     pa.field("error", pa.string(), True)]
-)
+
+def ingestions_arrow_schema() -> pa.Schema:
+    """The ingestions table's columns (a function: the query commands import this module without pyarrow)."""
+    import pyarrow as pa
+
+    return pa.schema(
+        [pa.field("ingestion_id", pa.string(), False), pa.field("source_uri", pa.string(), False),
+         pa.field("status", pa.string(), False),
+         *[pa.field(name, pa.int64(), False) for name in COUNT_FIELDS],
+         pa.field("started_at", pa.timestamp("us", tz="UTC"), False),
+         pa.field("finished_at", pa.timestamp("us", tz="UTC"), False),
+         pa.field("error", pa.string(), True)]
+    )
 
 
 class OldLayoutError(RuntimeError):
@@ -41,7 +47,12 @@ class OldLayoutError(RuntimeError):
 def check_layout(lake_root: str, storage: delta.Storage) -> None:
     """Raises OldLayoutError for a lake of the older layout: its ingestions records are files of their own,
     '<ingestion id>.parquet', with no Delta log (delta-rs names its data files 'part-...')."""
-    from pyarrow import fs as pafs
+    from deltalake import DeltaTable
+
+    if DeltaTable.is_deltatable(table_uri(lake_root), storage.delta_options()):
+        return
+    from pyarrow import fs as pafs  # only for a lake whose ingestions are not a Delta table: rare
+
 
     filesystem, path = storage.filesystem(table_uri(lake_root))
     names = {entry.base_name for entry in filesystem.get_file_info(pafs.FileSelector(path, allow_not_found=True))}
@@ -67,7 +78,9 @@ def record(ingestion_id: str, source_uri: str, status: str, started_at: datetime
 
 
 def append_record(lake_root: str, storage: delta.Storage, row: Mapping[str, Any]) -> None:
-    delta.append(table_uri(lake_root), pa.Table.from_pylist([dict(row)], INGESTIONS_ARROW_SCHEMA), storage)
+    import pyarrow as pa
+
+    delta.append(table_uri(lake_root), pa.Table.from_pylist([dict(row)], ingestions_arrow_schema()), storage)
 
 
 def read_record(lake_root: str, storage: delta.Storage, ingestion_id: str) -> dict[str, Any] | None:
