@@ -7,8 +7,9 @@ step of their ingestions and hold it until the last has committed. It is one obj
 
 A second writer waits, saying who holds the lake, for as long as the lake shows progress (the lease renewed or
 taken), so uploads queued behind long ingestions are never refused for waiting; it fails with LakeBusyError only
-when the lease has not changed for its wait. A lease whose holder stopped renewing expires and is taken over; so is one held by a process of this machine that no longer
-exists. The interrupted ingestion is then rolled back by the new holder's first step (spark_jobs.common.publish).
+when the lease has not changed for its wait. A lease whose holder stopped renewing expires and is taken over; so
+is one held by a process of this machine that no longer exists. The interrupted ingestion is then rolled back by
+the new holder's first step (spark_jobs.common.publish).
 """
 
 from __future__ import annotations

@@ -171,6 +171,11 @@ class SnapshotFile:
         low, high = self.min_values.get(column), self.max_values.get(column)
         return low is None or high is None or low <= value <= high
 
+    def may_overlap(self, column: str, low: Any, high: Any) -> bool:
+        """False when the file's statistics show it holds no row whose column lies within [low, high]."""
+        least, most = self.min_values.get(column), self.max_values.get(column)
+        return least is None or most is None or (least <= high and low <= most)
+
     def holds_only(self, column: str, value: Any) -> bool:
         """True when the file's statistics show every row's column equals value, and how many rows it has."""
         return self.records is not None and self.min_values.get(column) == self.max_values.get(column) == value
@@ -230,10 +235,17 @@ def _without_time_zones(actions: pa.Table) -> pa.Table:
 
 
 def file_uris(table_uri: str, storage: Storage) -> list[str]:
-    """Where the files of the table's current snapshot are (absolute paths for a local table, s3:// URIs); [] for a
-    table nothing was committed to yet. The log's paths alone: no statistics parsed, no pyarrow imported."""
+    """The URIs of the files of the table's current snapshot, spelled as table_uri is (as snapshot_files gives them);
+    [] for a table nothing was committed to yet. The log's paths alone: no statistics parsed, no pyarrow imported."""
     table = open_table(table_uri, storage)
-    return [] if table is None else table.file_uris()
+    if table is None:
+        return []
+    # delta-rs puts the table's root as its URL spells it (a local one as a bare path, percent-encoded) before each
+    # file's path in the table (decoded): "/tmp/a%20b/trips/region=Turin/...". Only the file's part is kept.
+    root = table.table_uri.rstrip("/")
+    if urlparse(root).scheme == "file":
+        root = urlparse(root).path
+    return [f"{table_uri.rstrip('/')}/{uri.removeprefix(root).lstrip('/')}" for uri in table.file_uris()]
 
 
 def arrow_schema(spark_schema, date_columns: Sequence[str] = ()) -> pa.Schema:

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pytest
 from deltalake import DeltaTable
 
-from spark_jobs.common.delta import Storage, commit, file_uris
+from spark_jobs.common.delta import DataFile, Storage, commit, file_uris, snapshot_files
 from spark_jobs.common.table_files import statistics, write_files
 
 SCHEMA = pa.schema([("trip_id", pa.string()), ("started_at", pa.timestamp("us", tz="UTC")), ("origin_lat", pa.float64()),
@@ -62,7 +62,7 @@ def test_tasks_write_one_sorted_file_per_partition_and_the_commit_makes_them_the
     read = table.to_pyarrow_table().sort_by("trip_id")
     assert read.column("trip_id").to_pylist()[:3] == ["a-0", "a-1", "a-2"]
     assert set(read.column("region").to_pylist()) == {"Prague", "Turin"}, "partition values restored from the log"
-    prague = file_uris(table_uri, storage, [{"region": "Prague", "week_start": "2018-05-28"}])
+    prague = [file.uri for file in snapshot_files(table_uri, storage, [{"region": "Prague", "week_start": "2018-05-28"}])]
     assert len(prague) == 2 and all("region=Prague/week_start=2018-05-28" in uri for uri in prague)
 
     if table_uri.startswith("file:"):  # DuckDB reads a local snapshot's files itself (s3:// goes through fsspec)
@@ -81,3 +81,26 @@ def test_statistics_are_deltas_and_skip_nulls():
     stats = json.loads(statistics(table))
     assert stats["numRecords"] == 3 and stats["nullCount"] == {"n": 1, "t": 0, "s": 3}
     assert stats["minValues"] == {"n": 1, "t": "2018-05-28T00:00:00.000Z"} and stats["maxValues"]["n"] == 3
+
+
+def test_the_snapshot_file_list_is_spelled_as_the_table_uri_whatever_the_root_and_partition_values_hold(tmp_path):
+    # delta-rs gives a local table's root percent-encoded and the rest decoded; readers need one spelling that opens.
+    table_uri = f"file://{tmp_path}/a lake 100%/trips"
+    value = 'Turin "Centro" 50%'
+    folder = tmp_path / "a lake 100%" / "trips" / 'region=Turin %22Centro%22 50%25' / "week_start=2018-05-21"
+    folder.mkdir(parents=True)
+    rows = pa.table({"trip_id": ["a", "b"], "started_at": pa.array([datetime(2018, 5, 21, tzinfo=timezone.utc)] * 2,
+                                                                    pa.timestamp("us", tz="UTC")),
+                     "origin_lat": [45.0, 45.1]})
+    import pyarrow.parquet as pq
+
+    pq.write_table(rows, folder / "part-1.parquet")
+    path = f"{folder.parent.name}/{folder.name}/part-1.parquet"
+    written = DataFile(path, (folder / "part-1.parquet").stat().st_size, {"region": value, "week_start": "2018-05-21"},
+                       2, statistics(rows))
+    commit(table_uri, SCHEMA, PARTITIONS, [written], Storage())
+
+    listed = file_uris(table_uri, Storage())
+    assert listed == [file.uri for file in snapshot_files(table_uri, Storage())] == [f"{table_uri}/{path}"]
+    assert duckdb.sql(f"select count(*) from read_parquet({[uri.removeprefix('file://') for uri in listed]!r})"
+                      ).fetchall() == [(2,)]
