@@ -46,7 +46,6 @@ class WeeklyResult:
     ingestion_id: str
     partitions_rebuilt: list[tuple[str, str]]  # the (region, week_start) partitions this ingestion added counts to
     seconds: float
-    routes: dict[str, list[dict]]  # region -> its routes with their trips in the whole lake, as committed
     committed: bool
 
     def to_dict(self) -> dict:
@@ -67,7 +66,7 @@ def build_weekly(spark: SparkSession, lake_root: str, ingestion_id: str, commit:
     fs, lake = LakeFs(spark), Lake(lake_root)
     if publish.is_committed(spark, fs, lake, ingestion_id) is not None:
         logger.info("ingestion %s is recorded already: nothing to count or commit", ingestion_id)
-        return WeeklyResult(ingestion_id, [], 0.0, {}, committed=False)
+        return WeeklyResult(ingestion_id, [], 0.0, committed=False)
     publication = publish.Publication(spark, fs, lake, ingestion_id, "build_weekly").begin()
     files = ingestion_route_files(spark, lake, ingestion_id)
     written: list[delta.DataFile] = []
@@ -88,15 +87,16 @@ def build_weekly(spark: SparkSession, lake_root: str, ingestion_id: str, commit:
     publication.publish()
     rebuilt = sorted({(file.partition_values["region"], file.partition_values["week_start"]) for file in written})
     logger.info("weekly_trips: counts added to %d partitions in %.1f s", len(rebuilt), time.perf_counter() - started)
-    routes = route_summaries(spark, fs, lake, sorted({file.partition_values["region"] for file in files}))
     if commit:
         publish.commit(spark, fs, lake, ingestion_id)
-    return WeeklyResult(ingestion_id, rebuilt, round(time.perf_counter() - started, 2), routes, commit)
+    return WeeklyResult(ingestion_id, rebuilt, round(time.perf_counter() - started, 2), commit)
 
 
-def route_summaries(spark: SparkSession, fs: LakeFs, lake: Lake, regions: list[str]) -> dict[str, list[dict]]:
-    """Each region's routes under its current model with their trips in the lake (what the routes view will show
-    once the ingestion commits): the model's metadata and the sum of the region's weekly counts."""
+def route_summaries(spark: SparkSession, lake_root: str, regions: list[str]) -> dict[str, list[dict]]:
+    """Each region's routes under its current model with their trips in the lake (what the routes view shows): the
+    model's metadata and the sum of the region's weekly counts. It reads the regions' whole weekly history, so a
+    batch asks once, after its last ingestion, not each ingestion."""
+    fs, lake = LakeFs(spark), Lake(lake_root)
     models = {region: model for region in regions if (model := committed.load_model(spark, fs, lake, region)) is not None}
     weekly = committed.current_weekly_trips(spark, lake, {region: model.version for region, model in models.items()})
     trips = {} if weekly is None else {

@@ -11,7 +11,7 @@ region being fitted), and assigning a trip is a linear score per route, in Spark
 
 A region's model is saved as models/routes/region=<r>/v=<version>/route_model.json and reused: a new file's trips are assigned
 without refitting. A region is (re)fitted when it has no model yet, when it has grown `refit_growth` times (4x) since
-its model was trained (its trips counted from the small weekly_trips table, not by reading the region), or when
+its model was trained (its trips counted from the trips table's log, not by reading the region), or when
 asked (--refit): the fit is a new model version, all of the region's trips are assigned again under it, and the
 older version's routes stop counting when the ingestion commits (one unit: readers see either the old routes or
 the new ones, never a mix). Every trip_routes and route_models row carries its model_version, and the report says
@@ -77,23 +77,20 @@ def stage_model(fs: LakeFs, publication: publish.Publication, region_dir: str, m
     publication.add(staged, f"{tables.MODELS}/{relative}")
 
 
-def region_trip_counts(spark: SparkSession, fs: LakeFs, lake: Lake, ingestion_id: str,
-                       batch_files: dict[str, list[delta.SnapshotFile]], models: dict[str, RouteModel]) -> dict[str, int]:
-    """The trips of each of the ingestion's regions, its own included: the ingestion's from the log (the records of
-    files holding its trips alone; the rows of any other file are read), the lake's from weekly_trips under the
-    region's current model (models: the regions that have one)."""
-    counts = {region: sum(file.records for file in files if file.holds_only("ingestion_id", ingestion_id))
-              for region, files in batch_files.items()}
-    mixed = [file for files in batch_files.values() for file in files if not file.holds_only("ingestion_id", ingestion_id)]
-    if mixed:  # a compacted file that may hold some of the ingestion's trips among others
-        batch = committed.read_trips(spark, lake, mixed, ["region", "ingestion_id"]).where(
-            F.col("ingestion_id") == ingestion_id)
-        for row in batch.groupBy("region").count().collect():
-            counts[row["region"]] = counts.get(row["region"], 0) + int(row["count"])
-    weekly = committed.current_weekly_trips(spark, lake, {region: model.version for region, model in models.items()})
-    if weekly is not None:
-        for row in weekly.groupBy("region").agg(F.sum("trips").alias("trips")).collect():
-            counts[row["region"]] = counts.get(row["region"], 0) + int(row["trips"])
+def region_trip_counts(spark: SparkSession, lake: Lake, region_files: list[delta.SnapshotFile]) -> dict[str, int]:
+    """The trips of each region, the ingestion's own included, from the records the trips table's log counts for
+    each file of the regions (region_files: the snapshot's files of the regions): no data file is read, unless the
+    log has no count for one."""
+    counts: dict[str, int] = {}
+    uncounted = []
+    for file in region_files:
+        region = file.partition_values["region"]
+        counts[region] = counts.get(region, 0) + (file.records or 0)
+        if file.records is None:
+            uncounted.append(file)
+    if uncounted:
+        for row in committed.read_trips(spark, lake, uncounted, ["region"]).groupBy("region").count().collect():
+            counts[row["region"]] += int(row["count"])
     return counts
 
 
@@ -106,6 +103,10 @@ def ingestion_trip_files(spark: SparkSession, lake: Lake, ingestion_id: str) -> 
     for file in files:
         by_region.setdefault(file.partition_values["region"], []).append(file)
     return by_region
+
+
+def _of_regions(files: list[delta.SnapshotFile], regions: Collection[str]) -> list[delta.SnapshotFile]:
+    return [file for file in files if file.partition_values["region"] in regions]
 
 
 def route_model_rows(model: RouteModel, ingestion_id: str) -> list[dict]:
@@ -158,7 +159,8 @@ def group_routes(
 
     current: dict[str, RouteModel | None] = {region: committed.load_model(spark, fs, lake, region) for region in sorted(batch_files)}
     existing = {region: model for region, model in current.items() if model is not None}
-    counts = region_trip_counts(spark, fs, lake, ingestion_id, batch_files, existing)
+    region_files = committed.region_trip_files(spark, lake, batch_files)  # the log read once for the whole step
+    counts = region_trip_counts(spark, lake, region_files)
     reasons = {
         region: refit_reason(model, counts[region],
                              refit is True or (not isinstance(refit, bool) and region in refit), options)
@@ -169,7 +171,7 @@ def group_routes(
 
     if refitted:
         # One Spark job samples every refitted region's trips, then each region is fitted on the driver.
-        region_trips = committed.read_trips(spark, lake, committed.region_trip_files(spark, lake, refitted),
+        region_trips = committed.read_trips(spark, lake, _of_regions(region_files, refitted),
                                             ["region", *SPATIAL_FEATURES, "started_at"])
         for region, model in fit_regions(region_trips, {region: counts[region] for region in refitted}, options).items():
             model.version = (current[region].version if current[region] else 0) + 1
@@ -190,7 +192,7 @@ def group_routes(
         for region, model in models.items():
             # A refitted region gets all of its trips assigned under the new version; the others only this ingestion's.
             trips = (
-                committed.read_trips(spark, lake, committed.region_trip_files(spark, lake, [region]), ASSIGNED_COLUMNS)
+                committed.read_trips(spark, lake, _of_regions(region_files, [region]), ASSIGNED_COLUMNS)
                 if region in refitted
                 else committed.read_trips(spark, lake, batch_files[region], ASSIGNED_COLUMNS)
                 .where(F.col("ingestion_id") == ingestion_id)

@@ -27,7 +27,7 @@ import sys
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
@@ -50,6 +50,7 @@ logger = logging.getLogger(__name__)
 
 SUCCEEDED = publish.SUCCEEDED
 FAILED = publish.FAILED
+EPOCH = datetime(1970, 1, 1)  # the Delta log's timestamp statistics are UTC, read without a zone
 
 
 @dataclass
@@ -130,6 +131,13 @@ def _read_written(spark: SparkSession, table_uri: str, files: list[delta.DataFil
     return table_files.read_files(spark, table_uri, files, tables.TRIPS_SCHEMA, storage)
 
 
+def _statistics_span(started: tuple[int, int]) -> tuple[datetime, datetime]:
+    """A span of start times (microseconds since the epoch) as the Delta log's statistics compare: UTC without a
+    zone, widened by the millisecond the log's timestamps are truncated to."""
+    first, last = (EPOCH + timedelta(microseconds=micros) for micros in started)
+    return first - timedelta(milliseconds=1), last + timedelta(milliseconds=1)
+
+
 def _without_lake_trips(
     spark: SparkSession,
     fs: LakeFs,
@@ -141,14 +149,16 @@ def _without_lake_trips(
     """Looks the written trips up in the lake; returns the files of the trips to publish and how many of the written
     trips the lake already held (written again without them, when there were any; the first files are deleted).
 
-    Only the committed trips files of the partitions the written trips fall in are read (the table's snapshot), and
-    of them only the trips that started within the written trips' time span (`read_trip_ids`); usually there are
-    none, and nothing is looked up at all.
+    A trip's identity includes its start, so only what could hold a written trip is read: the committed trips files
+    (the table's snapshot) of the partitions the written trips fall in whose start-time statistics in the log overlap
+    the written trips' span, and of them the row groups that do (`read_trip_ids`). An upload of the next hours opens
+    none of the week's earlier uploads' files, so the lookup does not grow with the partition's history.
     """
     storage = delta.Storage.from_spark(spark)
     table_uri = tables.TRIPS_TABLE.uri(lake.root)
     partitions = [dict(partition) for partition in {tuple(sorted(file.partition_values.items())) for file in written}]
-    lake_files = delta.snapshot_files(table_uri, storage, partitions)
+    lake_files = [file for file in delta.snapshot_files(table_uri, storage, partitions)
+                  if file.may_overlap("started_at", *_statistics_span(started))]
     if not lake_files:
         return written, 0
     lake_ids = read_trip_ids(spark, table_uri, lake_files, started, storage)

@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import SAMPLE
-from triplake import cli
+from triplake import cli, inbox
 from triplake.aws import clients
 from triplake.local import localstack, stack
 from triplake.local.bootstrap import connect_landing_notifications
@@ -216,7 +216,8 @@ def test_uploads_with_the_aws_cli_are_each_answered_once_and_a_triplake_run_besi
                                          "order by status") == [{"status": "FAILED", "n": 1}, {"status": "SUCCEEDED", "n": 4}]
 
 
-def test_a_folder_copied_at_once_with_the_aws_cli_is_ingested_every_file_succeeded(local_stack, tmp_path):
+def test_a_folder_copied_at_once_with_the_aws_cli_is_ingested_every_file_succeeded_in_upload_order(local_stack,
+                                                                                                      tmp_path):
     # Twenty weekly exports, as a data source sends them: each its own week of the three regions.
     folder = tmp_path / "folder"
     folder.mkdir()
@@ -235,6 +236,17 @@ def test_a_folder_copied_at_once_with_the_aws_cli_is_ingested_every_file_succeed
     assert sum(event["counts"]["rows_written"] for event in finished.values()) == 20 * 25
     (s3,) = clients(stack.settings_of(local_stack.state), "s3")
     assert "Contents" not in s3.list_objects_v2(Bucket="triplake-lake", Prefix="lake/_inbox/"), "every upload answered"
+
+    # First in, first out: the ingestions were committed in the order S3 took the uploads (the receipts say when,
+    # the ingestions table when each finished; the CLI sends the files in parallel, so that order is S3's own).
+    receipts = [inbox.Receipt.from_json(s3.get_object(Bucket="triplake-lake", Key=item["Key"])["Body"].read())
+                for page in s3.get_paginator("list_objects_v2").paginate(Bucket="triplake-lake", Prefix="lake/_uploads/")
+                for item in page["Contents"]]
+    uploaded = [receipt.ingestion_id for receipt in sorted(receipts, key=lambda receipt: receipt.inbox_key)
+                if receipt.ingestion_id in finished]
+    committed = [row["ingestion_id"] for row in lake_count(
+        local_stack.state, "select ingestion_id from ingestions order by finished_at") if row["ingestion_id"] in finished]
+    assert committed == uploaded
 
 
 def test_down_and_up_keep_the_lake_and_a_killed_stack_answers_the_upload_it_lost(local_stack):

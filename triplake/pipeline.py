@@ -17,7 +17,7 @@ from typing import Callable
 
 from pyspark.sql import SparkSession
 
-from spark_jobs.build_weekly import WeeklyResult
+from spark_jobs.build_weekly import WeeklyResult, route_summaries
 from spark_jobs.common.ingestions import new_ingestion_id
 from spark_jobs.common.lease import LeaseRecord
 from spark_jobs.group_routes import RoutesResult
@@ -35,6 +35,8 @@ class PipelineResult:
     ingestions: list[IngestionResult]
     routes: dict[str, RoutesResult] = field(default_factory=dict)  # by ingestion id
     weekly: dict[str, WeeklyResult] = field(default_factory=dict)  # by ingestion id
+    # The routes of every region the run touched with their trips in the whole lake, as the run left them.
+    routes_in_lake: dict[str, list[dict]] = field(default_factory=dict)
 
     @property
     def succeeded(self) -> bool:
@@ -52,6 +54,7 @@ class PipelineResult:
                 }
                 for ingestion in self.ingestions
             ],
+            "routes_in_lake": self.routes_in_lake,
         }
 
 
@@ -77,14 +80,17 @@ def run_pipeline(
                                pid=os.getpid())
     logger.info("ingesting %s into %s", ", ".join(f"{file.source_uri} as {file.ingestion_id}" for file in files),
                 lake_root)
-    with lease.held(settings.lake_lease_wait_seconds, on_wait):
-        outcomes = run_batch(spark, files, lake_root, refit=refit)
     result = PipelineResult(lake_root=lake_root, ingestions=[])
-    for outcome in outcomes:
-        run = outcome.run
-        result.ingestions.append(run.ingestion if run is not None else _failed(outcome))
-        if run is not None and run.routes is not None and run.weekly is not None:
-            result.routes[run.ingestion.ingestion_id], result.weekly[run.ingestion.ingestion_id] = run.routes, run.weekly
+    with lease.held(settings.lake_lease_wait_seconds, on_wait):
+        for outcome in run_batch(spark, files, lake_root, refit=refit):
+            run = outcome.run
+            result.ingestions.append(run.ingestion if run is not None else _failed(outcome))
+            if run is not None and run.routes is not None and run.weekly is not None:
+                result.routes[run.ingestion.ingestion_id] = run.routes
+                result.weekly[run.ingestion.ingestion_id] = run.weekly
+        regions = sorted({region.region for routes in result.routes.values() for region in routes.regions})
+        if regions:  # read under the lease: the lake as this run left it
+            result.routes_in_lake = route_summaries(spark, lake_root, regions)
     return result
 
 

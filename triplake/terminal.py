@@ -38,8 +38,7 @@ def routes_table(result) -> Table:
     # Why each region's model was last fitted in this run ("new region", "grew 4.2x ...", "refit asked").
     fitted = {region.region: region.fit_reason for routes in result.routes.values() for region in routes.regions
               if region.refitted}
-    # The routes table as the last weekly step published it: every route with its trips in the whole lake.
-    published = {region: rows for weekly in result.weekly.values() for region, rows in weekly.routes.items()}
+    published = result.routes_in_lake  # every route with its trips in the whole lake, as the run left it
     table = Table(title="Routes per region (trips in the whole lake)")
     for column in ("region", "model", "routes", "silhouette", "busiest routes: trips, typical hour (UTC)"):
         table.add_column(column, justify="right" if column in ("routes", "silhouette") else "left")

@@ -1,6 +1,6 @@
 """KMeans and the silhouette on the driver, in numpy: the route models' fit on their bounded sample.
 
-A region's model is fitted on at most `fit_sample_rows` trips (200k x 6 features, ~10 MB) and k is chosen on at
+A region's model is fitted on at most `fit_sample_rows` trips (50k x 6 features, ~2.4 MB) and k is chosen on at
 most 5,000: both fit in the driver's memory, and there a fit is milliseconds of vectorised arithmetic, where Spark
 MLlib made every KMeans iteration a distributed job (~60 ms each, 11 candidate k per region: a fixed ~12 s per
 region however few its trips). numpy comes with pyspark.ml wherever the jobs run. Assigning every trip to its
