@@ -47,9 +47,11 @@ def trips_in_lake(new_trip_ids: DataFrame, lake_trip_ids: DataFrame, broadcast: 
         .join(F.broadcast(hashes) if broadcast else hashes, on=TRIP_HASH, how="left_semi")
         .select("trip_id")
     )
+    # The exact comparison is broadcast too when one side is: the candidates are at most the small side's trips (and
+    # a collision's), so no join shuffles a few thousand ids into hundreds of tasks.
     if broadcast == LAKE:  # candidates are new rows: keep those the lake really holds
-        return candidates.join(lake_trip_ids, on="trip_id", how="left_semi")
-    return new_trip_ids.join(candidates, on="trip_id", how="left_semi")
+        return candidates.join(F.broadcast(lake_trip_ids), on="trip_id", how="left_semi")
+    return new_trip_ids.join(F.broadcast(candidates) if broadcast else candidates, on="trip_id", how="left_semi")
 
 
 def without_trips(staged: DataFrame, trip_ids: DataFrame) -> DataFrame:

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 WRITTEN_SCHEMA = "path string, size long, partition_values string, records long, stats string"
 ZSTD = "zstd"
+READ_TASK_BYTES = 32 * 1024 * 1024  # as spark.sql.files.maxPartitionBytes (spark_jobs.common.session)
 
 
 def statistics(table: pa.Table) -> str:
@@ -111,7 +112,11 @@ def read_files(spark: SparkSession, table_uri: str, files: Sequence[SnapshotFile
                         rows = rows.append_column(name, pa.array([value] * rows.num_rows, pa.string()))
                 yield from rows.select(arrow.names).cast(arrow).to_batches()
 
-    slices = max(1, min(len(listed), spark.sparkContext.defaultParallelism * 4))
+    # A task per READ_TASK_BYTES of files, at least one per core and at most four: the few small files of a small
+    # upload are not spread over more tasks (each with its scheduling and Python worker) than their bytes need.
+    cores = spark.sparkContext.defaultParallelism
+    by_size = -(-sum(size for _, size, _ in listed) // READ_TASK_BYTES)
+    slices = max(1, min(len(listed), cores * 4, max(cores, by_size)))
     return (spark.sparkContext.parallelize(listed, slices).toDF("path string, size long, partition_values string")
             .mapInArrow(read, schema))
 
