@@ -16,7 +16,7 @@ LOCALSTACK_STAMP := $(LOCALSTACK_VENV)/.setup-done
 AWSCLI_VENV  := .venv-awscli
 AWSCLI_STAMP := $(AWSCLI_VENV)/.setup-done
 
-.PHONY: help setup demo batch-demo test test-localstack localstack check-infra bench bench-scale bench-events bench-requests bench-uploads screenshot package infra-tables constraints clean
+.PHONY: help setup demo batch-demo test test-localstack localstack check-infra bench bench-scale bench-events bench-burst bench-requests bench-uploads screenshot package infra-tables constraints clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -86,6 +86,9 @@ bench-requests: $(STAMP)  ## S3 requests of `triplake run` into an s3:// lake on
 
 bench-uploads: $(STAMP)  ## 40,000 trips as one file and as 40 uploads of 1,000: files per table, queries, then maintain
 	$(PY) -m bench.bench_uploads --rows 40000 --uploads 40
+
+bench-burst: $(STAMP) $(AWSCLI_STAMP)  ## a folder of 100 files of 500 trips copied at once onto a fresh local stack: time to every answer, order
+	$(PY) -m bench.bench_burst --files 100 --rows 500
 
 bench-events: $(STAMP)  ## upload -> RECEIVED and upload -> SUCCEEDED latency of the sample on fresh local stacks
 	$(PY) -m bench.bench_events --rounds 3
