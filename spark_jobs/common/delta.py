@@ -176,10 +176,6 @@ class SnapshotFile:
         least, most = self.min_values.get(column), self.max_values.get(column)
         return least is None or most is None or (least <= high and low <= most)
 
-    def holds_only(self, column: str, value: Any) -> bool:
-        """True when the file's statistics show every row's column equals value, and how many rows it has."""
-        return self.records is not None and self.min_values.get(column) == self.max_values.get(column) == value
-
 
 def open_table(table_uri: str, storage: Storage):
     """The table at its current version, or None when nothing was committed to it yet (one listing of its log)."""

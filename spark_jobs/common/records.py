@@ -53,7 +53,6 @@ def check_layout(lake_root: str, storage: delta.Storage) -> None:
         return
     from pyarrow import fs as pafs  # only for a lake whose ingestions are not a Delta table: rare
 
-
     filesystem, path = storage.filesystem(table_uri(lake_root))
     names = {entry.base_name for entry in filesystem.get_file_info(pafs.FileSelector(path, allow_not_found=True))}
     if "_delta_log" not in names and any(name.endswith(".parquet") and not name.startswith("part-") for name in names):
