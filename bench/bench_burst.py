@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
-import subprocess
-import sys
 import tempfile
 import time
 from collections import Counter
@@ -27,14 +24,10 @@ import psutil
 from triplake.aws import clients
 from triplake.events import RECEIVED
 from triplake.generate import GenerateOptions, generate
-from triplake.inbox import Receipt
-from triplake.local import stack
-from triplake.query.local import LocalEngine
-from triplake.query.statement import Statement
-from triplake.settings import REPO_ROOT, Settings
+from triplake.local import aws_cli, stack
+from triplake.settings import Settings
 from triplake.watch import StatusReceiver, subscribe
 
-AWS_CLI = REPO_ROOT / ".venv-awscli" / "bin" / "aws"
 TIMEOUT = 3600.0
 
 
@@ -47,27 +40,15 @@ def folder_of_uploads(folder: Path, files: int, rows: int) -> None:
 
 
 def copy_folder(stack_dir: Path, folder: Path, target: str) -> None:
-    shell = (f'set -euo pipefail; eval "$(triplake stack env --directory {stack_dir})"; '
-             f'aws s3 cp --recursive --only-show-errors "{folder.name}" "{target}"')
-    clean = {"PATH": os.pathsep.join([str(AWS_CLI.parent), str(Path(sys.executable).parent), "/usr/bin", "/bin"]),
-             "HOME": str(folder.parent)}
-    subprocess.run(["/bin/bash", "-c", shell], env=clean, cwd=folder.parent, check=True, timeout=600)
+    copied = aws_cli.run(stack_dir, folder.parent, f'aws s3 cp --recursive --only-show-errors "{folder.name}" "{target}"')
+    if copied.returncode != 0:
+        raise RuntimeError(f"aws s3 cp failed: {copied.stdout}{copied.stderr}")
 
 
-def committed_in_upload_order(state: stack.StackState, settings: Settings, answered: set[str]) -> bool:
-    """Whether the answered ingestions were committed (ingestions.finished_at) in the order S3 took the uploads
-    (their receipts' inbox order)."""
-    s3 = clients(settings, "s3")[0]
-    lake_bucket, _, prefix = state.env["TRIPLAKE_LAKE_ROOT"].removeprefix("s3://").partition("/")
-    receipts = [Receipt.from_json(s3.get_object(Bucket=lake_bucket, Key=item["Key"])["Body"].read())
-                for page in s3.get_paginator("list_objects_v2").paginate(Bucket=lake_bucket,
-                                                                         Prefix=f"{prefix.rstrip('/')}/_uploads/")
-                for item in page.get("Contents", [])]
-    uploaded = [receipt.ingestion_id for receipt in sorted(receipts, key=lambda receipt: receipt.inbox_key)
-                if receipt.ingestion_id in answered]
-    rows = LocalEngine(state.env["TRIPLAKE_LAKE_ROOT"], settings).run(
-        Statement("select ingestion_id from ingestions order by finished_at"), {}).records()
-    return [row["ingestion_id"] for row in rows if row["ingestion_id"] in answered] == uploaded
+def committed_in_upload_order(state: stack.StackState, answered: set[str]) -> bool:
+    """Whether the answered ingestions were committed (ingestions.finished_at) in the order S3 took the uploads."""
+    return ([ingestion for ingestion in aws_cli.commit_order(state) if ingestion in answered]
+            == [ingestion for ingestion in aws_cli.upload_order(state) if ingestion in answered])
 
 
 def burst(base: Settings, files: int, rows: int) -> dict:
@@ -91,7 +72,8 @@ def burst(base: Settings, files: int, rows: int) -> dict:
         statuses = Counter(status for status, _ in answered.values())
         return {"files": files, "rows_each": rows, "copy_s": round(copied, 1),
                 "all_answered_s": max(seconds for _, seconds in answered.values()), "statuses": dict(statuses),
-                "in_upload_order": committed_in_upload_order(state, settings, set(answered))}
+                "answer_times_s": sorted(seconds for _, seconds in answered.values()),
+                "in_upload_order": committed_in_upload_order(state, set(answered))}
     finally:
         stack.down(stack_dir, say=lambda _: None)
 
@@ -101,8 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--files", type=int, default=100)
     parser.add_argument("--rows", type=int, default=500, help="trips per file")
     args = parser.parse_args(argv)
-    if not AWS_CLI.exists():
-        parser.error(f"the AWS CLI is not installed in {AWS_CLI.parent.parent}: run `make bench-burst`, which installs it")
+    if not aws_cli.AWS_CLI.exists():
+        parser.error(f"the AWS CLI is not installed in {aws_cli.AWS_CLI.parent.parent}: run `make bench-burst`, which installs it")
     result = burst(Settings(), args.files, args.rows)
     result["machine"] = {"cpus": psutil.cpu_count(), "memory_gib": round(psutil.virtual_memory().total / 2**30),
                          "python": platform.python_version()}

@@ -27,18 +27,18 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import SAMPLE
-from triplake import cli, inbox
+from triplake import cli
 from triplake.aws import clients
+from triplake.local import aws_cli as aws_cli_shell
 from triplake.local import localstack, stack
 from triplake.local.bootstrap import connect_landing_notifications
 from triplake.processes import alive
 from triplake.query.local import LocalEngine
 from triplake.query.statement import Statement
-from triplake.settings import REPO_ROOT, Settings
+from triplake.settings import Settings
 
 # The timeout only bounds a failure: a passing run never waits for it.
 WATCH_TIMEOUT = 900
-AWS_CLI = REPO_ROOT / ".venv-awscli" / "bin" / "aws"
 BASE = Settings(spark_master="local[2]", spark_driver_memory="1g", spark_shuffle_partitions=4)
 LANDING = "s3://triplake-landing/incoming"
 
@@ -107,11 +107,7 @@ def finished_by_ingestion(events: list[dict]) -> dict[str, dict]:
 
 def aws_cli(state: stack.StackState, directory: Path, *commands: str) -> None:
     """AWS CLI commands in a shell that knows the stack only through `eval "$(triplake stack env)"`."""
-    shell = (f'set -euo pipefail; eval "$(triplake stack env --directory {state.directory})"; '
-             + "; ".join(commands))
-    clean = {"PATH": os.pathsep.join([str(AWS_CLI.parent), str(Path(sys.executable).parent), "/usr/bin", "/bin"]),
-             "HOME": str(directory)}
-    done = subprocess.run(["bash", "-c", shell], env=clean, cwd=directory, capture_output=True, text=True, timeout=300)
+    done = aws_cli_shell.run(state.directory, directory, *commands, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
 
 
@@ -239,14 +235,9 @@ def test_a_folder_copied_at_once_with_the_aws_cli_is_ingested_every_file_succeed
 
     # First in, first out: the ingestions were committed in the order S3 took the uploads (the receipts say when,
     # the ingestions table when each finished; the CLI sends the files in parallel, so that order is S3's own).
-    receipts = [inbox.Receipt.from_json(s3.get_object(Bucket="triplake-lake", Key=item["Key"])["Body"].read())
-                for page in s3.get_paginator("list_objects_v2").paginate(Bucket="triplake-lake", Prefix="lake/_uploads/")
-                for item in page["Contents"]]
-    uploaded = [receipt.ingestion_id for receipt in sorted(receipts, key=lambda receipt: receipt.inbox_key)
-                if receipt.ingestion_id in finished]
-    committed = [row["ingestion_id"] for row in lake_count(
-        local_stack.state, "select ingestion_id from ingestions order by finished_at") if row["ingestion_id"] in finished]
-    assert committed == uploaded
+    uploaded = [ingestion for ingestion in aws_cli_shell.upload_order(local_stack.state) if ingestion in finished]
+    committed = [ingestion for ingestion in aws_cli_shell.commit_order(local_stack.state) if ingestion in finished]
+    assert len(uploaded) == 20 and committed == uploaded
 
 
 def test_down_and_up_keep_the_lake_and_a_killed_stack_answers_the_upload_it_lost(local_stack):
