@@ -13,6 +13,7 @@ import pytest
 from deltalake import DeltaTable
 
 from spark_jobs.common import records, tables
+from triplake import forget
 from triplake.settings import Settings
 from triplake.query.catalog import table_definitions
 from triplake.query.local import DuckDbStatement, LocalEngine, SqlCache
@@ -32,6 +33,8 @@ READER_TABLES = {
     "ingestions": ["ingestion_id", "source_uri", "status", "rows_read", "rows_valid", "rows_rejected",
                    "duplicates_in_batch", "already_present", "rows_written", "started_at", "finished_at", "error"],
     "rejected_rows": ["ingestion_id", "line_number", "raw_line", "reason"],
+    "erasures": ["erasure_id", "selection", "trips", "trip_routes", "weekly_partitions", "rejected_rows", "raw_lines",
+                 "raw_files", "files_deleted", "erased_at", "erased_by"],
 }
 # A value for every parameter any query takes, valid for the sample.
 SAMPLE_PARAMETERS = {
@@ -52,6 +55,7 @@ def test_every_file_is_one_athena_statement_with_a_grain_header(path):
 def test_the_ddl_declares_every_delta_table_with_the_columns_its_writers_commit(sample_lake):
     written = {table.location: (table.schema, list(table.partition_columns)) for table in tables.DELTA_TABLES}
     written[tables.INGESTIONS] = (records.ingestions_arrow_schema(), [])
+    written[forget.ERASURES] = (forget.ERASURES_SCHEMA, [])
     delta_tables = {table.location: table for table in table_definitions() if table.is_delta}
     assert set(delta_tables) == set(written)
     for location, (schema, partition_columns) in written.items():

@@ -1,4 +1,4 @@
-"""The `triplake` command line: run, upload, watch, weekly-average, sql, generate, stack, routes-map."""
+"""The `triplake` command line: run, maintain, forget, upload, watch, weekly-average, sql, generate, stack, routes-map."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 from rich.console import Console
 
 from triplake.settings import get_settings
-from triplake import cli_aws
+from triplake import cli_aws, cli_forget
 from triplake.terminal import UsageError, ingestions_table, result_table, routes_table, stderr
 
 def _generate(args: argparse.Namespace) -> int:
@@ -252,6 +252,8 @@ def build_parser() -> argparse.ArgumentParser:
     maintain.add_argument("--lake-root", help="lake URI or path (default: TRIPLAKE_LAKE_ROOT or .local/lake)")
     maintain.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
     maintain.set_defaults(handler=_maintain)
+
+    cli_forget.add_parser(commands, _date, _lake_root)
 
     routes_map = commands.add_parser("routes-map", help="draw a region's routes to a PNG file")
     routes_map.add_argument("--region", required=True)

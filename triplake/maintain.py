@@ -83,7 +83,7 @@ def maintain(lake_root: str, settings: Settings, on_wait: Callable | None = None
     lease = LakeLease.for_lake(lake_root, settings, writer, [], f"triplake maintain on {socket.gethostname()} "
                                f"(pid {os.getpid()})", pid=os.getpid())
     with lease.held(settings.lake_lease_wait_seconds, on_wait):
-        pending = _interrupted_ingestions(lake_root, settings)
+        pending = interrupted_ingestions(lake_root, settings)
         if pending:
             raise MaintenanceRefused(
                 f"{len(pending)} interrupted ingestion(s) await their rollback ({', '.join(pending[:3])}): ingest a "
@@ -98,7 +98,7 @@ def maintain(lake_root: str, settings: Settings, on_wait: Callable | None = None
         return done
 
 
-def _interrupted_ingestions(lake_root: str, settings: Settings) -> list[str]:
+def interrupted_ingestions(lake_root: str, settings: Settings) -> list[str]:
     """The ingestions with a staging directory: each died (or is the running writer's, which the lease excludes)."""
     from pyarrow import fs as pafs
 

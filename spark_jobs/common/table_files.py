@@ -67,22 +67,29 @@ def write_files(df: DataFrame, table_uri: str, partition_columns: Sequence[str],
         for values, parts in groups.items():
             rows = pa.concat_tables(parts)
             rows = rows.sort_by([(name, "ascending") for name in sort_by]) if sort_by else rows
-            rows = rows.drop_columns(columns)
             partition_values = {name: None if value is None else str(value) for name, value in zip(columns, values)}
-            directory = "/".join(partition_dir(name, value) for name, value in partition_values.items())
-            relative = "/".join(part for part in (directory, f"{prefix}-{uuid.uuid4().hex}.parquet") if part)
-            if isinstance(filesystem, pafs.LocalFileSystem):  # S3 has no directories: no marker objects there
-                filesystem.create_dir(f"{root}/{directory}" if directory else root, recursive=True)
-            with filesystem.open_output_stream(f"{root}/{relative}") as sink:
-                pq.write_table(rows, sink, compression=ZSTD, row_group_size=row_group_rows)
-                size = sink.tell()  # what was written: no request to ask the store
-            yield pa.RecordBatch.from_pylist([{"path": relative, "size": size,
+            file = write_file(filesystem, root, partition_values, rows.drop_columns(columns), prefix, row_group_rows)
+            yield pa.RecordBatch.from_pylist([{"path": file.path, "size": file.size,
                                                "partition_values": json.dumps(partition_values),
-                                               "records": rows.num_rows, "stats": statistics(rows)}])
+                                               "records": file.records, "stats": file.stats}])
 
     written = df.mapInArrow(write, WRITTEN_SCHEMA).collect()
     return [DataFile(row["path"], row["size"], json.loads(row["partition_values"]), row["records"], row["stats"])
             for row in written]
+
+
+def write_file(filesystem: pafs.FileSystem, root: str, partition_values: dict[str, str | None], rows: pa.Table,
+               prefix: str, row_group_rows: int | None = None) -> DataFile:
+    """Writes rows (without their partition columns) as one new file of the table at root, in the folder of its
+    partition values; returns what the commit needs."""
+    directory = "/".join(partition_dir(name, value) for name, value in partition_values.items())
+    relative = "/".join(part for part in (directory, f"{prefix}-{uuid.uuid4().hex}.parquet") if part)
+    if isinstance(filesystem, pafs.LocalFileSystem):  # S3 has no directories: no marker objects there
+        filesystem.create_dir(f"{root}/{directory}" if directory else root, recursive=True)
+    with filesystem.open_output_stream(f"{root}/{relative}") as sink:
+        pq.write_table(rows, sink, compression=ZSTD, row_group_size=row_group_rows)
+        size = sink.tell()  # what was written: no request to ask the store
+    return DataFile(relative, size, partition_values, rows.num_rows, statistics(rows))
 
 
 def read_files(spark: SparkSession, table_uri: str, files: Sequence[SnapshotFile | DataFile], schema,
@@ -103,10 +110,8 @@ def read_files(spark: SparkSession, table_uri: str, files: Sequence[SnapshotFile
         for batch in batches:
             for path, size, values in zip(*batch.to_pydict().values()):
                 partition = json.loads(values)
-                fragment = ds.ParquetFileFormat().make_fragment(f"{root.rstrip('/')}/{path}", filesystem,
-                                                                file_size=size)
-                rows = fragment.to_table(columns=[name for name in arrow.names if name not in partition],
-                                         filter=_within(fragment, between))
+                rows = read_file(filesystem, root, path, size, [name for name in arrow.names if name not in partition],
+                                 between)
                 for name, value in partition.items():
                     if name in arrow.names:
                         rows = rows.append_column(name, pa.array([value] * rows.num_rows, pa.string()))
@@ -119,6 +124,14 @@ def read_files(spark: SparkSession, table_uri: str, files: Sequence[SnapshotFile
     slices = max(1, min(len(listed), cores * 4, max(cores, by_size)))
     return (spark.sparkContext.parallelize(listed, slices).toDF("path string, size long, partition_values string")
             .mapInArrow(read, schema))
+
+
+def read_file(filesystem: pafs.FileSystem, root: str, path: str, size: int, columns: Sequence[str] | None = None,
+              between: tuple[str, int, int] | None = None) -> pa.Table:
+    """The rows of one file of the table at root (its own columns: partition values are the log's), opened with the
+    size the log holds so that reading it costs its GETs alone; between as read_files'."""
+    fragment = ds.ParquetFileFormat().make_fragment(f"{root.rstrip('/')}/{path}", filesystem, file_size=size)
+    return fragment.to_table(columns=None if columns is None else list(columns), filter=_within(fragment, between))
 
 
 def _within(fragment, between: tuple[str, int, int] | None):

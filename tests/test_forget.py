@@ -1,0 +1,196 @@
+"""`triplake forget`: a data source's trips go from every table, raw copy, rejected row and log, for good; what is
+left answers as if they had never come; the erasure is recorded."""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import io
+import json
+import shutil
+from datetime import date
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from tests.conftest import SAMPLE, lake_rows
+from triplake import cli
+from triplake.erasure import Selection, SelectionError, header_positions, line_fields, trip_id_of
+from triplake.pipeline import run_pipeline
+from triplake.weekly_average import BoundingBox
+
+ERASED = "cheap_mobile"
+REJECTED = "Prague,POINT (14.4 50.0),POINT (14.5 50.1),not a time,cheap_mobile"  # a line of ERASED the ingest rejects
+
+
+def sample_lines() -> tuple[str, list[str]]:
+    header, *lines = SAMPLE.read_text().splitlines()
+    return header, lines
+
+
+def erased_lines() -> list[dict[str, str]]:
+    header, lines = sample_lines()
+    positions = header_positions(header)
+    return [fields for line in lines if (fields := line_fields(line, positions))["datasource"] == ERASED]
+
+
+@pytest.fixture(scope="module")
+def built_lake(spark, tmp_path_factory) -> Path:
+    """The sample, then a second upload: one of the erased trips again under another data source (a duplicate the
+    lake drops, whose raw line still holds it), a cheap_mobile line the ingest rejects, and a trip to keep."""
+    folder = tmp_path_factory.mktemp("forget")
+    header, lines = sample_lines()
+    again = next(line for line in lines if line.endswith("," + ERASED)).replace(ERASED, "funny_car")
+    second = folder / "second.csv"
+    second.write_text("\n".join([header, again, REJECTED,
+                                 "Prague,POINT (14.41 50.01),POINT (14.51 50.11),2018-05-29 10:00:00,funny_car"]) + "\n")
+    lake = folder / "lake"
+    assert run_pipeline(spark, [SAMPLE.as_uri(), second.as_uri()], lake.as_uri()).succeeded
+    return lake
+
+
+@pytest.fixture
+def lake(built_lake, tmp_path) -> Path:
+    copy = tmp_path / "lake"
+    shutil.copytree(built_lake, copy)
+    return copy
+
+
+def weekly_average(lake: Path, region: str) -> dict:
+    out = run_cli(["weekly-average", "--region", region, "--lake-root", str(lake), "--json"])
+    return json.loads(out)
+
+
+def run_cli(arguments: list[str]) -> str:
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert cli.main(arguments) == 0
+    return printed.getvalue()
+
+
+def every_file_text(lake: Path) -> dict[str, str]:
+    """Every file under the lake root as text: Parquet files (data and Delta checkpoints) row by row, gzip
+    decompressed, the rest as their bytes."""
+    texts = {}
+    for path in sorted(p for p in lake.rglob("*") if p.is_file()):
+        body = path.read_bytes()
+        if path.suffix == ".parquet":
+            texts[str(path)] = json.dumps(pq.read_table(path).to_pylist(), default=str)
+        elif path.suffix == ".gz":
+            texts[str(path)] = gzip.decompress(body).decode(errors="replace")
+        else:
+            texts[str(path)] = body.decode(errors="replace")
+    return texts
+
+
+def test_forget_a_datasource_leaves_the_other_trips_and_no_file_holding_an_erased_one(lake):
+    erased_ids = {row["trip_id"] for row in lake_rows(lake.as_uri(), f"select trip_id from trips where datasource = '{ERASED}'")}
+    assert len(erased_ids) == 33 and lake_rows(lake.as_uri(), "select count(*) as n from trips") == [{"n": 101}]
+    assert lake_rows(lake.as_uri(), "select count(*) as n from rejected_rows") == [{"n": 1}]
+
+    origins = [fields["origin_coord"] for fields in erased_lines()]
+    longitudes = [repr(float(origin.split("(")[1].split()[0])) for origin in origins]  # 13-16 digits: no false match
+    origins.append(REJECTED.split(",")[1])
+
+    def files_holding_erased_trips() -> dict[str, list[str]]:
+        held = {path: [needle for needle in [*erased_ids, *origins, *longitudes] if needle in text]
+                for path, text in every_file_text(lake).items()}
+        return {path.removeprefix(str(lake)): found for path, found in held.items() if found}
+
+    before = files_holding_erased_trips()
+    for place in ("/raw/", "/curated/trips/region=", "/curated/trips/_delta_log/", "/curated/trip_routes/region=",
+                  "/curated/rejected_rows/"):
+        assert any(path.startswith(place) for path in before), f"the check finds erased trips in {place} before"
+
+    printed = json.loads(run_cli(["forget", "--datasource", ERASED, "--lake-root", str(lake), "--json"]))
+
+    assert lake_rows(lake.as_uri(), "select count(*) as n from trips") == [{"n": 68}]  # the sample's 67 and the kept one
+    assert lake_rows(lake.as_uri(), f"select count(*) as n from trips where datasource = '{ERASED}'") == [{"n": 0}]
+    assert lake_rows(lake.as_uri(), "select count(*) as n from rejected_rows") == [{"n": 0}]
+    # Every trip left still has its route, and the weekly counts are the trips left.
+    assert lake_rows(lake.as_uri(), "select count(*) as n from trips_with_routes where route_id is not null") == [{"n": 68}]
+    assert lake_rows(lake.as_uri(), "select sum(trips) as n from weekly_trips") == [{"n": 68}]
+    assert lake_rows(lake.as_uri(), "select sum(trips) as n from routes") == [{"n": 68}]
+    assert printed | {"erasure_id": None, "selection": None} == {
+        "erasure_id": None, "selection": None, "dry_run": False, "trips": 33, "trip_routes": 33,
+        "weekly_partitions": printed["weekly_partitions"], "rejected_rows": 1, "raw_lines": 35, "raw_files": 2,
+        "files_deleted": printed["files_deleted"]}
+    assert printed["weekly_partitions"] > 0 and printed["files_deleted"] > 0
+
+    # Nothing under the lake root holds an erased trip: not a table file of any version, a log entry's statistics,
+    # a raw copy, a rejected row; looked for by trip id and by the origin of each erased line.
+    assert files_holding_erased_trips() == {}
+
+    record = lake_rows(lake.as_uri(), "select * from erasures")
+    assert [(row["erasure_id"], row["trips"], json.loads(row["selection"])["datasource"]) for row in record] == [
+        (printed["erasure_id"], 33, ERASED)]
+
+
+def test_forget_of_the_sample_alone_gives_the_documented_answers(spark, tmp_path):
+    lake = tmp_path / "lake"
+    assert run_pipeline(spark, [SAMPLE.as_uri()], lake.as_uri()).succeeded
+    run_cli(["forget", "--datasource", ERASED, "--lake-root", str(lake), "--json"])
+    assert lake_rows(lake.as_uri(), "select count(*) as n from trips") == [{"n": 67}]
+    answer = weekly_average(lake, "Prague")
+    assert (answer["trips"], answer["weeks"], answer["weekly_average"]) == (21, 5, 4.2)
+
+
+def test_a_dry_run_counts_and_changes_nothing(lake):
+    before = every_file_text(lake)
+    printed = json.loads(run_cli(["forget", "--datasource", ERASED, "--lake-root", str(lake), "--json", "--dry-run"]))
+    assert (printed["dry_run"], printed["trips"], printed["rejected_rows"], printed["raw_lines"]) == (True, 33, 1, 35)
+    after = every_file_text(lake)
+    assert {path for path in after if "/_lease" not in path} == {path for path in before if "/_lease" not in path}
+    assert lake_rows(lake.as_uri(), "select count(*) as n from trips") == [{"n": 101}]
+
+
+def test_a_selection_takes_the_lines_its_criteria_name():
+    header, lines = sample_lines()
+    positions = header_positions(header)
+    fields = [line_fields(line, positions) for line in lines]
+    box = BoundingBox(14.3, 49.9, 14.6, 50.2)
+
+    def inside(point: str) -> bool:
+        lon, lat = (float(number) for number in point.removeprefix("POINT (").removesuffix(")").split())
+        return box.min_lon <= lon <= box.max_lon and box.min_lat <= lat <= box.max_lat
+
+    for match, combine in (("origin", lambda o, d: o), ("destination", lambda o, d: d), ("both", all2), ("any", any2)):
+        taken = Selection(region="Prague", bbox=box, match=match)
+        expected = [line["region"] == "Prague" and combine(inside(line["origin_coord"]), inside(line["destination_coord"]))
+                    for line in fields]
+        assert [taken.takes_line(line) for line in fields] == expected
+    assert 0 < sum(Selection(region="Prague", bbox=box, match="any").takes_line(line) for line in fields) < 34
+    day = next(line["datetime"][:10] for line in fields if line["datasource"] == ERASED)
+    one_day = Selection(datasource=ERASED, from_date=date.fromisoformat(day), to_date=date.fromisoformat(day))
+    assert sum(one_day.takes_line(line) for line in fields) == sum(
+        line["datasource"] == ERASED and line["datetime"].startswith(day) for line in fields) > 0
+    listed = Selection(trip_ids=frozenset({trip_id_of(fields[0])}))
+    assert [listed.takes_line(line) for line in fields].count(True) == 1
+    assert not Selection(datasource=ERASED).takes_line({"datasource": "funny_car"})
+    with pytest.raises(SelectionError, match="say what to forget"):
+        Selection()
+
+
+def all2(origin: bool, destination: bool) -> bool:
+    return origin and destination
+
+
+def any2(origin: bool, destination: bool) -> bool:
+    return origin or destination
+
+
+def test_forget_without_a_selection_is_a_usage_error(lake, capsys):
+    assert cli.main(["forget", "--lake-root", str(lake)]) == 2
+    assert "say what to forget" in capsys.readouterr().err
+
+
+def test_a_trip_id_list_is_checked_and_recorded_by_its_digest(tmp_path):
+    listed = tmp_path / "ids.txt"
+    listed.write_text("not-an-id\n")
+    with pytest.raises(SelectionError, match="not trip ids"):
+        Selection.with_trip_ids_from(listed)
+    listed.write_text("# erased on request 42\n" + "0" * 32 + "\n\n")
+    selection = Selection.with_trip_ids_from(listed)
+    assert selection.trip_ids == frozenset({"0" * 32})
+    assert selection.describe()["trip_ids"] == 1 and len(selection.describe()["trip_ids_sha256"]) == 64

@@ -1,0 +1,313 @@
+"""`triplake forget`: erases a selection of trips (triplake.erasure) from the lake for good.
+
+Under the lake's writer lease (no ingestion or maintenance runs meanwhile), in this order:
+
+    trips          the selected rows go: each file holding one is replaced by a file without it
+    trip_routes    the erased trips' rows go
+    weekly_trips   the touched (region, week) partitions are counted again from what trip_routes keeps, as the
+                   weekly step counts them (per route, model version and ingestion)
+    rejected_rows  the rejected lines the selection takes, or that are an erased trip's, go
+    raw copies     every raw copy is rewritten without the lines of erased trips and the lines the selection takes
+    for good       the replaced files are deleted at once (not left for a vacuum), and each changed table's log is
+                   checkpointed and its older entries deleted: their statistics could hold an erased value
+    record         one row in `erasures`: the selection, when, who and how many rows of each table went (never the
+                   erased values)
+
+Each table's change is one Delta transaction. --dry-run reads and counts, and changes nothing.
+"""
+
+from __future__ import annotations
+
+import getpass
+import gzip
+import json
+import logging
+import os
+import socket
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import Callable
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from pyarrow import fs as pafs
+
+from spark_jobs.common import delta, records, table_files, tables
+from spark_jobs.common.locations import RAW
+from triplake.erasure import Selection, header_positions, line_fields, trip_id_of
+from triplake.lake_files import delta_storage
+from triplake.lease import LakeLease
+from triplake.maintain import MaintenanceRefused, interrupted_ingestions
+from triplake.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+ERASURES = "curated/erasures"
+DELTA_LOG = "_delta_log"
+
+
+@dataclass
+class TableChange:
+    """What the erasure does to one table: rows out, files replaced and the files they become."""
+
+    table: str
+    rows_erased: int = 0
+    removed: list[str] = field(default_factory=list)  # paths of the files replaced, relative to the table
+    added: list[delta.DataFile] = field(default_factory=list)
+
+
+@dataclass
+class Erasure:
+    erasure_id: str
+    selection: dict
+    dry_run: bool
+    trips: int = 0
+    trip_routes: int = 0
+    weekly_partitions: int = 0
+    rejected_rows: int = 0
+    raw_lines: int = 0
+    raw_files: int = 0
+    files_deleted: int = 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def forget(lake_root: str, settings: Settings, selection: Selection, dry_run: bool = False,
+           on_wait: Callable | None = None) -> Erasure:
+    """Erases the selection from every table and raw copy of the lake, then deletes what held it; returns the counts.
+    dry_run: only count."""
+    lake_root = lake_root.rstrip("/")
+    storage = delta_storage(settings)
+    records.check_layout(lake_root, storage)
+    erasure = Erasure(f"erasure-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}",
+                      selection.describe(), dry_run)
+    lease = LakeLease.for_lake(lake_root, settings, erasure.erasure_id, [], f"triplake forget on "
+                               f"{socket.gethostname()} (pid {os.getpid()})", pid=os.getpid())
+    with lease.held(settings.lake_lease_wait_seconds, on_wait):
+        pending = interrupted_ingestions(lake_root, settings)
+        if pending:
+            raise MaintenanceRefused(
+                f"{len(pending)} interrupted ingestion(s) await their rollback ({', '.join(pending[:3])}): ingest a "
+                "file (`triplake run`, or an upload) so its recovery rolls them back, then forget")
+        trips, erased_ids, touched = _trips_change(lake_root, storage, selection, erasure.erasure_id)
+        routes, kept_routes = _trip_routes_change(lake_root, storage, erased_ids, touched, erasure.erasure_id)
+        weekly = _weekly_change(lake_root, storage, kept_routes, touched, erasure.erasure_id)
+        raw = _RawCopies(lake_root, storage, selection, erased_ids)
+        rejected = _rejected_change(lake_root, storage, raw, erasure.erasure_id)
+        changes = [trips, routes, weekly, rejected]
+        erasure.trips, erasure.trip_routes, erasure.rejected_rows = trips.rows_erased, routes.rows_erased, rejected.rows_erased
+        erasure.weekly_partitions = len(touched) if weekly.removed or weekly.added else 0
+        if dry_run:
+            erasure.raw_files, erasure.raw_lines = raw.count()
+            for change in changes:  # the dry run wrote the replacement files to count them: they go
+                _delete(lake_root, storage, change.table, [file.path for file in change.added])
+            return erasure
+        for change in changes:
+            if change.removed or change.added:
+                spec = _spec(change.table)
+                delta.commit(spec.uri(lake_root), spec.schema, spec.partition_columns, change.added, storage,
+                             removed=change.removed)
+        erasure.raw_files, erasure.raw_lines = raw.rewrite()
+        for change in changes:
+            erasure.files_deleted += _delete(lake_root, storage, change.table, change.removed)
+            if change.removed:
+                _forget_old_log_entries(f"{lake_root}/{change.table}", storage)
+        _record(lake_root, storage, erasure)
+    return erasure
+
+
+def _spec(location: str) -> delta.TableSpec:
+    return next(table for table in tables.DELTA_TABLES if table.location == location)
+
+
+def _rows_of(table_uri: str, storage: delta.Storage, file: delta.SnapshotFile) -> pa.Table:
+    filesystem, root = storage.filesystem(table_uri)
+    return table_files.read_file(filesystem, root, file.path, file.size)
+
+
+def _replace(table_uri: str, storage: delta.Storage, file: delta.SnapshotFile, kept: pa.Table, prefix: str,
+             change: TableChange) -> None:
+    """The file goes from the table; the rows kept, if any, become a new file in its partition."""
+    change.removed.append(file.path)
+    if kept.num_rows:
+        filesystem, root = storage.filesystem(table_uri)
+        change.added.append(table_files.write_file(filesystem, root, file.partition_values, kept, prefix))
+
+
+def _trips_change(lake_root: str, storage: delta.Storage, selection: Selection,
+                  prefix: str) -> tuple[TableChange, set[str], set[tuple[str, str]]]:
+    """The trips the selection takes: the table's change, their ids and the (region, week_start) they were in."""
+    table_uri = tables.TRIPS_TABLE.uri(lake_root)
+    change, erased, touched = TableChange(tables.TRIPS), set(), set()
+    partitions = [{"region": selection.region}] if selection.region is not None else None
+    for file in delta.snapshot_files(table_uri, storage, partitions):
+        rows = _rows_of(table_uri, storage, file)
+        mask = selection.rows_mask(rows.append_column("region", pa.array([file.partition_values["region"]] * rows.num_rows,
+                                                                          pa.string())))
+        taken = pc.sum(mask).as_py() or 0
+        if not taken:
+            continue
+        erased.update(rows.filter(mask)["trip_id"].to_pylist())
+        touched.add((file.partition_values["region"], file.partition_values["week_start"]))
+        change.rows_erased += taken
+        _replace(table_uri, storage, file, rows.filter(pc.invert(mask)), prefix, change)
+    return change, erased, touched
+
+
+def _trip_routes_change(lake_root: str, storage: delta.Storage, erased: set[str], touched: set[tuple[str, str]],
+                        prefix: str) -> tuple[TableChange, dict[tuple[str, str], list[pa.Table]]]:
+    """The erased trips' route rows go; returns the change and the rows the touched partitions keep."""
+    table_uri = tables.TRIP_ROUTES_TABLE.uri(lake_root)
+    change, kept_by_partition = TableChange(tables.TRIP_ROUTES), {}
+    partitions = [{"region": region, "week_start": week} for region, week in sorted(touched)]
+    erased_ids = pa.array(sorted(erased), pa.string())
+    for file in delta.snapshot_files(table_uri, storage, partitions):
+        rows = _rows_of(table_uri, storage, file)
+        mask = pc.is_in(rows["trip_id"], value_set=erased_ids)
+        kept = rows.filter(pc.invert(mask))
+        kept_by_partition.setdefault((file.partition_values["region"], file.partition_values["week_start"]),
+                                     []).append(kept)
+        if kept.num_rows < rows.num_rows:
+            change.rows_erased += rows.num_rows - kept.num_rows
+            _replace(table_uri, storage, file, kept, prefix, change)
+    return change, kept_by_partition
+
+
+def _weekly_change(lake_root: str, storage: delta.Storage, kept_routes: dict[tuple[str, str], list[pa.Table]],
+                   touched: set[tuple[str, str]], prefix: str) -> TableChange:
+    """The touched partitions' weekly counts, counted again from the route rows they keep."""
+    table_uri = tables.WEEKLY_TRIPS_TABLE.uri(lake_root)
+    spec = tables.WEEKLY_TRIPS_TABLE
+    columns = pa.schema([column for column in spec.schema if column.name not in spec.partition_columns])
+    change = TableChange(tables.WEEKLY_TRIPS)
+    partitions = [{"region": region, "week_start": week} for region, week in sorted(touched)]
+    change.removed = [file.path for file in delta.snapshot_files(table_uri, storage, partitions)]
+    filesystem, root = storage.filesystem(table_uri)
+    for (region, week), parts in sorted(kept_routes.items()):
+        kept = pa.concat_tables(parts)
+        if not kept.num_rows:
+            continue
+        grouped = kept.group_by(["route_id", "model_version", "ingestion_id"]).aggregate([("trip_id", "count")])
+        counts = pa.table({name: grouped["trip_id_count" if name == "trips" else name] for name in columns.names})
+        counts = counts.cast(columns)
+        change.added.append(table_files.write_file(filesystem, root, {"region": region, "week_start": week}, counts,
+                                                   prefix))
+    return change
+
+
+def _rejected_change(lake_root: str, storage: delta.Storage, raw: _RawCopies, prefix: str) -> TableChange:
+    """The rejected lines the selection takes, or that are an erased trip's."""
+    table_uri = tables.REJECTED_ROWS_TABLE.uri(lake_root)
+    change = TableChange(tables.REJECTED_ROWS)
+    for file in delta.snapshot_files(table_uri, storage):
+        rows = _rows_of(table_uri, storage, file)
+        mask = pa.array([raw.takes(ingestion_id, line) for ingestion_id, line
+                         in zip(rows["ingestion_id"].to_pylist(), rows["raw_line"].to_pylist())], pa.bool_())
+        taken = pc.sum(mask).as_py() or 0
+        if taken:
+            change.rows_erased += taken
+            _replace(table_uri, storage, file, rows.filter(pc.invert(mask)), prefix, change)
+    return change
+
+
+class _RawCopies:
+    """The raw copies of every ingestion (raw/<ingestion id>/<file>) and which of their lines the erasure takes."""
+
+    def __init__(self, lake_root: str, storage: delta.Storage, selection: Selection, erased: set[str]) -> None:
+        self.filesystem, self.root = storage.filesystem(f"{lake_root}/{RAW}")
+        self.selection, self.erased = selection, erased
+        self._headers: dict[str, dict[str, int] | None] = {}
+        self._files: list[pafs.FileInfo] | None = None
+
+    def files(self) -> list[pafs.FileInfo]:
+        if self._files is None:
+            found = self.filesystem.get_file_info(pafs.FileSelector(self.root, recursive=True, allow_not_found=True))
+            self._files = sorted((info for info in found if info.type == pafs.FileType.File), key=lambda info: info.path)
+        return self._files
+
+    def takes(self, ingestion_id: str, line: str, positions: dict[str, int] | None = None) -> bool:
+        """Whether the line (of that ingestion's file) is selected or is an erased trip's."""
+        if positions is None:
+            positions = self._positions(ingestion_id)
+        fields = line_fields(line, positions) if positions else None
+        if fields is None:
+            return False
+        return self.selection.takes_line(fields) or (bool(self.erased) and trip_id_of(fields) in self.erased)
+
+    def _positions(self, ingestion_id: str) -> dict[str, int] | None:
+        if ingestion_id not in self._headers:
+            copies = [info for info in self.files() if info.path.startswith(f"{self.root}/{ingestion_id}/")]
+            lines = self._lines(copies[0].path) if copies else []
+            self._headers[ingestion_id] = header_positions(lines[0].decode(errors="replace")) if lines else None
+        return self._headers[ingestion_id]
+
+    def _lines(self, path: str) -> list[bytes]:
+        with self.filesystem.open_input_stream(path) as stream:
+            body = stream.read()
+        return (gzip.decompress(body) if path.endswith(".gz") else body).splitlines(keepends=True)
+
+    def _kept(self, path: str) -> tuple[list[bytes], int]:
+        lines = self._lines(path)
+        if not lines:
+            return lines, 0
+        positions = header_positions(lines[0].decode(errors="replace"))
+        kept = lines[:1] + [line for line in lines[1:]
+                            if not (positions and self.takes("", line.decode(errors="replace").rstrip("\r\n"), positions))]
+        return kept, len(lines) - len(kept)
+
+    def count(self) -> tuple[int, int]:
+        """(files, lines) the erasure would take out of the raw copies."""
+        taken = [self._kept(info.path)[1] for info in self.files()]
+        return sum(1 for lines in taken if lines), sum(taken)
+
+    def rewrite(self) -> tuple[int, int]:
+        """Rewrites every raw copy that holds a taken line without it; returns (files, lines)."""
+        files = lines = 0
+        for info in self.files():
+            kept, taken = self._kept(info.path)
+            if not taken:
+                continue
+            body = b"".join(kept)
+            partial = f"{info.path}.forget-{uuid.uuid4().hex[:8]}"
+            with self.filesystem.open_output_stream(partial) as sink:
+                sink.write(gzip.compress(body) if info.path.endswith(".gz") else body)
+            self.filesystem.move(partial, info.path)  # readers see the old copy or the new one
+            files, lines = files + 1, lines + taken
+        return files, lines
+
+
+def _delete(lake_root: str, storage: delta.Storage, table: str, paths: list[str]) -> int:
+    filesystem, root = storage.filesystem(f"{lake_root}/{table}")
+    for path in paths:
+        filesystem.delete_file(f"{root}/{path}")
+    return len(paths)
+
+
+def _forget_old_log_entries(table_uri: str, storage: delta.Storage) -> None:
+    """Checkpoints the table and deletes its log's entries and checkpoints from before: their add actions hold the
+    replaced files' statistics (an erased trip's id or coordinates as a file's minimum or maximum)."""
+    table = delta.open_table(table_uri, storage)
+    table.create_checkpoint()
+    version = table.version()
+    filesystem, root = storage.filesystem(f"{table_uri}/{DELTA_LOG}")
+    for info in filesystem.get_file_info(pafs.FileSelector(root)):
+        name = info.base_name
+        if info.type == pafs.FileType.File and name[:20].isdigit() and int(name[:20]) < version:
+            filesystem.delete_file(info.path)
+
+
+def _record(lake_root: str, storage: delta.Storage, erasure: Erasure) -> None:
+    row = erasure.to_dict() | {"selection": json.dumps(erasure.selection, sort_keys=True),
+                               "erased_at": datetime.now(timezone.utc), "erased_by": getpass.getuser()}
+    del row["dry_run"]
+    delta.append(f"{lake_root}/{ERASURES}", pa.Table.from_pylist([row], ERASURES_SCHEMA), storage)
+
+
+ERASURES_SCHEMA = pa.schema([
+    ("erasure_id", pa.string()), ("selection", pa.string()), ("trips", pa.int64()), ("trip_routes", pa.int64()),
+    ("weekly_partitions", pa.int64()), ("rejected_rows", pa.int64()), ("raw_lines", pa.int64()),
+    ("raw_files", pa.int64()), ("files_deleted", pa.int64()), ("erased_at", pa.timestamp("us", "UTC")),
+    ("erased_by", pa.string()),
+])
