@@ -11,12 +11,14 @@ import shutil
 from datetime import date
 from pathlib import Path
 
+import boto3
 import pyarrow.parquet as pq
 import pytest
 
-from tests.conftest import SAMPLE, lake_rows
+from tests.conftest import MOTO_CREDENTIALS, SAMPLE, lake_rows
 from triplake import cli
 from triplake.erasure import Selection, SelectionError, header_positions, line_fields, trip_id_of
+from triplake.forget import forget
 from triplake.pipeline import run_pipeline
 from triplake.weekly_average import BoundingBox
 
@@ -69,19 +71,25 @@ def run_cli(arguments: list[str]) -> str:
     return printed.getvalue()
 
 
+def text_of(name: str, body: bytes) -> str:
+    """A file as text: Parquet (data files and Delta checkpoints) row by row, gzip decompressed, the rest as bytes."""
+    if name.endswith(".parquet"):
+        return json.dumps(pq.read_table(io.BytesIO(body)).to_pylist(), default=str)
+    if name.endswith(".gz"):
+        return gzip.decompress(body).decode(errors="replace")
+    return body.decode(errors="replace")
+
+
 def every_file_text(lake: Path) -> dict[str, str]:
-    """Every file under the lake root as text: Parquet files (data and Delta checkpoints) row by row, gzip
-    decompressed, the rest as their bytes."""
-    texts = {}
-    for path in sorted(p for p in lake.rglob("*") if p.is_file()):
-        body = path.read_bytes()
-        if path.suffix == ".parquet":
-            texts[str(path)] = json.dumps(pq.read_table(path).to_pylist(), default=str)
-        elif path.suffix == ".gz":
-            texts[str(path)] = gzip.decompress(body).decode(errors="replace")
-        else:
-            texts[str(path)] = body.decode(errors="replace")
-    return texts
+    return {str(path): text_of(path.name, path.read_bytes()) for path in sorted(lake.rglob("*")) if path.is_file()}
+
+
+def needles(erased_ids: set[str]) -> list[str]:
+    """What shows an erased trip in a file: its id, the origin of its line and that origin's longitude as a number
+    (13-16 digits: no false match), and the rejected line's origin."""
+    origins = [fields["origin_coord"] for fields in erased_lines()]
+    longitudes = [repr(float(origin.split("(")[1].split()[0])) for origin in origins]
+    return [*erased_ids, *origins, *longitudes, REJECTED.split(",")[1]]
 
 
 def test_forget_a_datasource_leaves_the_other_trips_and_no_file_holding_an_erased_one(lake):
@@ -89,12 +97,8 @@ def test_forget_a_datasource_leaves_the_other_trips_and_no_file_holding_an_erase
     assert len(erased_ids) == 33 and lake_rows(lake.as_uri(), "select count(*) as n from trips") == [{"n": 101}]
     assert lake_rows(lake.as_uri(), "select count(*) as n from rejected_rows") == [{"n": 1}]
 
-    origins = [fields["origin_coord"] for fields in erased_lines()]
-    longitudes = [repr(float(origin.split("(")[1].split()[0])) for origin in origins]  # 13-16 digits: no false match
-    origins.append(REJECTED.split(",")[1])
-
     def files_holding_erased_trips() -> dict[str, list[str]]:
-        held = {path: [needle for needle in [*erased_ids, *origins, *longitudes] if needle in text]
+        held = {path: [needle for needle in needles(erased_ids) if needle in text]
                 for path, text in every_file_text(lake).items()}
         return {path.removeprefix(str(lake)): found for path, found in held.items() if found}
 
@@ -115,7 +119,7 @@ def test_forget_a_datasource_leaves_the_other_trips_and_no_file_holding_an_erase
     assert printed | {"erasure_id": None, "selection": None} == {
         "erasure_id": None, "selection": None, "dry_run": False, "trips": 33, "trip_routes": 33,
         "weekly_partitions": printed["weekly_partitions"], "rejected_rows": 1, "raw_lines": 35, "raw_files": 2,
-        "files_deleted": printed["files_deleted"]}
+        "files_deleted": printed["files_deleted"], "object_versions_deleted": 0}
     assert printed["weekly_partitions"] > 0 and printed["files_deleted"] > 0
 
     # Nothing under the lake root holds an erased trip: not a table file of any version, a log entry's statistics,
@@ -125,6 +129,35 @@ def test_forget_a_datasource_leaves_the_other_trips_and_no_file_holding_an_erase
     record = lake_rows(lake.as_uri(), "select * from erasures")
     assert [(row["erasure_id"], row["trips"], json.loads(row["selection"])["datasource"]) for row in record] == [
         (printed["erasure_id"], 33, ERASED)]
+
+
+def test_forget_on_an_s3_lake_leaves_no_object_version_holding_an_erased_trip(spark, moto_endpoint, test_settings):
+    s3 = boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1", **MOTO_CREDENTIALS)
+    s3.create_bucket(Bucket="forget-lake")
+    s3.put_bucket_versioning(Bucket="forget-lake", VersioningConfiguration={"Status": "Enabled"})
+    root = "s3://forget-lake/lake"
+    assert run_pipeline(spark, [SAMPLE.as_uri()], root, settings=test_settings).succeeded
+    erased_ids = {row["trip_id"] for row in lake_rows(root, f"select trip_id from trips where datasource = '{ERASED}'",
+                                                      test_settings)}
+
+    def versions_holding_erased_trips() -> dict[str, list[str]]:
+        held = {}
+        for page in s3.get_paginator("list_object_versions").paginate(Bucket="forget-lake"):
+            for version in page.get("Versions", []):
+                body = s3.get_object(Bucket="forget-lake", Key=version["Key"], VersionId=version["VersionId"])["Body"]
+                text = text_of(version["Key"], body.read())
+                if found := [needle for needle in needles(erased_ids) if needle in text]:
+                    held[f"{version['Key']}@{version['VersionId']}"] = found
+        return held
+
+    assert any("/raw/" in key for key in versions_holding_erased_trips()), "the check finds the raw copy before"
+
+    erasure = forget(root, test_settings, Selection(datasource=ERASED))
+
+    assert (erasure.trips, erasure.raw_lines) == (33, 33) and erasure.object_versions_deleted > 0
+    assert lake_rows(root, "select count(*) as n from trips", test_settings) == [{"n": 67}]
+    assert lake_rows(root, "select sum(trips) as n from weekly_trips", test_settings) == [{"n": 67}]
+    assert versions_holding_erased_trips() == {}
 
 
 def test_forget_of_the_sample_alone_gives_the_documented_answers(spark, tmp_path):

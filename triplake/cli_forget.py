@@ -12,7 +12,8 @@ from rich.console import Console
 from triplake.settings import get_settings
 from triplake.terminal import UsageError, result_table, stderr
 
-COUNTS = ("trips", "trip_routes", "weekly_partitions", "rejected_rows", "raw_lines", "raw_files", "files_deleted")
+COUNTS = ("trips", "trip_routes", "weekly_partitions", "rejected_rows", "raw_lines", "raw_files", "files_deleted",
+          "object_versions_deleted")
 
 
 def add_parser(commands, parse_date: Callable[[str], object], lake_root_of: Callable[[argparse.Namespace], str]) -> None:
@@ -59,8 +60,8 @@ def forget_command(args: argparse.Namespace, lake_root: str) -> int:
         print(json.dumps(erasure.to_dict()))
         return 0
     verb = "would erase" if erasure.dry_run else "erased"
-    Console().print(result_table(("what", "rows" if not erasure.dry_run else "rows (dry run)"),
-                                 [[name, getattr(erasure, name)] for name in COUNTS if not (erasure.dry_run and name == "files_deleted")]))
-    stderr.print(f"{erasure.erasure_id}: {verb} {erasure.trips} trips" + ("" if erasure.dry_run else
-                 " (recorded in `erasures`)"))
+    counted = COUNTS[:6] if erasure.dry_run else COUNTS  # a dry run deletes nothing
+    Console().print(result_table(("what", f"{verb}"), [[name, getattr(erasure, name)] for name in counted]))
+    stderr.print(f"{erasure.erasure_id}: {verb} {erasure.trips} trips"
+                 + ("" if erasure.dry_run else " (recorded in the table `erasures`)"))
     return 0

@@ -28,6 +28,7 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Callable
+from urllib.parse import urlparse
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -35,6 +36,7 @@ from pyarrow import fs as pafs
 
 from spark_jobs.common import delta, records, table_files, tables
 from spark_jobs.common.locations import RAW
+from triplake.aws import clients
 from triplake.erasure import Selection, header_positions, line_fields, trip_id_of
 from triplake.lake_files import delta_storage
 from triplake.lease import LakeLease
@@ -69,6 +71,7 @@ class Erasure:
     raw_lines: int = 0
     raw_files: int = 0
     files_deleted: int = 0
+    object_versions_deleted: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -114,6 +117,8 @@ def forget(lake_root: str, settings: Settings, selection: Selection, dry_run: bo
             erasure.files_deleted += _delete(lake_root, storage, change.table, change.removed)
             if change.removed:
                 _forget_old_log_entries(f"{lake_root}/{change.table}", storage)
+        changed = [change.table for change in changes if change.removed or change.added]
+        erasure.object_versions_deleted = _delete_old_versions(lake_root, settings, changed + [RAW])
         _record(lake_root, storage, erasure)
     return erasure
 
@@ -298,6 +303,29 @@ def _forget_old_log_entries(table_uri: str, storage: delta.Storage) -> None:
             filesystem.delete_file(info.path)
 
 
+def _delete_old_versions(lake_root: str, settings: Settings, locations: list[str]) -> int:
+    """On an s3:// lake, the noncurrent object versions and delete markers under the locations go: a versioned
+    bucket keeps the old bytes of every object replaced or deleted, and an erased trip would live on in them (no
+    reader of the lake reads an old version: Delta reads current objects only). Returns how many went."""
+    parsed = urlparse(lake_root)
+    if parsed.scheme not in ("s3", "s3a"):
+        return 0
+    (s3,) = clients(settings, "s3")
+    bucket, prefix = parsed.netloc, parsed.path.strip("/")
+    deleted = 0
+    for location in locations:
+        old = []
+        for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket,
+                                                                      Prefix=f"{prefix}/{location}/".lstrip("/")):
+            old += [{"Key": version["Key"], "VersionId": version["VersionId"]}
+                    for version in page.get("Versions", []) if not version["IsLatest"]]
+            old += [{"Key": marker["Key"], "VersionId": marker["VersionId"]} for marker in page.get("DeleteMarkers", [])]
+        for start in range(0, len(old), 1000):  # delete_objects takes 1,000 keys a request
+            s3.delete_objects(Bucket=bucket, Delete={"Objects": old[start:start + 1000], "Quiet": True})
+        deleted += len(old)
+    return deleted
+
+
 def _record(lake_root: str, storage: delta.Storage, erasure: Erasure) -> None:
     row = erasure.to_dict() | {"selection": json.dumps(erasure.selection, sort_keys=True),
                                "erased_at": datetime.now(timezone.utc), "erased_by": getpass.getuser()}
@@ -305,9 +333,9 @@ def _record(lake_root: str, storage: delta.Storage, erasure: Erasure) -> None:
     delta.append(f"{lake_root}/{ERASURES}", pa.Table.from_pylist([row], ERASURES_SCHEMA), storage)
 
 
-ERASURES_SCHEMA = pa.schema([
-    ("erasure_id", pa.string()), ("selection", pa.string()), ("trips", pa.int64()), ("trip_routes", pa.int64()),
-    ("weekly_partitions", pa.int64()), ("rejected_rows", pa.int64()), ("raw_lines", pa.int64()),
-    ("raw_files", pa.int64()), ("files_deleted", pa.int64()), ("erased_at", pa.timestamp("us", "UTC")),
-    ("erased_by", pa.string()),
-])
+ERASURES_SCHEMA = pa.schema(
+    [("erasure_id", pa.string()), ("selection", pa.string())]
+    + [(count, pa.int64()) for count in ("trips", "trip_routes", "weekly_partitions", "rejected_rows", "raw_lines",
+                                         "raw_files", "files_deleted", "object_versions_deleted")]
+    + [("erased_at", pa.timestamp("us", "UTC")), ("erased_by", pa.string())]
+)

@@ -99,10 +99,14 @@ def maintain(lake_root: str, settings: Settings, on_wait: Callable | None = None
 
 
 def interrupted_ingestions(lake_root: str, settings: Settings) -> list[str]:
-    """The ingestions with a staging directory: each died (or is the running writer's, which the lease excludes)."""
+    """The ingestions whose staging directory holds a file: each died (or is the running writer's, which the lease
+    excludes). Files, not directories, are listed: on a versioned bucket a listing by directory can show the folder
+    of objects deleted long ago (moto does)."""
     from pyarrow import fs as pafs
 
     fs, root = filesystem(lake_root, settings)
-    return sorted(entry.base_name for entry in fs.get_file_info(pafs.FileSelector(f"{root}/{STAGING}",
-                                                                                    allow_not_found=True))
-                  if entry.type == pafs.FileType.Directory)
+    staging = f"{root}/{STAGING}"
+    return sorted({entry.path.removeprefix(f"{staging}/").split("/", 1)[0]
+                   for entry in fs.get_file_info(pafs.FileSelector(staging, allow_not_found=True, recursive=True))
+                   if entry.type == pafs.FileType.File and entry.path.startswith(f"{staging}/")
+                   and "/" in entry.path.removeprefix(f"{staging}/")})
