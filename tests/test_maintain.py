@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from deltalake import DeltaTable
 
+from spark_jobs.common.publish import INTENT
 from tests.conftest import SAMPLE, lake_rows
 from triplake.lease import LakeLease
 from triplake.maintain import MaintenanceRefused, maintain
@@ -93,7 +94,9 @@ def test_a_maintenance_killed_at_any_step_changes_no_answer_and_the_next_one_fin
 
 def test_maintain_waits_for_the_lake_and_refuses_while_an_interrupted_ingestion_awaits_its_rollback(tmp_path):
     lake = tmp_path / "lake"
-    (lake / "_staging" / "20261204T000000Z-deadbeef").mkdir(parents=True)
+    interrupted = lake / "_staging" / "20261204T000000Z-deadbeef"  # as a killed ingestion leaves it: its intent
+    interrupted.mkdir(parents=True)
+    (interrupted / INTENT).write_text('{"ingestion_id": "20261204T000000Z-deadbeef"}')
     with pytest.raises(MaintenanceRefused, match=r"1 interrupted ingestion\(s\) await their rollback"):
         maintain(lake.as_uri(), Settings())
 
