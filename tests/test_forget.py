@@ -7,7 +7,11 @@ import contextlib
 import gzip
 import io
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
 from datetime import date
 from pathlib import Path
 
@@ -129,6 +133,38 @@ def test_forget_a_datasource_leaves_the_other_trips_and_no_file_holding_an_erase
     record = lake_rows(lake.as_uri(), "select * from erasures")
     assert [(row["erasure_id"], row["trips"], json.loads(row["selection"])["datasource"]) for row in record] == [
         (printed["erasure_id"], 33, ERASED)]
+
+
+AFTER = {
+    "select count(*) as n from trips": [{"n": 68}],
+    "select count(*) as n from trip_routes": [{"n": 68}],
+    "select sum(trips) as n from weekly_trips": [{"n": 68}],
+    "select count(*) as n from rejected_rows": [{"n": 0}],
+    "select count(*) as n from erasures": [{"n": 1}],
+}
+
+
+@pytest.mark.parametrize("point", ["forget:planned", "forget:committed:trips", "forget:committed:weekly_trips",
+                                   "forget:deleted"])
+def test_a_forget_killed_at_any_point_is_finished_by_the_next_one(built_lake, tmp_path, point):
+    lake = tmp_path / "lake"
+    shutil.copytree(built_lake, lake)
+    erased_ids = {row["trip_id"] for row in lake_rows(lake.as_uri(), f"select trip_id from trips where datasource = '{ERASED}'")}
+    command = [str(Path(sys.executable).with_name("triplake")), "forget", "--lake-root", str(lake), "--json"]
+    killed = subprocess.run([*command, "--datasource", ERASED], env=os.environ | {"TRIPLAKE_FAULT_AT": point},
+                            capture_output=True, text=True, timeout=600)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+
+    # The next forget, whatever it selects, first finishes the killed one.
+    finished = subprocess.run([*command, "--region", "Nowhere"], capture_output=True, text=True, timeout=600)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    assert {query: lake_rows(lake.as_uri(), query) for query in AFTER} == AFTER | {
+        "select count(*) as n from erasures": [{"n": 2}]}
+    assert [row["trips"] for row in lake_rows(lake.as_uri(), "select trips from erasures order by erasure_id")] == [33, 0]
+    held = {path: [needle for needle in needles(erased_ids) if needle in text]
+            for path, text in every_file_text(lake).items()}
+    assert {path: found for path, found in held.items() if found} == {}
+    assert not (lake / "_erasures").exists() or not any((lake / "_erasures").iterdir()), "the plan is gone"
 
 
 def test_forget_on_an_s3_lake_leaves_no_object_version_holding_an_erased_trip(spark, moto_endpoint, test_settings):

@@ -62,6 +62,23 @@ class Selection:
             raise SelectionError(f"{path}: {len(bad)} line(s) are not trip ids (32 hex digits), e.g. {bad[0]!r}")
         return cls(trip_ids=frozenset(ids), trip_ids_digest=hashlib.sha256(text).hexdigest(), **criteria)
 
+    def to_json(self) -> dict:
+        """The whole selection, trip ids included (a killed erasure's plan, until the erasure finishes)."""
+        return {"datasource": self.datasource, "region": self.region, "bbox": self.bbox.as_list() if self.bbox else None,
+                "match": self.match, "from_date": self.from_date.isoformat() if self.from_date else None,
+                "to_date": self.to_date.isoformat() if self.to_date else None,
+                "trip_ids": sorted(self.trip_ids) if self.trip_ids is not None else None,
+                "trip_ids_digest": self.trip_ids_digest}
+
+    @classmethod
+    def from_json(cls, data: dict) -> Selection:
+        return cls(datasource=data["datasource"], region=data["region"],
+                   bbox=BoundingBox(*data["bbox"]) if data["bbox"] else None, match=data["match"],
+                   from_date=date.fromisoformat(data["from_date"]) if data["from_date"] else None,
+                   to_date=date.fromisoformat(data["to_date"]) if data["to_date"] else None,
+                   trip_ids=frozenset(data["trip_ids"]) if data["trip_ids"] is not None else None,
+                   trip_ids_digest=data["trip_ids_digest"])
+
     @property
     def window(self) -> tuple[datetime | None, datetime | None]:
         """[start, end) of the days selected, UTC."""

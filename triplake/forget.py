@@ -19,7 +19,6 @@ Each table's change is one Delta transaction. --dry-run reads and counts, and ch
 from __future__ import annotations
 
 import getpass
-import gzip
 import json
 import logging
 import os
@@ -37,15 +36,18 @@ from pyarrow import fs as pafs
 from spark_jobs.common import delta, records, table_files, tables
 from spark_jobs.common.locations import RAW
 from triplake.aws import clients
-from triplake.erasure import Selection, header_positions, line_fields, trip_id_of
+from triplake.erasure import Selection
 from triplake.lake_files import delta_storage
 from triplake.lease import LakeLease
+from spark_jobs.common.publish import kill_at
 from triplake.maintain import MaintenanceRefused, interrupted_ingestions
+from triplake.raw_copies import RawCopies
 from triplake.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 ERASURES = "curated/erasures"
+PLANS = "_erasures"  # the plan of an erasure under way (Plan)
 DELTA_LOG = "_delta_log"
 
 
@@ -77,10 +79,35 @@ class Erasure:
         return asdict(self)
 
 
+@dataclass
+class Plan:
+    """What an erasure takes, written before its first commit and deleted after its record: a forget killed on the
+    way is finished by the next one, from these ids and paths (its first commit already took the trips the
+    selection matched, so the selection alone would no longer find their routes or files)."""
+
+    erasure_id: str
+    selection: Selection
+    erased_ids: set[str]
+    touched: set[tuple[str, str]]  # (region, week_start)
+    removed: dict[str, list[str]]  # table location -> paths of the files that go
+    rows: dict[str, int]  # rows erased per table, as planned: what the record says however many runs it took
+
+    def to_json(self) -> bytes:
+        return json.dumps({"erasure_id": self.erasure_id, "selection": self.selection.to_json(),
+                           "erased_ids": sorted(self.erased_ids), "touched": sorted(self.touched),
+                           "removed": self.removed, "rows": self.rows}).encode()
+
+    @classmethod
+    def from_json(cls, body: bytes) -> Plan:
+        data = json.loads(body)
+        return cls(data["erasure_id"], Selection.from_json(data["selection"]), set(data["erased_ids"]),
+                   {tuple(item) for item in data["touched"]}, data["removed"], data["rows"])
+
+
 def forget(lake_root: str, settings: Settings, selection: Selection, dry_run: bool = False,
            on_wait: Callable | None = None) -> Erasure:
     """Erases the selection from every table and raw copy of the lake, then deletes what held it; returns the counts.
-    dry_run: only count."""
+    A forget that was killed on the way is finished first. dry_run: only count."""
     lake_root = lake_root.rstrip("/")
     storage = delta_storage(settings)
     records.check_layout(lake_root, storage)
@@ -94,33 +121,78 @@ def forget(lake_root: str, settings: Settings, selection: Selection, dry_run: bo
             raise MaintenanceRefused(
                 f"{len(pending)} interrupted ingestion(s) await their rollback ({', '.join(pending[:3])}): ingest a "
                 "file (`triplake run`, or an upload) so its recovery rolls them back, then forget")
-        trips, erased_ids, touched = _trips_change(lake_root, storage, selection, erasure.erasure_id)
-        routes, kept_routes = _trip_routes_change(lake_root, storage, erased_ids, touched, erasure.erasure_id)
-        weekly = _weekly_change(lake_root, storage, kept_routes, touched, erasure.erasure_id)
-        raw = _RawCopies(lake_root, storage, selection, erased_ids)
-        rejected = _rejected_change(lake_root, storage, raw, erasure.erasure_id)
-        changes = [trips, routes, weekly, rejected]
-        erasure.trips, erasure.trip_routes, erasure.rejected_rows = trips.rows_erased, routes.rows_erased, rejected.rows_erased
-        erasure.weekly_partitions = len(touched) if weekly.removed or weekly.added else 0
-        if dry_run:
-            erasure.raw_files, erasure.raw_lines = raw.count()
-            for change in changes:  # the dry run wrote the replacement files to count them: they go
-                _delete(lake_root, storage, change.table, [file.path for file in change.added])
-            return erasure
-        for change in changes:
-            if change.removed or change.added:
-                spec = _spec(change.table)
-                delta.commit(spec.uri(lake_root), spec.schema, spec.partition_columns, change.added, storage,
-                             removed=change.removed)
-        erasure.raw_files, erasure.raw_lines = raw.rewrite()
-        for change in changes:
-            erasure.files_deleted += _delete(lake_root, storage, change.table, change.removed)
-            if change.removed:
-                _forget_old_log_entries(f"{lake_root}/{change.table}", storage)
-        changed = [change.table for change in changes if change.removed or change.added]
-        erasure.object_versions_deleted = _delete_old_versions(lake_root, settings, changed + [RAW])
-        _record(lake_root, storage, erasure)
+        if not dry_run:
+            for plan in _killed_plans(lake_root, storage):
+                logger.warning("finishing %s, which was stopped before it finished", plan.erasure_id)
+                _erase(lake_root, settings, storage, Erasure(plan.erasure_id, plan.selection.describe(), False),
+                       plan.selection, plan)
+        _erase(lake_root, settings, storage, erasure, selection)
     return erasure
+
+
+def _erase(lake_root: str, settings: Settings, storage: delta.Storage, erasure: Erasure, selection: Selection,
+           resumed: Plan | None = None) -> None:
+    prefix = erasure.erasure_id
+    trips, erased_ids, touched = _trips_change(lake_root, storage, selection, prefix)
+    if resumed is not None:
+        erased_ids, touched = erased_ids | resumed.erased_ids, touched | resumed.touched
+    routes, kept_routes = _trip_routes_change(lake_root, storage, erased_ids, touched, prefix)
+    weekly = _weekly_change(lake_root, storage, kept_routes, touched, prefix)
+    raw = RawCopies(lake_root, storage, selection, erased_ids)
+    rejected = _rejected_change(lake_root, storage, raw, prefix)
+    changes = [trips, routes, weekly, rejected]
+    rows = {"trips": trips.rows_erased, "trip_routes": routes.rows_erased, "rejected_rows": rejected.rows_erased,
+            "weekly_partitions": len(touched) if weekly.removed or weekly.added else 0}
+    for name, count in (resumed.rows if resumed else rows).items():
+        setattr(erasure, name, count)
+    if erasure.dry_run:
+        erasure.raw_files, erasure.raw_lines = raw.count()
+        for change in changes:  # the dry run wrote the replacement files to count them: they go
+            _delete(lake_root, storage, change.table, [file.path for file in change.added])
+        return
+    removed = {change.table: change.removed + (resumed.removed.get(change.table, []) if resumed else [])
+               for change in changes}
+    plan = Plan(erasure.erasure_id, selection, erased_ids, touched, removed, resumed.rows if resumed else rows)
+    _write(lake_root, storage, _plan_path(plan.erasure_id), plan.to_json())
+    kill_at("forget:planned", settings.fault_at)
+    for change in changes:
+        if change.removed or change.added:
+            spec = _spec(change.table)
+            delta.commit(spec.uri(lake_root), spec.schema, spec.partition_columns, change.added, storage,
+                         removed=change.removed)
+            kill_at(f"forget:committed:{change.table.rsplit('/', 1)[-1]}", settings.fault_at)
+    erasure.raw_files, erasure.raw_lines = raw.rewrite()
+    for table, paths in removed.items():
+        if paths:
+            erasure.files_deleted += _delete(lake_root, storage, table, paths)
+            _forget_old_log_entries(f"{lake_root}/{table}", storage)
+    kill_at("forget:deleted", settings.fault_at)
+    if resumed is None or not delta.rows_where(f"{lake_root}/{ERASURES}", storage, "erasure_id", erasure.erasure_id):
+        _record(lake_root, storage, erasure)
+    _delete(lake_root, storage, PLANS, [f"{plan.erasure_id}.json"])
+    erasure.object_versions_deleted = _delete_old_versions(lake_root, settings, [*removed, RAW, PLANS])
+
+
+def _plan_path(erasure_id: str) -> str:
+    return f"{PLANS}/{erasure_id}.json"
+
+
+def _write(lake_root: str, storage: delta.Storage, relative: str, body: bytes) -> None:
+    filesystem, root = storage.filesystem(lake_root)
+    if isinstance(filesystem, pafs.LocalFileSystem):
+        filesystem.create_dir(f"{root}/{relative.rsplit('/', 1)[0]}", recursive=True)
+    with filesystem.open_output_stream(f"{root}/{relative}") as sink:
+        sink.write(body)
+
+
+def _killed_plans(lake_root: str, storage: delta.Storage) -> list[Plan]:
+    filesystem, root = storage.filesystem(f"{lake_root}/{PLANS}")
+    plans = []
+    for info in sorted(filesystem.get_file_info(pafs.FileSelector(root, allow_not_found=True)), key=lambda i: i.path):
+        if info.type == pafs.FileType.File and info.path.endswith(".json"):
+            with filesystem.open_input_stream(info.path) as stream:
+                plans.append(Plan.from_json(stream.read()))
+    return plans
 
 
 def _spec(location: str) -> delta.TableSpec:
@@ -202,7 +274,7 @@ def _weekly_change(lake_root: str, storage: delta.Storage, kept_routes: dict[tup
     return change
 
 
-def _rejected_change(lake_root: str, storage: delta.Storage, raw: _RawCopies, prefix: str) -> TableChange:
+def _rejected_change(lake_root: str, storage: delta.Storage, raw: RawCopies, prefix: str) -> TableChange:
     """The rejected lines the selection takes, or that are an erased trip's."""
     table_uri = tables.REJECTED_ROWS_TABLE.uri(lake_root)
     change = TableChange(tables.REJECTED_ROWS)
@@ -217,77 +289,17 @@ def _rejected_change(lake_root: str, storage: delta.Storage, raw: _RawCopies, pr
     return change
 
 
-class _RawCopies:
-    """The raw copies of every ingestion (raw/<ingestion id>/<file>) and which of their lines the erasure takes."""
-
-    def __init__(self, lake_root: str, storage: delta.Storage, selection: Selection, erased: set[str]) -> None:
-        self.filesystem, self.root = storage.filesystem(f"{lake_root}/{RAW}")
-        self.selection, self.erased = selection, erased
-        self._headers: dict[str, dict[str, int] | None] = {}
-        self._files: list[pafs.FileInfo] | None = None
-
-    def files(self) -> list[pafs.FileInfo]:
-        if self._files is None:
-            found = self.filesystem.get_file_info(pafs.FileSelector(self.root, recursive=True, allow_not_found=True))
-            self._files = sorted((info for info in found if info.type == pafs.FileType.File), key=lambda info: info.path)
-        return self._files
-
-    def takes(self, ingestion_id: str, line: str, positions: dict[str, int] | None = None) -> bool:
-        """Whether the line (of that ingestion's file) is selected or is an erased trip's."""
-        if positions is None:
-            positions = self._positions(ingestion_id)
-        fields = line_fields(line, positions) if positions else None
-        if fields is None:
-            return False
-        return self.selection.takes_line(fields) or (bool(self.erased) and trip_id_of(fields) in self.erased)
-
-    def _positions(self, ingestion_id: str) -> dict[str, int] | None:
-        if ingestion_id not in self._headers:
-            copies = [info for info in self.files() if info.path.startswith(f"{self.root}/{ingestion_id}/")]
-            lines = self._lines(copies[0].path) if copies else []
-            self._headers[ingestion_id] = header_positions(lines[0].decode(errors="replace")) if lines else None
-        return self._headers[ingestion_id]
-
-    def _lines(self, path: str) -> list[bytes]:
-        with self.filesystem.open_input_stream(path) as stream:
-            body = stream.read()
-        return (gzip.decompress(body) if path.endswith(".gz") else body).splitlines(keepends=True)
-
-    def _kept(self, path: str) -> tuple[list[bytes], int]:
-        lines = self._lines(path)
-        if not lines:
-            return lines, 0
-        positions = header_positions(lines[0].decode(errors="replace"))
-        kept = lines[:1] + [line for line in lines[1:]
-                            if not (positions and self.takes("", line.decode(errors="replace").rstrip("\r\n"), positions))]
-        return kept, len(lines) - len(kept)
-
-    def count(self) -> tuple[int, int]:
-        """(files, lines) the erasure would take out of the raw copies."""
-        taken = [self._kept(info.path)[1] for info in self.files()]
-        return sum(1 for lines in taken if lines), sum(taken)
-
-    def rewrite(self) -> tuple[int, int]:
-        """Rewrites every raw copy that holds a taken line without it; returns (files, lines)."""
-        files = lines = 0
-        for info in self.files():
-            kept, taken = self._kept(info.path)
-            if not taken:
-                continue
-            body = b"".join(kept)
-            partial = f"{info.path}.forget-{uuid.uuid4().hex[:8]}"
-            with self.filesystem.open_output_stream(partial) as sink:
-                sink.write(gzip.compress(body) if info.path.endswith(".gz") else body)
-            self.filesystem.move(partial, info.path)  # readers see the old copy or the new one
-            files, lines = files + 1, lines + taken
-        return files, lines
-
-
-def _delete(lake_root: str, storage: delta.Storage, table: str, paths: list[str]) -> int:
-    filesystem, root = storage.filesystem(f"{lake_root}/{table}")
+def _delete(lake_root: str, storage: delta.Storage, location: str, paths: list[str]) -> int:
+    """Deletes the files (relative to the location) that are there; returns how many were."""
+    filesystem, root = storage.filesystem(f"{lake_root}/{location}")
+    deleted = 0
     for path in paths:
-        filesystem.delete_file(f"{root}/{path}")
-    return len(paths)
+        try:
+            filesystem.delete_file(f"{root}/{path}")
+            deleted += 1
+        except FileNotFoundError:  # deleted by the run this one finishes
+            pass
+    return deleted
 
 
 def _forget_old_log_entries(table_uri: str, storage: delta.Storage) -> None:
