@@ -65,13 +65,16 @@ def trips_ingest():
         """The batch's Spark application, under the lake's writer lease from before it starts until it has ended."""
         from spark_jobs.common.ingestions import batch_path
         from triplake import dag_io
+        from triplake.announce import announcing_as_files_end
 
         this = orchestration.Batch.from_dict(batch)
         dag_io.objects().put(batch_path(this.batch_id), this.manifest())
         lease = orchestration.batch_lease(settings, this, context["dag_run"].run_id, dag_io.s3_client())
         try:
             with lease.held(settings.lake_lease_wait_seconds,
-                            on_wait=lambda holder: print(f"waiting for the lake: {holder.describe()}")):
+                            on_wait=lambda holder: print(f"waiting for the lake: {holder.describe()}")), \
+                    announcing_as_files_end(this, dag_io.objects(), dag_io.publisher(), context["dag_run"].run_id,
+                                            settings.announce_poll_seconds):
                 run_batch(this, lease)
         except Exception as failure:
             context["ti"].xcom_push(key=orchestration.BATCH_FAILURE_KEY, value=orchestration.batch_failure(failure))

@@ -9,9 +9,11 @@ its FAILED record. Announced files leave the inbox; nothing is announced twice f
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-from typing import Any, Callable, Mapping
+import threading
+from typing import Any, Callable, Iterator, Mapping
 
 from spark_jobs.common.ingestions import report_path
 from triplake import inbox, orchestration
@@ -36,15 +38,61 @@ class Reports:
         return self._read[job]
 
 
+def announce_finished(batch: orchestration.Batch, store: LakeObjects, publish: Callable[[dict], None],
+                      dag_run_id: str | None, announced: set[str]) -> None:
+    """While the batch's job runs: announces, in the batch's order, each file whose outcome report is in the lake and
+    that is not in `announced` yet, and takes it out of the inbox. The job ends the files in order, so the first file
+    with no outcome yet stops the round: no file is announced before one uploaded earlier."""
+    for receipt in batch.receipts:
+        if receipt.ingestion_id in announced:
+            continue
+        reports = Reports(store, receipt.ingestion_id)
+        outcome = reports("ingestion")
+        if outcome is None:
+            return
+        event = orchestration.outcome_event(receipt, outcome, reports, dag_run_id)
+        publish(event)
+        inbox.answered(store, [receipt])
+        announced.add(receipt.ingestion_id)
+        logger.info("%s %s: %s", receipt.ingestion_id, receipt.name, event["status"])
+
+
+@contextlib.contextmanager
+def announcing_as_files_end(batch: orchestration.Batch, store: LakeObjects, publish: Callable[[dict], None],
+                            dag_run_id: str | None, every_seconds: float) -> Iterator[set[str]]:
+    """Runs announce_finished every few seconds, in a thread, while the block (the batch's job) runs: an upload is
+    answered once its file commits, not once the last file of its batch does. What it has not announced when the
+    block ends, announce_batch does."""
+    announced: set[str] = set()
+    stop = threading.Event()
+
+    def announce_while_running() -> None:
+        while not stop.wait(every_seconds):
+            try:
+                announce_finished(batch, store, publish, dag_run_id, announced)
+            except Exception:  # the batch's end announces what this could not
+                logger.exception("could not announce the files that have ended; the batch's end will")
+
+    announcer = threading.Thread(target=announce_while_running, name="announce-as-files-end", daemon=True)
+    announcer.start()
+    try:
+        yield announced
+    finally:
+        stop.set()
+        announcer.join()
+
+
 def announce_batch(batch: orchestration.Batch, settings: Settings, store: LakeObjects, publish: Callable[[dict], None],
                    dag_run_id: str | None, failure: Mapping[str, str] | None) -> dict[str, str]:
-    """Publishes each file's SUCCEEDED or FAILED and empties the batch out of the inbox; returns each ingestion's
-    status."""
-    reports = {receipt.ingestion_id: Reports(store, receipt.ingestion_id) for receipt in batch.receipts}
+    """Publishes SUCCEEDED or FAILED for each file of the batch still in the inbox (those announced while the job ran
+    have left it) and empties the batch out of the inbox; returns the status of each file it announced."""
+    waiting = set(store.keys(inbox.INBOX))
+    receipts = [receipt for receipt in batch.receipts if receipt.inbox_key in waiting]
+    reports = {receipt.ingestion_id: Reports(store, receipt.ingestion_id) for receipt in receipts}
     outcomes = {receipt.ingestion_id: _outcome(receipt, reports[receipt.ingestion_id], settings)
-                for receipt in batch.receipts}
+                for receipt in receipts}
     statuses = {}
-    for receipt in batch.receipts:
+    for receipt in receipts:
         outcome = outcomes[receipt.ingestion_id]
         event = orchestration.outcome_event(receipt, outcome, reports[receipt.ingestion_id], dag_run_id, failure)
         if outcome is None:  # never reached: it gets the record of an attempt that wrote nothing
@@ -52,7 +100,7 @@ def announce_batch(batch: orchestration.Batch, settings: Settings, store: LakeOb
         publish(event)
         statuses[receipt.ingestion_id] = event["status"]
         logger.info("%s %s: %s", receipt.ingestion_id, receipt.name, event["status"])
-    inbox.answered(store, batch.receipts)
+    inbox.answered(store, receipts)
     return statuses
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from functools import cache
-from typing import Any
+from typing import Any, Callable
 
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from airflow.providers.amazon.aws.hooks.sns import SnsHook
@@ -28,9 +28,20 @@ def status_topic_arn() -> str:
 
 
 def publish(event: dict) -> None:
-    SnsHook(aws_conn_id=get_settings().airflow_aws_conn_id).publish_to_target(
-        target_arn=status_topic_arn(), message=json.dumps(event), subject=status_subject(event),
-        message_attributes=message_attributes(event))
+    publisher()(event)
+
+
+def publisher() -> Callable[[dict], None]:
+    """publish, with its connection and topic looked up now: a thread of the task (which must not ask Airflow for
+    connections itself) can then publish with it."""
+    hook, target_arn = SnsHook(aws_conn_id=get_settings().airflow_aws_conn_id), status_topic_arn()
+    hook.get_conn()  # the client is made (and kept by the hook) here, in the task's own thread
+
+    def publish_event(event: dict) -> None:
+        hook.publish_to_target(target_arn=target_arn, message=json.dumps(event), subject=status_subject(event),
+                               message_attributes=message_attributes(event))
+
+    return publish_event
 
 
 def s3_client() -> Any:

@@ -95,6 +95,9 @@ class Settings(BaseSettings):
 
     emr_application_id: str | None = Field(default=None, description="EMR Serverless application (emr-serverless runner)")
     emr_execution_role_arn: str | None = Field(default=None, description="Job role of the EMR Serverless job runs")
+    announce_poll_seconds: float = Field(
+        default=2.0, gt=0, description="While a batch runs, how often the lake is read for the files that have ended, "
+                                       "so each upload is answered once its file commits")
     emr_poll_seconds: int = Field(default=30, ge=1, description="How often a running EMR or Glue job run is checked")
     emr_package_uri: str | None = Field(
         default=None, description="s3:// prefix holding the `make package` zip and entry points (EMR Serverless, Glue)"
