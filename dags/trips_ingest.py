@@ -9,8 +9,10 @@ run's. For each batch, one after the other:
 **spark_ingestion** — the lake's writer lease, then one Spark application (a spark-submit, or one EMR Serverless or
 Glue job run, watched to its end) that ingests each file as its own ingestion: ingest → group_routes →
 build_weekly (the commit); a file that fails is rolled back alone. The lease is given back once the application
-has ended. **announce_outcomes** — SUCCEEDED or FAILED for every file of the batch (a file the batch never reached
-fails with the batch's reason), and the files leave the inbox; the Delta tables need no Glue partitions. A run
+has ended. While the application runs, a thread of the task announces each file whose outcome is in the lake, in
+upload order, so an upload is answered when its file commits. **announce_outcomes** — SUCCEEDED or FAILED for every
+file of the batch not announced yet (a file the batch never reached fails with the batch's reason), and the files
+leave the inbox; the Delta tables need no Glue partitions. A run
 is failed when a batch failed as a whole; a file refused on its own is answered FAILED.
 
 Wiring only: what each task does lives in `triplake.orchestration` (tested without Airflow). Nothing here calls
