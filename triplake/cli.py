@@ -1,4 +1,4 @@
-"""The `triplake` command line: run, maintain, forget, upload, watch, weekly-average, sql, generate, stack, routes-map."""
+"""The `triplake` command line: run, replay, maintain, forget, upload, watch, weekly-average, sql, generate, stack, routes-map."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 from rich.console import Console
 
 from triplake.settings import get_settings
-from triplake import cli_aws, cli_forget
+from triplake import cli_aws, cli_forget, cli_replay
 from triplake.terminal import UsageError, ingestions_table, result_table, routes_table, stderr
 
 def _generate(args: argparse.Namespace) -> int:
@@ -254,6 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     maintain.set_defaults(handler=_maintain)
 
     cli_forget.add_parser(commands, _date, _lake_root)
+    cli_replay.add_parser(commands, _run, _lake_root)
 
     routes_map = commands.add_parser("routes-map", help="draw a region's routes to a PNG file")
     routes_map.add_argument("--region", required=True)
