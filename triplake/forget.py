@@ -21,8 +21,6 @@ from __future__ import annotations
 import getpass
 import json
 import logging
-import os
-import socket
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -38,9 +36,8 @@ from spark_jobs.common.locations import RAW
 from triplake.aws import clients
 from triplake.erasure import Selection
 from triplake.lake_files import delta_storage
-from triplake.lease import LakeLease
 from spark_jobs.common.publish import kill_at
-from triplake.maintain import MaintenanceRefused, interrupted_ingestions
+from triplake.maintain import quiet_lake
 from triplake.raw_copies import RawCopies
 from triplake.settings import Settings
 
@@ -113,14 +110,7 @@ def forget(lake_root: str, settings: Settings, selection: Selection, dry_run: bo
     records.check_layout(lake_root, storage)
     erasure = Erasure(f"erasure-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}",
                       selection.describe(), dry_run)
-    lease = LakeLease.for_lake(lake_root, settings, erasure.erasure_id, [], f"triplake forget on "
-                               f"{socket.gethostname()} (pid {os.getpid()})", pid=os.getpid())
-    with lease.held(settings.lake_lease_wait_seconds, on_wait):
-        pending = interrupted_ingestions(lake_root, settings)
-        if pending:
-            raise MaintenanceRefused(
-                f"{len(pending)} interrupted ingestion(s) await their rollback ({', '.join(pending[:3])}): ingest a "
-                "file (`triplake run`, or an upload) so its recovery rolls them back, then forget")
+    with quiet_lake(lake_root, settings, erasure.erasure_id, "forget", on_wait):
         if not dry_run:
             for plan in _killed_plans(lake_root, storage):
                 logger.warning("finishing %s, which was stopped before it finished", plan.erasure_id)

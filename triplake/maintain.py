@@ -18,12 +18,13 @@ comes first.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
 import uuid
 from dataclasses import asdict, dataclass
-from typing import Callable
+from typing import Callable, Iterator
 
 from spark_jobs.common import delta, records, tables
 from spark_jobs.common.locations import STAGING
@@ -79,15 +80,7 @@ def maintain(lake_root: str, settings: Settings, on_wait: Callable | None = None
     """Maintains every table of the lake under its writer lease; returns what was done to each."""
     storage = delta_storage(settings)
     records.check_layout(lake_root, storage)
-    writer = f"maintain-{uuid.uuid4().hex[:8]}"
-    lease = LakeLease.for_lake(lake_root, settings, writer, [], f"triplake maintain on {socket.gethostname()} "
-                               f"(pid {os.getpid()})", pid=os.getpid())
-    with lease.held(settings.lake_lease_wait_seconds, on_wait):
-        pending = interrupted_ingestions(lake_root, settings)
-        if pending:
-            raise MaintenanceRefused(
-                f"{len(pending)} interrupted ingestion(s) await their rollback ({', '.join(pending[:3])}): ingest a "
-                "file (`triplake run`, or an upload) so its recovery rolls them back, then maintain the lake")
+    with quiet_lake(lake_root, settings, f"maintain-{uuid.uuid4().hex[:8]}", "maintain", on_wait):
         done = []
         for location in table_locations():
             result = maintain_table(f"{lake_root.rstrip('/')}/{location}", storage, settings.compact_target_bytes,
@@ -96,6 +89,23 @@ def maintain(lake_root: str, settings: Settings, on_wait: Callable | None = None
                 logger.info("maintained %s", asdict(result))
                 done.append(result)
         return done
+
+
+@contextlib.contextmanager
+def quiet_lake(lake_root: str, settings: Settings, writer: str, command: str,
+               on_wait: Callable | None = None) -> Iterator[None]:
+    """The lake's writer lease held for a `triplake <command>` that rewrites committed files (maintain, forget), which
+    is refused while an interrupted ingestion awaits its rollback: its uncommitted files would be taken for the
+    lake's."""
+    lease = LakeLease.for_lake(lake_root, settings, writer, [], f"triplake {command} on {socket.gethostname()} "
+                               f"(pid {os.getpid()})", pid=os.getpid())
+    with lease.held(settings.lake_lease_wait_seconds, on_wait):
+        pending = interrupted_ingestions(lake_root, settings)
+        if pending:
+            raise MaintenanceRefused(
+                f"{len(pending)} interrupted ingestion(s) await their rollback ({', '.join(pending[:3])}): ingest a "
+                f"file (`triplake run`, or an upload) so its recovery rolls them back, then {command} again")
+        yield
 
 
 def interrupted_ingestions(lake_root: str, settings: Settings) -> list[str]:
