@@ -76,6 +76,8 @@ def test_the_announcer_runs_beside_the_job_and_stops_with_it(tmp_path: Path):
     with announcing_as_files_end(batch, store, publish, "run-1", every_seconds=0.05) as announced:
         ended(store, batch.receipts[0])
         assert heard.wait(timeout=60), "the first file is announced while the job still runs"
-        assert announced == {batch.receipts[0].ingestion_id}
+    # The block has ended and its thread with it (joined): what it announced is final.
+    assert announced == {batch.receipts[0].ingestion_id}
+    assert [receipt.ingestion_id for receipt in inbox.waiting(store)] == [batch.receipts[1].ingestion_id]
     ended(store, batch.receipts[1])  # after the block: the batch's end announces it, not the stopped thread
     assert [event["ingestion_id"] for event in published] == [batch.receipts[0].ingestion_id]
