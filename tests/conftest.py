@@ -7,7 +7,9 @@ deliveries, subscription confirmations); a moto run deselects them.
 
 from __future__ import annotations
 
+import json
 import logging
+import uuid
 from pathlib import Path
 
 import pyarrow as pa
@@ -141,3 +143,11 @@ def sample_lake(spark, tmp_path_factory) -> str:
     root = (tmp_path_factory.mktemp("sample") / "lake").as_uri()
     assert run_pipeline(spark, [SAMPLE.as_uri()], root).succeeded
     return root
+
+
+def s3_notification(key: str, bucket: str = "triplake-landing") -> str:
+    """An S3 notification as moto sends it, for an upload that was not made (a file answered at once, or never read)."""
+    return json.dumps({"Records": [{"eventVersion": "2.1", "eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
+                                    "eventTime": "2026-12-04T15:07:32.607Z", "s3": {
+                                        "bucket": {"name": bucket},
+                                        "object": {"key": key, "size": 9, "eTag": uuid.uuid4().hex}}}]})

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SAMPLE
+from tests.conftest import SAMPLE, s3_notification
 from triplake import cli
 from triplake.aws import clients
 from triplake.local import aws_cli as aws_cli_shell
@@ -136,14 +136,6 @@ def send_together(state: stack.StackState, bodies: list[str]) -> None:
     (sqs,) = clients(stack.settings_of(state), "sqs")
     sqs.send_message_batch(QueueUrl=state.resources["landing_queue_url"], Entries=[
         {"Id": str(number), "MessageBody": body} for number, body in enumerate(bodies)])
-
-
-def s3_notification(key: str) -> str:
-    """An S3 notification as moto sends it, for an upload that never happened (a file that is answered at once)."""
-    return json.dumps({"Records": [{"eventVersion": "2.1", "eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
-                                    "eventTime": "2026-12-04T15:07:32.607Z", "s3": {
-                                        "bucket": {"name": "triplake-landing"},
-                                        "object": {"key": key, "size": 9, "eTag": uuid.uuid4().hex}}}]})
 
 
 @pytest.mark.event_path

@@ -1,4 +1,4 @@
-"""The `triplake` command line: run, replay, maintain, forget, upload, watch, weekly-average, sql, generate, stack, routes-map."""
+"""The `triplake` command line: run, replay, maintain, forget, upload, redrive, watch, weekly-average, sql, generate, stack, routes-map."""
 
 from __future__ import annotations
 
@@ -308,6 +308,12 @@ def build_parser() -> argparse.ArgumentParser:
     stack.add_argument("--forget", action="store_true",
                        help="down: also wipe the saved buckets, catalog and Airflow history (the next up starts empty)")
     stack.set_defaults(handler=cli_aws.stack_command)
+
+    redrive = commands.add_parser("redrive", help="send the landing queue's dead-letter messages back, each upload answered")
+    redrive.add_argument("--dry-run", action="store_true", help="say what would be sent back; move nothing")
+    redrive.add_argument("--lake-root", help="lake URI or path, whose receipts tell what was received already")
+    redrive.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
+    redrive.set_defaults(handler=lambda args: cli_aws.redrive(args, _lake_root(args)))
 
     watch = commands.add_parser("watch", help="receive ingestion status events as they happen (SNS HTTP subscription)")
     watch.add_argument("--until-done", action="store_true",

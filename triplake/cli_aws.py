@@ -149,3 +149,36 @@ def _show_progress(settings, pending: dict[str, str | None], as_json: bool) -> N
         if progress and progress.get("stage") != shown:
             pending[ingestion_id] = progress["stage"]
             print(json.dumps({"progress": progress}) if as_json else progress_line(progress), flush=True)
+
+
+def redrive(args: argparse.Namespace, lake_root: str) -> int:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from triplake.aws import clients
+    from triplake.lake_objects import lake_objects
+    from triplake.redrive import SENT_BACK, RedriveError
+    from triplake.redrive import redrive as redrive_queue
+
+    settings = get_settings()
+    (sqs,) = clients(settings, "sqs")
+    try:
+        queue_url = settings.landing_queue_url or sqs.get_queue_url(QueueName=settings.landing_queue_name)["QueueUrl"]
+        messages = redrive_queue(sqs, queue_url, settings.landing_prefix, lake_objects(lake_root, settings),
+                                 dry_run=args.dry_run)
+    except RedriveError as problem:
+        raise UsageError(str(problem)) from problem
+    except (BotoCoreError, ClientError) as problem:
+        raise UsageError(f"could not redrive the landing queue {settings.landing_queue_name}: {problem} "
+                         "(is the stack up? `triplake stack status`; in AWS: TRIPLAKE_LANDING_QUEUE_URL)") from problem
+    if args.json:
+        print(json.dumps({"dry_run": args.dry_run, "messages": [message.to_dict() for message in messages]}))
+        return 0
+    verb = "would be" if args.dry_run else "was"
+    for message in messages:
+        named = ", ".join(upload.uri + (f" (ingestion {upload.ingestion_id})" if upload.ingestion_id else "")
+                          for upload in message.uploads) or "; ".join(f"{item.what}: {item.reason}" for item in message.skipped)
+        stderr.print(f"{message.message_id} {verb} {message.action}: {named}")
+    sent = sum(message.action == SENT_BACK for message in messages)
+    stderr.print(f"{len(messages)} dead-letter message(s); {sent} {verb} sent back to the landing queue"
+                 + ("" if args.dry_run or not sent else ": `triplake watch` shows each upload's answer"))
+    return 0
