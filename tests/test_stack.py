@@ -112,11 +112,11 @@ def aws_cli(state: stack.StackState, directory: Path, *commands: str) -> None:
 
 
 @contextlib.contextmanager
-def delivered_in_one_poll(state: stack.StackState, uploads: int, held: list[str]):
-    """The S3 notifications of the uploads made inside go to a queue of their own, then into the landing queue in
-    one batch, so the watcher takes them in one poll whatever the machine's speed. Their bodies are kept in held."""
+def notifications_held(state: stack.StackState, uploads: int, held: list[str]):
+    """The S3 notifications of the uploads made inside go to a queue of their own, not to the landing queue; their
+    bodies are kept in held, in the order they came."""
     settings = stack.settings_of(state)
-    s3, sqs = clients(settings, "s3", "sqs")
+    (sqs,) = clients(settings, "sqs")
     holding = sqs.create_queue(QueueName=f"held-{uuid.uuid4().hex[:8]}")["QueueUrl"]
     connect_landing_notifications(settings, holding)
     try:
@@ -129,6 +129,14 @@ def delivered_in_one_poll(state: stack.StackState, uploads: int, held: list[str]
                     held.append(message["Body"])
     finally:
         connect_landing_notifications(settings, state.resources["landing_queue_url"])
+
+
+@contextlib.contextmanager
+def delivered_in_one_poll(state: stack.StackState, uploads: int, held: list[str]):
+    """The notifications of the uploads made inside go into the landing queue in one batch, so the watcher takes them
+    in one poll whatever the machine's speed. Their bodies are kept in held."""
+    with notifications_held(state, uploads, held):
+        yield
     send_together(state, held)
 
 
@@ -230,6 +238,48 @@ def test_a_folder_copied_at_once_with_the_aws_cli_is_ingested_every_file_succeed
     uploaded = [ingestion for ingestion in aws_cli_shell.upload_order(local_stack.state) if ingestion in finished]
     committed = [ingestion for ingestion in aws_cli_shell.commit_order(local_stack.state) if ingestion in finished]
     assert len(uploaded) == 20 and committed == uploaded
+
+
+@pytest.mark.event_path
+def test_an_upload_in_the_dead_letter_queue_is_redriven_and_answered_and_a_replay_of_it_counts_what_the_lake_holds(
+        local_stack, tmp_path):
+    # An upload whose notification ended in the dead-letter queue, as after five receives nobody deleted.
+    assert cli.main(["generate", "--rows", "40", "--seed", "77", "--start", "2019-03-04", "--days", "7",
+                     "--out", str(tmp_path / "dead letter.csv")]) == 0
+    held: list[str] = []
+    with notifications_held(local_stack, 1, held):
+        aws_cli(local_stack, tmp_path, f'aws s3 cp "dead letter.csv" "{LANDING}/dead letter.csv"')
+    (sqs,) = clients(stack.settings_of(local_stack.state), "sqs")
+    sqs.send_message(QueueUrl=local_stack.resources["dead_letter_queue_url"], MessageBody=held[0])
+
+    watcher = watching(local_stack, 1)
+    redrive = triplake(local_stack, "redrive", "--json")
+    out, err = redrive.communicate(timeout=300)
+    assert redrive.returncode == 0, err
+    (message,) = json.loads(out)["messages"]
+    assert message["action"] == "sent back" and message["uploads"][0]["uri"].endswith("/dead letter.csv")
+    returncode, events = events_of(watcher)
+    assert returncode == 0, events
+    assert [(event["status"], event["source_uri"].rsplit("/", 1)[1]) for event in events] == [
+        ("RECEIVED", "dead letter.csv"), ("SUCCEEDED", "dead letter.csv")]
+    assert events[1]["counts"]["rows_written"] == 40
+
+    # Again, the upload is received already: the same message redriven now is deleted, naming its ingestion.
+    sqs.send_message(QueueUrl=local_stack.resources["dead_letter_queue_url"], MessageBody=held[0])
+    redrive = triplake(local_stack, "redrive", "--json")
+    out, err = redrive.communicate(timeout=300)
+    assert redrive.returncode == 0, err
+    (message,) = json.loads(out)["messages"]
+    assert (message["action"], message["uploads"][0]["received_as"]) == ("answered already", events[0]["ingestion_id"])
+
+    # Its raw copy replayed from the CLI, on the stack's lake: a new ingestion that finds every trip there already.
+    replay = triplake(local_stack, "replay", events[0]["ingestion_id"], "--json")
+    out, err = replay.communicate(timeout=WATCH_TIMEOUT)
+    assert replay.returncode == 0, err
+    (replayed,) = json.loads(out)["ingestions"]
+    assert replayed["ingestion_id"] != events[0]["ingestion_id"]
+    assert (replayed["status"], replayed["rows_read"], replayed["already_present"], replayed["rows_written"]) == (
+        "SUCCEEDED", 40, 40, 0)
 
 
 def test_down_and_up_keep_the_lake_and_a_killed_stack_answers_the_upload_it_lost(local_stack):
