@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SAMPLE
+from tests.conftest import SAMPLE, lake_rows
 from triplake.aws import clients
 from triplake.events import FAILED, RECEIVED, SUCCEEDED
 from triplake.local.airflow_env import DAGS_FOLDER, airflow_env
@@ -283,3 +283,27 @@ def test_a_truncated_gzip_fails_as_invalid_file_naming_the_truncation_and_is_rec
     (record,) = [row for row in lake_rows(dag_stack.settings.lake_root, "select * from ingestion_reconciliation",
                                           dag_stack.settings) if row["ingestion_id"] == failed["ingestion_id"]]
     assert record["status"] == FAILED and record["rows_written"] == 0
+
+
+def test_trips_forget_erases_the_selection_of_its_conf_and_records_which_run_asked(dag_stack):
+    run = dag_stack.run({"source_uris": [dag_stack.put("sample to forget.csv", SAMPLE.read_bytes())]})
+    assert run.state == "success"
+    dag_stack.statuses()
+    lake, settings = dag_stack.settings.lake_root, dag_stack.settings
+    counted = "select count(*) as n from trips where datasource = 'cheap_mobile'"
+    before = lake_rows(lake, counted, settings)
+    assert before[0]["n"] > 0
+
+    assert dag_stack.dag_test("trips_forget", run_conf={"datasource": "cheap_mobile", "dry_run": True}).state == "success"
+    assert lake_rows(lake, counted, settings) == before, "a dry run changes nothing"
+    refused = dag_stack.dag_test("trips_forget", run_conf={"datasource": "cheap_mobile", "colour": "red"})
+    assert refused.state == "failed"
+    assert lake_rows(lake, counted, settings) == before
+
+    erased = dag_stack.dag_test("trips_forget", run_conf={"datasource": "cheap_mobile"})
+    assert erased.state == "success"
+    assert lake_rows(lake, counted, settings) == [{"n": 0}]
+    (record,) = lake_rows(lake, "select selection, trips, erased_by from erasures", settings)
+    assert json.loads(record["selection"])["datasource"] == "cheap_mobile" and record["trips"] == before[0]["n"]
+    assert record["erased_by"].endswith(f"(trips_forget run {erased.run_id})")
+    assert dag_stack.asset_events(erased.run_id) == {"triplake_trips", "triplake_weekly_trips", "triplake_routes"}

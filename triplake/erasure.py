@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Mapping
 
 from triplake.identity import expected_trip_id
 from triplake.weekly_average import MATCH_MODES, BoundingBox, MatchMode
@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 INPUT_COLUMNS = ("region", "origin_coord", "destination_coord", "datetime", "datasource")
 POINT = re.compile(r"^\s*POINT\s*\(\s*(\S+)\s+(\S+)\s*\)\s*$", re.IGNORECASE)
 TRIP_ID = re.compile(r"^[0-9a-f]{32}$")
+# The keys of a trips_forget run's conf: the options of `triplake forget`.
+CONF_KEYS = ("datasource", "region", "bbox", "match", "from", "to", "trip_ids", "dry_run")
 
 
 class SelectionError(ValueError):
@@ -57,10 +59,35 @@ class Selection:
         """A selection of the trip ids listed in a file, one per line (blank lines and '#' comments ignored)."""
         text = path.read_bytes()
         ids = [line.strip() for line in text.decode().splitlines() if line.strip() and not line.startswith("#")]
+        return cls._with_trip_ids(ids, text, str(path), **criteria)
+
+    @classmethod
+    def _with_trip_ids(cls, ids: list[str], listed_in: bytes, where: str, **criteria) -> Selection:
         bad = [value for value in ids if not TRIP_ID.match(value)]
         if bad:
-            raise SelectionError(f"{path}: {len(bad)} line(s) are not trip ids (32 hex digits), e.g. {bad[0]!r}")
-        return cls(trip_ids=frozenset(ids), trip_ids_digest=hashlib.sha256(text).hexdigest(), **criteria)
+            raise SelectionError(f"{where}: {len(bad)} line(s) are not trip ids (32 hex digits), e.g. {bad[0]!r}")
+        return cls(trip_ids=frozenset(ids), trip_ids_digest=hashlib.sha256(listed_in).hexdigest(), **criteria)
+
+    @classmethod
+    def from_conf(cls, conf: Mapping[str, Any]) -> tuple[Selection, bool]:
+        """The selection of a trips_forget run's conf, which has the options of `triplake forget` as keys (`from`,
+        `to`, `bbox` as "min_lon,min_lat,max_lon,max_lat", `trip_ids` as a list; absent or null: not given), and
+        whether it asks for a dry run."""
+        unknown = sorted(set(conf) - set(CONF_KEYS))
+        if unknown:
+            raise SelectionError(f"unknown key(s) {', '.join(unknown)} in the conf: a selection has {', '.join(CONF_KEYS)}")
+        bbox = conf.get("bbox")
+        criteria = {"datasource": conf.get("datasource") or None, "region": conf.get("region") or None,
+                    "match": conf.get("match") or "both",
+                    "bbox": BoundingBox.parse(bbox if isinstance(bbox, str) else ",".join(map(str, bbox))) if bbox else None,
+                    "from_date": _day(conf.get("from"), "from"), "to_date": _day(conf.get("to"), "to")}
+        dry_run = bool(conf.get("dry_run"))
+        ids = conf.get("trip_ids")
+        if ids is None:
+            return cls(**criteria), dry_run
+        if not isinstance(ids, list) or not all(isinstance(value, str) for value in ids):
+            raise SelectionError(f"trip_ids must be a list of trip ids (32 hex digits), not {type(ids).__name__}")
+        return cls._with_trip_ids(ids, "\n".join(ids).encode(), "trip_ids of the conf", **criteria), dry_run
 
     def to_json(self) -> dict:
         """The whole selection, trip ids included (a killed erasure's plan, until the erasure finishes)."""
@@ -197,3 +224,12 @@ def _moment(text: str | None) -> datetime | None:
     except ValueError:
         return None
     return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+
+
+def _day(value: Any, key: str) -> date | None:
+    if value is None or value == "":
+        return None
+    try:
+        return date.fromisoformat(str(value))
+    except ValueError:
+        raise SelectionError(f"{key}: {value!r} is not a date: expected YYYY-MM-DD") from None

@@ -71,6 +71,7 @@ class Erasure:
     raw_files: int = 0
     files_deleted: int = 0
     object_versions_deleted: int = 0
+    erased_by: str = field(default_factory=getpass.getuser)  # who asked: the user, or the Airflow run and its user
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -102,14 +103,14 @@ class Plan:
 
 
 def forget(lake_root: str, settings: Settings, selection: Selection, dry_run: bool = False,
-           on_wait: Callable | None = None) -> Erasure:
+           on_wait: Callable | None = None, erased_by: str | None = None) -> Erasure:
     """Erases the selection from every table and raw copy of the lake, then deletes what held it; returns the counts.
     A forget that was killed on the way is finished first. dry_run: only count."""
     lake_root = lake_root.rstrip("/")
     storage = delta_storage(settings)
     records.check_layout(lake_root, storage)
     erasure = Erasure(f"erasure-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}",
-                      selection.describe(), dry_run)
+                      selection.describe(), dry_run, **({"erased_by": erased_by} if erased_by else {}))
     with quiet_lake(lake_root, settings, erasure.erasure_id, "forget", on_wait):
         if not dry_run:
             for plan in _killed_plans(lake_root, storage):
@@ -330,7 +331,7 @@ def _delete_old_versions(lake_root: str, settings: Settings, locations: list[str
 
 def _record(lake_root: str, storage: delta.Storage, erasure: Erasure) -> None:
     row = erasure.to_dict() | {"selection": json.dumps(erasure.selection, sort_keys=True),
-                               "erased_at": datetime.now(timezone.utc), "erased_by": getpass.getuser()}
+                               "erased_at": datetime.now(timezone.utc)}
     del row["dry_run"]
     delta.append(f"{lake_root}/{ERASURES}", pa.Table.from_pylist([row], ERASURES_SCHEMA), storage)
 
