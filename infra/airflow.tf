@@ -88,6 +88,46 @@ data "aws_iam_policy_document" "airflow" {
     ]
   }
 
+  # trips_forget rewrites the raw copies without the erased lines and keeps its plan under _erasures/ until it has
+  # finished (the tables it rewrites are covered above).
+  statement {
+    sid     = "EraseLinesFromTheRawCopies"
+    actions = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
+    resources = [
+      "${module.lake_bucket.arn}/${var.lake_prefix}/raw/*",
+      "${module.lake_bucket.arn}/${var.lake_prefix}/_erasures/*",
+    ]
+  }
+
+  # ...then deletes the old versions the versioned bucket keeps of what it replaced, where erased data lived: only
+  # under the tables, the raw copies and its plans, never the landing bucket's or anything else's.
+  statement {
+    sid     = "DeleteTheOldVersionsOfErasedData"
+    actions = ["s3:DeleteObjectVersion"]
+    resources = [
+      "${module.lake_bucket.arn}/${var.lake_prefix}/curated/*",
+      "${module.lake_bucket.arn}/${var.lake_prefix}/marts/*",
+      "${module.lake_bucket.arn}/${var.lake_prefix}/raw/*",
+      "${module.lake_bucket.arn}/${var.lake_prefix}/_erasures/*",
+    ]
+  }
+
+  statement {
+    sid       = "ListTheOldVersionsOfErasedData"
+    actions   = ["s3:ListBucketVersions"]
+    resources = [module.lake_bucket.arn]
+    condition {
+      test     = "StringLike"
+      variable = "s3:prefix"
+      values = [
+        "${var.lake_prefix}/curated/*",
+        "${var.lake_prefix}/marts/*",
+        "${var.lake_prefix}/raw/*",
+        "${var.lake_prefix}/_erasures/*",
+      ]
+    }
+  }
+
   statement {
     sid       = "PublishStatusEvents"
     actions   = ["sns:Publish"]
@@ -103,7 +143,7 @@ data "aws_iam_policy_document" "airflow" {
 
 resource "aws_iam_policy" "airflow" {
   name        = "${var.name}-airflow"
-  description = "${var.name}: what the trips_receive and trips_ingest DAGs need (landing queue, the lake's control objects, EMR Serverless or Glue, reports, Glue partitions, status topic)"
+  description = "${var.name}: what the DAGs need (landing queue, the lake's control objects, EMR Serverless or Glue, reports, maintenance and erasure of the tables and raw copies, status topic)"
   policy      = data.aws_iam_policy_document.airflow.json
 }
 

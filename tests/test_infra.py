@@ -242,6 +242,29 @@ def test_the_airflow_policy_lets_the_dags_receive_uploads_hold_the_lease_and_rec
     assert records.endswith(f"/lake/{lake_tables.INGESTIONS}/*")
 
 
+def test_the_airflow_policy_lets_trips_forget_delete_old_versions_only_where_erased_data_lived():
+    from triplake.forget import ERASURES, PLANS
+
+    statements = {unquote(statement["sid"]): statement for statement in policy_statements("airflow")}
+    deleting = [name for name, statement in statements.items()
+                if "s3:DeleteObjectVersion" in {unquote(action) for action in statement["actions"]}]
+    assert deleting == ["DeleteTheOldVersionsOfErasedData"]
+    places = [resolve(resource).split("/lake/", 1)[1] for resource in statements[deleting[0]]["resources"]]
+    listing = statements["ListTheOldVersionsOfErasedData"]
+    assert [unquote(action) for action in listing["actions"]] == ["s3:ListBucketVersions"]
+    ((condition,),) = [listing["condition"]]
+    assert unquote(condition["variable"]) == "s3:prefix" and unquote(condition["test"]) == "StringLike"
+    assert [resolve(value).removeprefix("lake/") for value in condition["values"]] == places
+    # Every place forget rewrites and then deletes old versions under (its _delete_old_versions), and nothing else.
+    erased = [lake_tables.TRIPS, lake_tables.TRIP_ROUTES, lake_tables.WEEKLY_TRIPS, lake_tables.REJECTED_ROWS, ERASURES,
+              lake_tables.RAW, PLANS]
+    assert all(any(f"{location}/".startswith(place.removesuffix("*")) for place in places) for location in erased), places
+    assert sorted(places) == sorted(["curated/*", "marts/*", f"{lake_tables.RAW}/*", f"{PLANS}/*"])
+    rewriting = statements["EraseLinesFromTheRawCopies"]["resources"]
+    assert sorted(resolve(resource).split("/lake/", 1)[1] for resource in rewriting) == sorted(
+        [f"{lake_tables.RAW}/*", f"{PLANS}/*"])
+
+
 def test_the_glue_job_runs_the_packaged_entry_point_with_the_emr_jobs_access_and_its_own_logs():
     from triplake.orchestration import INGESTION_JOB
 
