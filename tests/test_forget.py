@@ -4,6 +4,7 @@ left answers as if they had never come; the erasure is recorded."""
 from __future__ import annotations
 
 import contextlib
+import getpass
 import gzip
 import io
 import json
@@ -123,7 +124,7 @@ def test_forget_a_datasource_leaves_the_other_trips_and_no_file_holding_an_erase
     assert printed | {"erasure_id": None, "selection": None} == {
         "erasure_id": None, "selection": None, "dry_run": False, "trips": 33, "trip_routes": 33,
         "weekly_partitions": printed["weekly_partitions"], "rejected_rows": 1, "raw_lines": 35, "raw_files": 2,
-        "files_deleted": printed["files_deleted"], "object_versions_deleted": 0}
+        "files_deleted": printed["files_deleted"], "object_versions_deleted": 0, "erased_by": getpass.getuser()}
     assert printed["weekly_partitions"] > 0 and printed["files_deleted"] > 0
 
     # Nothing under the lake root holds an erased trip: not a table file of any version, a log entry's statistics,
