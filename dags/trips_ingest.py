@@ -83,6 +83,9 @@ def trips_ingest():
             raise
 
     def run_batch(batch: orchestration.Batch, lease) -> None:
+        from triplake.forget import finish_killed_erasures
+
+        finish_killed_erasures(settings.lake_root, settings)  # a lake a killed erasure left: erased before ingesting
         if settings.spark_runner == "local":
             from triplake.local.spark_submit import run_spark_job
 

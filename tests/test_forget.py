@@ -168,6 +168,26 @@ def test_a_forget_killed_at_any_point_is_finished_by_the_next_one(built_lake, tm
     assert not (lake / "_erasures").exists() or not any((lake / "_erasures").iterdir()), "the plan is gone"
 
 
+def test_a_forget_killed_between_its_commits_is_finished_by_the_next_ingestion_before_it_writes(built_lake, tmp_path,
+                                                                                                   spark):
+    lake = tmp_path / "lake"
+    shutil.copytree(built_lake, lake)
+    command = [str(Path(sys.executable).with_name("triplake")), "forget", "--lake-root", str(lake), "--datasource", ERASED]
+    killed = subprocess.run(command, env=os.environ | {"TRIPLAKE_FAULT_AT": "forget:committed:trips"},
+                            capture_output=True, text=True, timeout=600)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    assert lake_rows(lake.as_uri(), "select sum(trips) as n from weekly_trips") == [{"n": 101}], "killed half way"
+
+    header, _ = sample_lines()
+    upload = tmp_path / "next_upload.csv"
+    upload.write_text(f"{header}\nTurin,POINT (7.6 45.0),POINT (7.7 45.1),2018-05-29 10:00:00,funny_car\n")
+    assert run_pipeline(spark, [upload.as_uri()], lake.as_uri()).succeeded
+    assert {query: lake_rows(lake.as_uri(), query) for query in AFTER} == AFTER | {
+        "select count(*) as n from trips": [{"n": 69}], "select count(*) as n from trip_routes": [{"n": 69}],
+        "select sum(trips) as n from weekly_trips": [{"n": 69}]}
+    assert not any((lake / "_erasures").iterdir()), "the plan is gone"
+
+
 def test_forget_on_an_s3_lake_leaves_no_object_version_holding_an_erased_trip(spark, moto_endpoint, test_settings):
     s3 = boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1", **MOTO_CREDENTIALS)
     s3.create_bucket(Bucket="forget-lake")

@@ -111,14 +111,24 @@ def forget(lake_root: str, settings: Settings, selection: Selection, dry_run: bo
     records.check_layout(lake_root, storage)
     erasure = Erasure(f"erasure-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}",
                       selection.describe(), dry_run, **({"erased_by": erased_by} if erased_by else {}))
-    with quiet_lake(lake_root, settings, erasure.erasure_id, "forget", on_wait):
-        if not dry_run:
-            for plan in _killed_plans(lake_root, storage):
-                logger.warning("finishing %s, which was stopped before it finished", plan.erasure_id)
-                _erase(lake_root, settings, storage, Erasure(plan.erasure_id, plan.selection.describe(), False),
-                       plan.selection, plan)
+    with quiet_lake(lake_root, settings, erasure.erasure_id, "forget", on_wait, finish_erasures=not dry_run):
         _erase(lake_root, settings, storage, erasure, selection)
     return erasure
+
+
+def finish_killed_erasures(lake_root: str, settings: Settings) -> list[str]:
+    """Finishes, from its plan, every erasure that was stopped before it finished; returns their ids. Every writer
+    calls it once it holds the lake's lease and before it writes (forget, maintain, `triplake run`, a DAG batch), so
+    a lake a kill left half erased is erased before anything else happens to it. Without a plan: one listing."""
+    lake_root = lake_root.rstrip("/")
+    storage = delta_storage(settings)
+    finished = []
+    for plan in _killed_plans(lake_root, storage):
+        logger.warning("finishing %s, which was stopped before it finished", plan.erasure_id)
+        _erase(lake_root, settings, storage, Erasure(plan.erasure_id, plan.selection.describe(), False),
+               plan.selection, plan)
+        finished.append(plan.erasure_id)
+    return finished
 
 
 def _erase(lake_root: str, settings: Settings, storage: delta.Storage, erasure: Erasure, selection: Selection,

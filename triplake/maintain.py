@@ -93,10 +93,10 @@ def maintain(lake_root: str, settings: Settings, on_wait: Callable | None = None
 
 @contextlib.contextmanager
 def quiet_lake(lake_root: str, settings: Settings, writer: str, command: str,
-               on_wait: Callable | None = None) -> Iterator[None]:
+               on_wait: Callable | None = None, finish_erasures: bool = True) -> Iterator[None]:
     """The lake's writer lease held for a `triplake <command>` that rewrites committed files (maintain, forget), which
     is refused while an interrupted ingestion awaits its rollback: its uncommitted files would be taken for the
-    lake's."""
+    lake's. An erasure that was killed is finished first (unless finish_erasures is False: a dry run)."""
     lease = LakeLease.for_lake(lake_root, settings, writer, [], f"triplake {command} on {socket.gethostname()} "
                                f"(pid {os.getpid()})", pid=os.getpid())
     with lease.held(settings.lake_lease_wait_seconds, on_wait):
@@ -105,6 +105,10 @@ def quiet_lake(lake_root: str, settings: Settings, writer: str, command: str,
             raise MaintenanceRefused(
                 f"{len(pending)} interrupted ingestion(s) await their rollback ({', '.join(pending[:3])}): ingest a "
                 f"file (`triplake run`, or an upload) so its recovery rolls them back, then {command} again")
+        if finish_erasures:
+            from triplake.forget import finish_killed_erasures  # forget uses this lease: imported when it runs
+
+            finish_killed_erasures(lake_root, settings)
         yield
 
 

@@ -23,6 +23,7 @@ from spark_jobs.common.lease import LeaseRecord
 from spark_jobs.group_routes import RoutesResult
 from spark_jobs.ingest import FAILED, SUCCEEDED, Counts, IngestionResult
 from spark_jobs.ingestion import FileOutcome, PlannedFile, run_batch
+from triplake.forget import finish_killed_erasures
 from triplake.lease import LakeLease
 from triplake.settings import Settings, get_settings
 
@@ -82,6 +83,7 @@ def run_pipeline(
                 lake_root)
     result = PipelineResult(lake_root=lake_root, ingestions=[])
     with lease.held(settings.lake_lease_wait_seconds, on_wait):
+        finish_killed_erasures(lake_root, settings)
         for outcome in run_batch(spark, files, lake_root, refit=refit):
             run = outcome.run
             result.ingestions.append(run.ingestion if run is not None else _failed(outcome))
