@@ -36,6 +36,12 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    return run_files(args.input, args.lake_root, as_json=args.json, refit=args.refit, verbose=args.verbose)
+
+
+def run_files(locations: list[str], lake_root: str | None, as_json: bool, refit: bool, verbose: bool) -> int:
+    """`triplake run` of these files (paths or URIs) into the lake (default: the settings'): what it prints, and its
+    exit code. `triplake replay` runs its file through here too."""
     from spark_jobs.common import records
     from spark_jobs.common.lease import LeaseLostError
     from triplake.lake_files import delta_storage
@@ -46,8 +52,8 @@ def _run(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     try:
-        inputs = [to_uri(location) for location in args.input]
-        lake_root = to_uri(args.lake_root or settings.lake_root)
+        inputs = [to_uri(location) for location in locations]
+        lake_root = to_uri(lake_root or settings.lake_root)
     except ValueError as problem:
         raise UsageError(str(problem)) from problem
     missing = [uri for uri in inputs if (path := local_path(uri)) is not None and not path.is_file()]
@@ -63,16 +69,16 @@ def _run(args: argparse.Namespace) -> int:
 
     with stderr.status("starting Spark (local mode)...", spinner="dots"):
         spark = build_local_session(settings)
-    if not args.verbose:  # a file's problem is reported in one line below; Spark's stack traces only with -v
+    if not verbose:  # a file's problem is reported in one line below; Spark's stack traces only with -v
         spark.sparkContext.setLogLevel("OFF")
     try:
         with stderr.status(f"ingesting {len(inputs)} file(s) and grouping their trips into routes...", spinner="dots"):
-            result = run_pipeline(spark, inputs, lake_root, refit=args.refit, settings=settings, on_wait=waiting)
+            result = run_pipeline(spark, inputs, lake_root, refit=refit, settings=settings, on_wait=waiting)
     except (LakeBusyError, LeaseLostError) as problem:
         stderr.print(f"[red]error:[/red] {problem}")
         return 1
 
-    if args.json:
+    if as_json:
         print(json.dumps(result.to_dict(), default=str))
     else:
         # Off a terminal (CI logs, pipes) rich assumes 80 columns; the summary needs more to stay readable.
@@ -254,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     maintain.set_defaults(handler=_maintain)
 
     cli_forget.add_parser(commands, _date, _lake_root)
-    cli_replay.add_parser(commands, _run, _lake_root)
+    cli_replay.add_parser(commands, run_files, _lake_root)
 
     routes_map = commands.add_parser("routes-map", help="draw a region's routes to a PNG file")
     routes_map.add_argument("--region", required=True)

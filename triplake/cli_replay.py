@@ -10,9 +10,10 @@ from typing import Callable
 from triplake.settings import get_settings
 from triplake.terminal import UsageError
 
+RunFiles = Callable[..., int]  # triplake.cli.run_files: (locations, lake_root, as_json, refit, verbose) -> exit code
 
-def add_parser(commands, run_files: Callable[[argparse.Namespace], int],
-               lake_root_of: Callable[[argparse.Namespace], str]) -> None:
+
+def add_parser(commands, run_files: RunFiles, lake_root_of: Callable[[argparse.Namespace], str]) -> None:
     replay = commands.add_parser(
         "replay", help="ingest an ingestion's raw file again (or only its rejected lines) as a new ingestion",
         description="With today's code, e.g. after a parser fix: every guarantee of `triplake run` holds; trips the "
@@ -24,7 +25,7 @@ def add_parser(commands, run_files: Callable[[argparse.Namespace], int],
     replay.set_defaults(handler=lambda args: replay_command(args, run_files, lake_root_of(args)))
 
 
-def replay_command(args: argparse.Namespace, run_files: Callable[[argparse.Namespace], int], lake_root: str) -> int:
+def replay_command(args: argparse.Namespace, run_files: RunFiles, lake_root: str) -> int:
     from triplake.replay import ReplayError, raw_copy, rejected_lines_file
 
     settings = get_settings()
@@ -34,5 +35,4 @@ def replay_command(args: argparse.Namespace, run_files: Callable[[argparse.Names
                       if args.rejected_only else raw_copy(lake_root, settings, args.ingestion_id))
         except ReplayError as problem:
             raise UsageError(str(problem)) from problem
-        return run_files(argparse.Namespace(input=[source], lake_root=lake_root, json=args.json, refit=False,
-                                            verbose=args.verbose))
+        return run_files([source], lake_root, as_json=args.json, refit=False, verbose=args.verbose)
