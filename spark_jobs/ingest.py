@@ -41,9 +41,10 @@ from spark_jobs.common.ingestions import INGESTION_ID_PATTERN, new_ingestion_id
 from spark_jobs.common.job import JobOutcome, run_job
 from spark_jobs.common.lake import Lake
 from spark_jobs.common.lakefs import LakeFs
+from spark_jobs.common.input_format import InvalidFileError, column_positions
 from spark_jobs.common.parse import (
-    REJECT_REASONS, TRIPS_ROW_GROUP_ROWS, InvalidFileError, binary_header_error, column_positions, kept_line,
-    locate_lines, parse_lines, unreadable_file_error,
+    REJECT_REASONS, TRIPS_ROW_GROUP_ROWS, binary_header_error, kept_line, locate_lines, parse_lines,
+    unreadable_file_error,
 )
 
 logger = logging.getLogger(__name__)

@@ -17,14 +17,13 @@ from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
+from spark_jobs.common.input_format import InvalidFileError, column_positions, wkt_point
 from triplake.identity import expected_trip_id
 from triplake.weekly_average import MATCH_MODES, BoundingBox, MatchMode
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-INPUT_COLUMNS = ("region", "origin_coord", "destination_coord", "datetime", "datasource")
-POINT = re.compile(r"^\s*POINT\s*\(\s*(\S+)\s+(\S+)\s*\)\s*$", re.IGNORECASE)
 TRIP_ID = re.compile(r"^[0-9a-f]{32}$")
 # The keys of a trips_forget run's conf: the options of `triplake forget`.
 CONF_KEYS = ("datasource", "region", "bbox", "match", "from", "to", "trip_ids", "dry_run")
@@ -168,7 +167,7 @@ class Selection:
             if started is None or (start and started < start) or (end and started >= end):
                 return False
         if self.bbox is not None:
-            ends = [_point(fields.get(name)) for name in ("origin_coord", "destination_coord")]
+            ends = [wkt_point(fields.get(name)) for name in ("origin_coord", "destination_coord")]
             inside = [point is not None and self._box_holds(*point) for point in ends]
             if not {"origin": inside[0], "destination": inside[1], "both": all(inside), "any": any(inside)}[self.match]:
                 return False
@@ -181,10 +180,10 @@ class Selection:
 
 def header_positions(header_line: str) -> dict[str, int] | None:
     """Where each input column is in a file's header (None: not a trips header)."""
-    names = [name.strip().strip('"').strip().lower() for name in header_line.lstrip("\ufeff").split(",")]
-    if sorted(names) != sorted(INPUT_COLUMNS):
+    try:
+        return column_positions(header_line)
+    except InvalidFileError:
         return None
-    return {name: names.index(name) for name in INPUT_COLUMNS}
 
 
 def line_fields(line: str, positions: dict[str, int]) -> dict[str, str] | None:
@@ -201,21 +200,11 @@ def line_fields(line: str, positions: dict[str, int]) -> dict[str, str] | None:
 
 def trip_id_of(fields: dict[str, str]) -> str | None:
     """The line's trip id (the lake's recipe), or None when its points or time do not parse."""
-    origin, destination = _point(fields.get("origin_coord")), _point(fields.get("destination_coord"))
+    origin, destination = wkt_point(fields.get("origin_coord")), wkt_point(fields.get("destination_coord"))
     started = _moment(fields.get("datetime"))
     if origin is None or destination is None or started is None or not fields.get("region"):
         return None
     return expected_trip_id(fields["region"], *origin, *destination, started.replace(tzinfo=None))
-
-
-def _point(text: str | None) -> tuple[float, float] | None:
-    found = POINT.match(text or "")
-    if found is None:
-        return None
-    try:
-        return float(found.group(1)), float(found.group(2))
-    except ValueError:
-        return None
 
 
 def _moment(text: str | None) -> datetime | None:

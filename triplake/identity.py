@@ -10,7 +10,7 @@ import hashlib
 from datetime import datetime, timezone
 from pathlib import Path
 
-POINT_PREFIX = "POINT ("
+from spark_jobs.common.input_format import wkt_point
 
 
 def expected_trip_id(region: str, olon: float, olat: float, dlon: float, dlat: float, started: datetime) -> str:
@@ -23,9 +23,7 @@ def expected_trip_id(region: str, olon: float, olat: float, dlon: float, dlat: f
 def trip_id_of_line(fields: list[str]) -> str:
     """trip_id of a line in the exact input format (region, 'POINT (lon lat)' twice, datetime, ...)."""
     region, origin, destination, started = fields[:4]
-    (olon, olat), (dlon, dlat) = [
-        tuple(float(v) for v in point[len(POINT_PREFIX):-1].split(" ")) for point in (origin, destination)
-    ]
+    (olon, olat), (dlon, dlat) = wkt_point(origin), wkt_point(destination)
     return expected_trip_id(region, olon, olat, dlon, dlat, datetime.fromisoformat(started))
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from spark_jobs.common.ingestions import INGESTION_ID_PATTERN
 from spark_jobs.common.locations import RAW
-from spark_jobs.common.parse import RAW_BYTES_PREFIX
+from spark_jobs.common.input_format import RAW_BYTES_PREFIX
 from triplake.lake_files import filesystem
 from triplake.query.local import LocalEngine
 from triplake.query.statement import Statement

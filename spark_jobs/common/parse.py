@@ -8,9 +8,8 @@ from pyspark.sql import functions as F
 
 from spark_jobs.common import tables
 from spark_jobs.common.identity import ORIGIN_LAT_KEY, with_trip_identity
+from spark_jobs.common.input_format import INPUT_COLUMNS, POINT_COLUMNS, RAW_BYTES_PREFIX, InvalidFileError
 
-INPUT_COLUMNS = ("region", "origin_coord", "destination_coord", "datetime", "datasource")
-POINT_COLUMNS = ("origin_coord", "destination_coord")
 FIELD_PADDING = ' "'  # blanks and quotes around a field
 # Row groups of ~200k trips (~16 MiB) instead of Parquet's 128 MiB: files are sorted by origin latitude, so a
 # bounding-box query skips the row groups whose min/max statistics lie outside the box (docs/benchmarks.md).
@@ -57,14 +56,6 @@ CSV_OPTIONS = {
     "ignoreTrailingWhiteSpace": "true",
     "mode": "PERMISSIVE",
 }
-# A rejected line that is not valid UTF-8 is kept as its exact bytes, base64-encoded after this prefix.
-RAW_BYTES_PREFIX = "base64:"
-
-class InvalidFileError(ValueError):
-    """The file as a whole cannot be ingested (no header, wrong columns, unreadable); nothing reaches trips."""
-
-    kind = "invalid_file"
-
 
 # What Hadoop's readers say about a file they cannot read, and what the user should hear instead.
 UNREADABLE_FILE_SIGNS = (
@@ -95,29 +86,6 @@ def binary_header_error(header_line: str) -> InvalidFileError | None:
             "image, or text saved as UTF-16): export the trips as CSV in UTF-8 and upload that"
         )
     return None
-
-
-
-def column_positions(header_line: str | None) -> dict[str, int]:
-    """Position of each input column in the header; raises InvalidFileError naming what is wrong."""
-    expected = ",".join(INPUT_COLUMNS)
-    if header_line is None or not header_line.strip():
-        raise InvalidFileError(f"the file is empty: expected a CSV header line '{expected}' and rows of trips")
-    names = [name.strip().strip('"').strip().lower() for name in header_line.lstrip("\ufeff").split(",")]
-    missing = [name for name in INPUT_COLUMNS if name not in names]
-    unknown = [name for name in names if name not in INPUT_COLUMNS]
-    repeated = sorted({name for name in names if names.count(name) > 1})
-    problems = [
-        f"{label}: {', '.join(repr(n) for n in values)}"
-        for label, values in (("missing", missing), ("unknown", unknown), ("repeated", repeated))
-        if values
-    ]
-    if problems:
-        raise InvalidFileError(
-            f"the header does not match the trips format ({'; '.join(problems)}). "
-            f"Expected the columns '{expected}' (in any order); fix the header and upload the file again."
-        )
-    return {name: names.index(name) for name in INPUT_COLUMNS}
 
 
 def split_fields(lines: DataFrame, positions: dict[str, int]) -> DataFrame:

@@ -10,7 +10,7 @@ from pyspark.sql import functions as F
 from spark_jobs import ingest
 from spark_jobs.common import dedupe
 from spark_jobs.common import parse as parsing
-from spark_jobs.common.parse import InvalidFileError, column_positions
+from spark_jobs.common.input_format import InvalidFileError, column_positions
 from spark_jobs.common.times import week_start_of
 from triplake.identity import expected_trip_id
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from spark_jobs.common import parse
+from spark_jobs.common.input_format import RAW_BYTES_PREFIX
 from tests.conftest import SAMPLE, lake_rows, read_table
 from triplake.cli import main
 
@@ -69,7 +69,7 @@ def test_a_line_that_is_not_utf8_is_rejected_with_its_exact_bytes_and_never_reac
     assert [trip["region"] for trip in trips_of(tmp_path / "lake")] == ["München"]
     (rejected,) = lake_rows((tmp_path / "lake").as_uri(), "select line_number, raw_line, reason from rejected_rows")
     assert rejected["line_number"] == 2 and rejected["reason"] == "bad_encoding"
-    assert base64.b64decode(rejected["raw_line"].removeprefix(parse.RAW_BYTES_PREFIX)) == latin1
+    assert base64.b64decode(rejected["raw_line"].removeprefix(RAW_BYTES_PREFIX)) == latin1
     raw = next((tmp_path / "lake" / "raw").rglob("mixed.csv"))
     assert raw.read_bytes() == source.read_bytes()
 
