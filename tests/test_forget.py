@@ -25,6 +25,7 @@ from triplake import cli
 from triplake.erasure import Selection, SelectionError, header_positions, line_fields, trip_id_of
 from triplake.forget import forget
 from triplake.pipeline import run_pipeline
+from triplake.settings import Settings
 from triplake.weekly_average import BoundingBox
 
 ERASED = "cheap_mobile"
@@ -186,6 +187,21 @@ def test_a_forget_killed_between_its_commits_is_finished_by_the_next_ingestion_b
         "select count(*) as n from trips": [{"n": 69}], "select count(*) as n from trip_routes": [{"n": 69}],
         "select sum(trips) as n from weekly_trips": [{"n": 69}]}
     assert not any((lake / "_erasures").iterdir()), "the plan is gone"
+
+
+def test_a_gzip_raw_copy_is_read_as_a_stream_and_rewritten_gzip_without_the_erased_lines(spark, tmp_path):
+    header, lines = sample_lines()
+    upload = tmp_path / "sample.csv.gz"
+    upload.write_bytes(gzip.compress(("\n".join([header, *lines]) + "\n").encode()))
+    lake = tmp_path / "lake"
+    assert run_pipeline(spark, [upload.as_uri()], lake.as_uri()).succeeded
+
+    erasure = forget(lake.as_uri(), Settings(), Selection(datasource=ERASED))
+    (copy,) = [path for path in (lake / "raw").rglob("*") if path.is_file()]
+    assert copy.name == "sample.csv.gz"
+    assert gzip.decompress(copy.read_bytes()).decode().splitlines() == [
+        header, *(line for line in lines if not line.endswith(f",{ERASED}"))]
+    assert (erasure.trips, erasure.raw_files, erasure.raw_lines) == (33, 1, 33)
 
 
 def test_forget_on_an_s3_lake_leaves_no_object_version_holding_an_erased_trip(spark, moto_endpoint, test_settings):

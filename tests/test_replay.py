@@ -4,6 +4,7 @@ guarantee of `triplake run`."""
 from __future__ import annotations
 
 import contextlib
+import gzip
 import io
 import json
 
@@ -54,3 +55,18 @@ def test_replay_of_an_unknown_ingestion_says_so(tmp_path, capsys):
     assert "has no raw copy" in capsys.readouterr().err
     assert cli.main(["replay", "../etc", "--lake-root", str(tmp_path / "lake")]) == 2
     assert "is not an ingestion id" in capsys.readouterr().err
+
+
+def test_replay_of_the_rejected_lines_of_a_gzip_upload_reads_its_raw_copy(tmp_path):
+    header, *lines = SAMPLE.read_text().splitlines()
+    upload = tmp_path / "bad lines.csv.gz"
+    upload.write_bytes(gzip.compress(("\n".join([header, *lines[:3], *BAD_LINES]) + "\n").encode()))
+    lake = tmp_path / "lake"
+    code, first = run_json(["run", "--input", str(upload), "--lake-root", str(lake)])
+    assert code == 0 and first["ingestions"][0]["rows_rejected"] == 2
+
+    code, rejected = run_json(["replay", first["ingestions"][0]["ingestion_id"], "--rejected-only", "--lake-root", str(lake)])
+    assert code == 0
+    only = rejected["ingestions"][0]
+    assert (only["rows_read"], only["rows_rejected"], only["rows_written"]) == (2, 2, 0)
+    assert only["source_uri"].endswith("-rejected-bad lines.csv")

@@ -1,16 +1,35 @@
 """The raw copies of a lake's files (raw/<ingestion id>/<file>) as `triplake forget` reads and rewrites them: which
-lines an erasure takes (triplake.erasure), and each copy rewritten without them."""
+lines an erasure takes (triplake.erasure), and each copy rewritten without them.
+
+A raw copy is read as a stream of lines, never whole: an upload can be larger than memory. It is opened with
+compression=None: pyarrow's default ('detect') would gunzip a `.gz` copy by itself, and the copy is rewritten
+compressed exactly when it was.
+"""
 
 from __future__ import annotations
 
 import gzip
+import io
 import uuid
+from typing import Callable, Iterator
 
 from pyarrow import fs as pafs
 
 from spark_jobs.common import delta
 from spark_jobs.common.locations import RAW
 from triplake.erasure import Selection, header_positions, line_fields, trip_id_of
+
+WRITE_BUFFER_BYTES = 1 << 20
+
+
+def is_gzip(path: str) -> bool:
+    return path.lower().endswith(".gz")
+
+
+def read_lines(filesystem: pafs.FileSystem, path: str) -> Iterator[bytes]:
+    """The lines of a raw copy (gunzipped if it is gzip), each with its line end, read as a stream."""
+    with filesystem.open_input_stream(path, compression=None) as stream:
+        yield from gzip.GzipFile(fileobj=stream) if is_gzip(path) else io.BufferedReader(_Readable(stream))
 
 
 class RawCopies:
@@ -40,40 +59,85 @@ class RawCopies:
     def _positions(self, ingestion_id: str) -> dict[str, int] | None:
         if ingestion_id not in self._headers:
             copies = [info for info in self.files() if info.path.startswith(f"{self.root}/{ingestion_id}/")]
-            lines = self._lines(copies[0].path) if copies else []
-            self._headers[ingestion_id] = header_positions(lines[0].decode(errors="replace")) if lines else None
+            header = next(read_lines(self.filesystem, copies[0].path), b"") if copies else b""
+            self._headers[ingestion_id] = header_positions(header.decode(errors="replace")) if header else None
         return self._headers[ingestion_id]
 
-    def _lines(self, path: str) -> list[bytes]:
-        with self.filesystem.open_input_stream(path) as stream:
-            body = stream.read()
-        return (gzip.decompress(body) if path.endswith(".gz") else body).splitlines(keepends=True)
-
-    def _kept(self, path: str) -> tuple[list[bytes], int]:
-        lines = self._lines(path)
-        if not lines:
-            return lines, 0
-        positions = header_positions(lines[0].decode(errors="replace"))
-        kept = lines[:1] + [line for line in lines[1:]
-                            if not (positions and self.takes("", line.decode(errors="replace").rstrip("\r\n"), positions))]
-        return kept, len(lines) - len(kept)
+    def _scan(self, path: str, keep: Callable[[bytes], None] | None = None) -> int:
+        """How many lines of the copy the erasure takes; each line it keeps (the header first) goes to keep."""
+        taken, positions = 0, None
+        for number, line in enumerate(read_lines(self.filesystem, path)):
+            if number == 0:
+                positions = header_positions(line.decode(errors="replace"))
+            elif positions and self.takes("", line.decode(errors="replace").rstrip("\r\n"), positions):
+                taken += 1
+                continue
+            if keep is not None:
+                keep(line)
+        return taken
 
     def count(self) -> tuple[int, int]:
         """(files, lines) the erasure would take out of the raw copies."""
-        taken = [self._kept(info.path)[1] for info in self.files()]
+        taken = [self._scan(info.path) for info in self.files()]
         return sum(1 for lines in taken if lines), sum(taken)
 
     def rewrite(self) -> tuple[int, int]:
-        """Rewrites every raw copy that holds a taken line without it; returns (files, lines)."""
+        """Rewrites every raw copy that holds a taken line without it; returns (files, lines). A copy is read once to
+        count, and once more to be rewritten only when it holds a taken line."""
         files = lines = 0
         for info in self.files():
-            kept, taken = self._kept(info.path)
+            taken = self._scan(info.path)
             if not taken:
                 continue
-            body = b"".join(kept)
             partial = f"{info.path}.forget-{uuid.uuid4().hex[:8]}"
-            with self.filesystem.open_output_stream(partial) as sink:
-                sink.write(gzip.compress(body) if info.path.endswith(".gz") else body)
+            try:
+                with self.filesystem.open_output_stream(partial, compression=None) as sink:
+                    with _Buffered(gzip.GzipFile(fileobj=sink, mode="wb") if is_gzip(info.path) else sink) as out:
+                        self._scan(info.path, out.write)
+            except BaseException:
+                self.filesystem.delete_file(partial)  # not left beside the copies, where it would read as one
+                raise
             self.filesystem.move(partial, info.path)  # readers see the old copy or the new one
             files, lines = files + 1, lines + taken
         return files, lines
+
+
+class _Readable(io.RawIOBase):
+    """A pyarrow input stream as a raw Python stream, so io.BufferedReader can give its lines."""
+
+    def __init__(self, stream) -> None:
+        self.stream = stream
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self.stream.read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
+
+
+class _Buffered:
+    """Lines gathered into writes of about a mebibyte (a write per line would be one call into pyarrow each)."""
+
+    def __init__(self, target) -> None:
+        self.target, self.pending, self.size = target, [], 0
+
+    def write(self, line: bytes) -> None:
+        self.pending.append(line)
+        self.size += len(line)
+        if self.size >= WRITE_BUFFER_BYTES:
+            self.flush()
+
+    def flush(self) -> None:
+        self.target.write(b"".join(self.pending))
+        self.pending, self.size = [], 0
+
+    def __enter__(self) -> _Buffered:
+        return self
+
+    def __exit__(self, *failure) -> None:
+        if failure[0] is None:
+            self.flush()
+            if isinstance(self.target, gzip.GzipFile):
+                self.target.close()  # writes the gzip trailer; the sink stays open for its own `with`

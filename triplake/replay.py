@@ -10,7 +10,6 @@ Erased trips never come back: a forget removed their lines from the raw copies a
 from __future__ import annotations
 
 import base64
-import gzip
 from pathlib import Path
 
 from spark_jobs.common.ingestions import INGESTION_ID_PATTERN
@@ -18,6 +17,7 @@ from spark_jobs.common.locations import RAW
 from spark_jobs.common.input_format import RAW_BYTES_PREFIX
 from triplake.lake_files import filesystem
 from triplake.query.local import LocalEngine
+from triplake.raw_copies import read_lines
 from triplake.query.statement import Statement
 from triplake.settings import Settings
 
@@ -52,12 +52,10 @@ def rejected_lines_file(lake_root: str, settings: Settings, ingestion_id: str, f
         raise ReplayError(f"ingestion {ingestion_id} has no rejected rows to replay: replay the whole file instead "
                           "(without --rejected-only)")
     fs, root = filesystem(lake_root, settings)
-    with fs.open_input_stream(copy.replace(lake_root.rstrip("/"), root, 1)) as stream:
-        body = stream.read()
-    header = (gzip.decompress(body) if copy.endswith(".gz") else body).splitlines(keepends=True)[0]
+    header = next(read_lines(fs, copy.replace(lake_root.rstrip("/"), root, 1)), b"")
     lines = [base64.b64decode(line[len(RAW_BYTES_PREFIX):]) if line.startswith(RAW_BYTES_PREFIX) else line.encode()
              for line in (row["raw_line"] for row in rows)]
-    name = copy.rsplit("/", 1)[-1].removesuffix(".gz")
+    name = copy.rsplit("/", 1)[-1].removesuffix(".gz").removesuffix(".GZ")
     path = folder / f"{ingestion_id}-rejected-{name}"
     path.write_bytes(header.rstrip(b"\r\n") + b"\n" + b"".join(line.rstrip(b"\r\n") + b"\n" for line in lines))
     return path
