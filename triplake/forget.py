@@ -53,6 +53,8 @@ class TableChange:
     """What the erasure does to one table: rows out, files replaced and the files they become."""
 
     table: str
+    prefix: str  # of the names of the files it writes: the erasure's id
+    counting: bool = False  # a dry run's: the files that would be replaced are counted, nothing is written
     rows_erased: int = 0
     removed: list[str] = field(default_factory=list)  # paths of the files replaced, relative to the table
     added: list[delta.DataFile] = field(default_factory=list)
@@ -133,14 +135,13 @@ def finish_killed_erasures(lake_root: str, settings: Settings) -> list[str]:
 
 def _erase(lake_root: str, settings: Settings, storage: delta.Storage, erasure: Erasure, selection: Selection,
            resumed: Plan | None = None) -> None:
-    prefix = erasure.erasure_id
-    trips, erased_ids, touched = _trips_change(lake_root, storage, selection, prefix)
+    trips, erased_ids, touched = _trips_change(lake_root, storage, selection, erasure)
     if resumed is not None:
         erased_ids, touched = erased_ids | resumed.erased_ids, touched | resumed.touched
-    routes, kept_routes = _trip_routes_change(lake_root, storage, erased_ids, touched, prefix)
-    weekly = _weekly_change(lake_root, storage, kept_routes, touched, prefix)
+    routes, kept_routes = _trip_routes_change(lake_root, storage, erased_ids, touched, erasure)
+    weekly = _weekly_change(lake_root, storage, kept_routes, touched, erasure)
     raw = RawCopies(lake_root, storage, selection, erased_ids)
-    rejected = _rejected_change(lake_root, storage, raw, prefix)
+    rejected = _rejected_change(lake_root, storage, raw, erasure)
     changes = [trips, routes, weekly, rejected]
     rows = {"trips": trips.rows_erased, "trip_routes": routes.rows_erased, "rejected_rows": rejected.rows_erased,
             "weekly_partitions": len(touched) if weekly.removed or weekly.added else 0}
@@ -148,13 +149,11 @@ def _erase(lake_root: str, settings: Settings, storage: delta.Storage, erasure: 
         setattr(erasure, name, count)
     if erasure.dry_run:
         erasure.raw_files, erasure.raw_lines = raw.count()
-        for change in changes:  # the dry run wrote the replacement files to count them: they go
-            _delete(lake_root, storage, change.table, [file.path for file in change.added])
         return
     removed = {change.table: change.removed + (resumed.removed.get(change.table, []) if resumed else [])
                for change in changes}
     plan = Plan(erasure.erasure_id, selection, erased_ids, touched, removed, resumed.rows if resumed else rows)
-    _write(lake_root, storage, _plan_path(plan.erasure_id), plan.to_json())
+    _write(lake_root, storage, f"{PLANS}/{_plan_file(plan.erasure_id)}", plan.to_json())
     kill_at("forget:planned", settings.fault_at)
     for change in changes:
         if change.removed or change.added:
@@ -170,12 +169,12 @@ def _erase(lake_root: str, settings: Settings, storage: delta.Storage, erasure: 
     kill_at("forget:deleted", settings.fault_at)
     if resumed is None or not delta.rows_where(f"{lake_root}/{ERASURES}", storage, "erasure_id", erasure.erasure_id):
         _record(lake_root, storage, erasure)
-    _delete(lake_root, storage, PLANS, [f"{plan.erasure_id}.json"])
+    _delete(lake_root, storage, PLANS, [_plan_file(plan.erasure_id)])
     erasure.object_versions_deleted = _delete_old_versions(lake_root, settings, [*removed, RAW, PLANS])
 
 
-def _plan_path(erasure_id: str) -> str:
-    return f"{PLANS}/{erasure_id}.json"
+def _plan_file(erasure_id: str) -> str:
+    return f"{erasure_id}.json"
 
 
 def _write(lake_root: str, storage: delta.Storage, relative: str, body: bytes) -> None:
@@ -200,25 +199,29 @@ def _spec(location: str) -> delta.TableSpec:
     return next(table for table in tables.DELTA_TABLES if table.location == location)
 
 
+def _change_of(table: str, erasure: Erasure) -> TableChange:
+    return TableChange(table, prefix=erasure.erasure_id, counting=erasure.dry_run)
+
+
 def _rows_of(table_uri: str, storage: delta.Storage, file: delta.SnapshotFile) -> pa.Table:
     filesystem, root = storage.filesystem(table_uri)
     return table_files.read_file(filesystem, root, file.path, file.size)
 
 
-def _replace(table_uri: str, storage: delta.Storage, file: delta.SnapshotFile, kept: pa.Table, prefix: str,
+def _replace(table_uri: str, storage: delta.Storage, file: delta.SnapshotFile, kept: pa.Table,
              change: TableChange) -> None:
     """The file goes from the table; the rows kept, if any, become a new file in its partition."""
     change.removed.append(file.path)
-    if kept.num_rows:
+    if kept.num_rows and not change.counting:
         filesystem, root = storage.filesystem(table_uri)
-        change.added.append(table_files.write_file(filesystem, root, file.partition_values, kept, prefix))
+        change.added.append(table_files.write_file(filesystem, root, file.partition_values, kept, change.prefix))
 
 
 def _trips_change(lake_root: str, storage: delta.Storage, selection: Selection,
-                  prefix: str) -> tuple[TableChange, set[str], set[tuple[str, str]]]:
+                  erasure: Erasure) -> tuple[TableChange, set[str], set[tuple[str, str]]]:
     """The trips the selection takes: the table's change, their ids and the (region, week_start) they were in."""
     table_uri = tables.TRIPS_TABLE.uri(lake_root)
-    change, erased, touched = TableChange(tables.TRIPS), set(), set()
+    change, erased, touched = _change_of(tables.TRIPS, erasure), set(), set()
     partitions = [{"region": selection.region}] if selection.region is not None else None
     for file in delta.snapshot_files(table_uri, storage, partitions):
         rows = _rows_of(table_uri, storage, file)
@@ -230,15 +233,15 @@ def _trips_change(lake_root: str, storage: delta.Storage, selection: Selection,
         erased.update(rows.filter(mask)["trip_id"].to_pylist())
         touched.add((file.partition_values["region"], file.partition_values["week_start"]))
         change.rows_erased += taken
-        _replace(table_uri, storage, file, rows.filter(pc.invert(mask)), prefix, change)
+        _replace(table_uri, storage, file, rows.filter(pc.invert(mask)), change)
     return change, erased, touched
 
 
 def _trip_routes_change(lake_root: str, storage: delta.Storage, erased: set[str], touched: set[tuple[str, str]],
-                        prefix: str) -> tuple[TableChange, dict[tuple[str, str], list[pa.Table]]]:
+                        erasure: Erasure) -> tuple[TableChange, dict[tuple[str, str], list[pa.Table]]]:
     """The erased trips' route rows go; returns the change and the rows the touched partitions keep."""
     table_uri = tables.TRIP_ROUTES_TABLE.uri(lake_root)
-    change, kept_by_partition = TableChange(tables.TRIP_ROUTES), {}
+    change, kept_by_partition = _change_of(tables.TRIP_ROUTES, erasure), {}
     partitions = [{"region": region, "week_start": week} for region, week in sorted(touched)]
     erased_ids = pa.array(sorted(erased), pa.string())
     for file in delta.snapshot_files(table_uri, storage, partitions):
@@ -249,36 +252,36 @@ def _trip_routes_change(lake_root: str, storage: delta.Storage, erased: set[str]
                                      []).append(kept)
         if kept.num_rows < rows.num_rows:
             change.rows_erased += rows.num_rows - kept.num_rows
-            _replace(table_uri, storage, file, kept, prefix, change)
+            _replace(table_uri, storage, file, kept, change)
     return change, kept_by_partition
 
 
 def _weekly_change(lake_root: str, storage: delta.Storage, kept_routes: dict[tuple[str, str], list[pa.Table]],
-                   touched: set[tuple[str, str]], prefix: str) -> TableChange:
+                   touched: set[tuple[str, str]], erasure: Erasure) -> TableChange:
     """The touched partitions' weekly counts, counted again from the route rows they keep."""
     table_uri = tables.WEEKLY_TRIPS_TABLE.uri(lake_root)
     spec = tables.WEEKLY_TRIPS_TABLE
     columns = pa.schema([column for column in spec.schema if column.name not in spec.partition_columns])
-    change = TableChange(tables.WEEKLY_TRIPS)
+    change = _change_of(tables.WEEKLY_TRIPS, erasure)
     partitions = [{"region": region, "week_start": week} for region, week in sorted(touched)]
     change.removed = [file.path for file in delta.snapshot_files(table_uri, storage, partitions)]
     filesystem, root = storage.filesystem(table_uri)
     for (region, week), parts in sorted(kept_routes.items()):
         kept = pa.concat_tables(parts)
-        if not kept.num_rows:
+        if not kept.num_rows or change.counting:
             continue
         grouped = kept.group_by(["route_id", "model_version", "ingestion_id"]).aggregate([("trip_id", "count")])
         counts = pa.table({name: grouped["trip_id_count" if name == "trips" else name] for name in columns.names})
         counts = counts.cast(columns)
         change.added.append(table_files.write_file(filesystem, root, {"region": region, "week_start": week}, counts,
-                                                   prefix))
+                                                   change.prefix))
     return change
 
 
-def _rejected_change(lake_root: str, storage: delta.Storage, raw: RawCopies, prefix: str) -> TableChange:
+def _rejected_change(lake_root: str, storage: delta.Storage, raw: RawCopies, erasure: Erasure) -> TableChange:
     """The rejected lines the selection takes, or that are an erased trip's."""
     table_uri = tables.REJECTED_ROWS_TABLE.uri(lake_root)
-    change = TableChange(tables.REJECTED_ROWS)
+    change = _change_of(tables.REJECTED_ROWS, erasure)
     for file in delta.snapshot_files(table_uri, storage):
         rows = _rows_of(table_uri, storage, file)
         mask = pa.array([raw.takes(ingestion_id, line) for ingestion_id, line
@@ -286,7 +289,7 @@ def _rejected_change(lake_root: str, storage: delta.Storage, raw: RawCopies, pre
         taken = pc.sum(mask).as_py() or 0
         if taken:
             change.rows_erased += taken
-            _replace(table_uri, storage, file, rows.filter(pc.invert(mask)), prefix, change)
+            _replace(table_uri, storage, file, rows.filter(pc.invert(mask)), change)
     return change
 
 
