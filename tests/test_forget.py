@@ -286,6 +286,30 @@ def any2(origin: bool, destination: bool) -> bool:
     return origin or destination
 
 
+def test_a_selection_reads_only_the_trips_files_its_partition_and_statistics_allow():
+    week = {"region": "Prague", "week_start": "2018-05-28"}
+    low = {"datasource": "bad_diesel_vehicles", "trip_id": "1" * 32, "origin_lon": 14.4, "origin_lat": 50.0,
+           "destination_lon": 14.5, "destination_lat": 50.1}
+    high = {"datasource": "funny_car", "trip_id": "8" * 32, "origin_lon": 14.5, "origin_lat": 50.1,
+            "destination_lon": 14.6, "destination_lat": 50.2}
+
+    def may(**criteria) -> bool:
+        return Selection(**criteria).file_may_hold(week, low, high)
+
+    assert may(datasource="cheap_mobile") and not may(datasource="zebra_rides")
+    assert may(region="Prague") and not may(region="Turin")
+    assert may(region="Prague", from_date=date(2018, 6, 3), to_date=date(2018, 6, 3)), "the Sunday of that week"
+    assert not may(region="Prague", from_date=date(2018, 6, 4)) and not may(region="Prague", to_date=date(2018, 5, 27))
+    assert may(region="Prague", to_date=date(2018, 5, 28))
+    assert not may(trip_ids=frozenset({"9" * 32})) and may(trip_ids=frozenset({"9" * 32, "2" * 32}))
+    box = BoundingBox(14.55, 50.15, 14.7, 50.3)  # where the file's destinations may lie, not its origins
+    assert may(bbox=box, match="destination") and may(bbox=box, match="any")
+    assert not may(bbox=box, match="origin") and not may(bbox=box, match="both")
+    assert Selection(datasource="zebra_rides").file_may_hold(week, {}, {}), "no statistics: the file is read"
+    assert Selection(datasource="funny_car_sharing").file_may_hold(week, low, high), \
+        "a maximum a writer kept as a prefix of a longer name"
+
+
 def test_forget_without_a_selection_is_a_usage_error(lake, capsys):
     assert cli.main(["forget", "--lake-root", str(lake)]) == 2
     assert "say what to forget" in capsys.readouterr().err

@@ -148,6 +148,32 @@ class Selection:
             mask = pc.and_(mask, condition)
         return mask
 
+    def file_may_hold(self, partition: Mapping[str, str], low: Mapping[str, Any], high: Mapping[str, Any]) -> bool:
+        """Whether a trips file of this partition, whose columns lie between these statistics (a column without
+        them: unknown), may hold a selected row: False only when the partition or a statistic rules every row out,
+        so an erasure reads only the files that can hold what it erases."""
+        if self.region is not None and partition.get("region") not in (None, self.region):
+            return False
+        start, end = self.window
+        week = partition.get("week_start")
+        if week is not None and start is not None and date.fromisoformat(week) + timedelta(days=7) <= start.date():
+            return False
+        if week is not None and end is not None and date.fromisoformat(week) >= end.date():
+            return False
+        if self.datasource is not None and not _between(self.datasource, low.get("datasource"), high.get("datasource")):
+            return False
+        if self.trip_ids is not None:
+            lowest, highest = low.get("trip_id"), high.get("trip_id")
+            if not any(_between(trip_id, lowest, highest) for trip_id in self.trip_ids):
+                return False
+        if self.bbox is not None:
+            box = self.bbox
+            ends = [_between_ranges(box.min_lon, box.max_lon, low.get(f"{end}_lon"), high.get(f"{end}_lon"))
+                    and _between_ranges(box.min_lat, box.max_lat, low.get(f"{end}_lat"), high.get(f"{end}_lat"))
+                    for end in ("origin", "destination")]
+            return {"origin": ends[0], "destination": ends[1], "both": all(ends), "any": any(ends)}[self.match]
+        return True
+
     def _in_box(self, pc, lon, lat):
         box = self.bbox
         return pc.and_(pc.and_(pc.greater_equal(lon, box.min_lon), pc.less_equal(lon, box.max_lon)),
@@ -222,3 +248,15 @@ def _day(value: Any, key: str) -> date | None:
         return date.fromisoformat(str(value))
     except ValueError:
         raise SelectionError(f"{key}: {value!r} is not a date: expected YYYY-MM-DD") from None
+
+
+def _between(value: Any, lowest: Any, highest: Any) -> bool:
+    """Whether value may lie in [lowest, highest] (an unknown bound holds anything). A string's maximum is compared
+    on its length only: a writer may keep a prefix of a long string as its maximum (a prefix is still a minimum)."""
+    below = value[:len(highest)] if isinstance(value, str) and isinstance(highest, str) else value
+    return (lowest is None or value >= lowest) and (highest is None or below <= highest)
+
+
+def _between_ranges(low: float, high: float, lowest: Any, highest: Any) -> bool:
+    """Whether [low, high] meets [lowest, highest] (an unknown bound holds anything)."""
+    return (highest is None or low <= highest) and (lowest is None or high >= lowest)

@@ -224,6 +224,8 @@ def _trips_change(lake_root: str, storage: delta.Storage, selection: Selection,
     change, erased, touched = _change_of(tables.TRIPS, erasure), set(), set()
     partitions = [{"region": selection.region}] if selection.region is not None else None
     for file in delta.snapshot_files(table_uri, storage, partitions):
+        if not selection.file_may_hold(file.partition_values, file.min_values, file.max_values):
+            continue
         rows = _rows_of(table_uri, storage, file)
         mask = selection.rows_mask(rows.append_column("region", pa.array([file.partition_values["region"]] * rows.num_rows,
                                                                           pa.string())))
