@@ -54,7 +54,7 @@ def forget_command(args: argparse.Namespace, lake_root: str) -> int:
         else:
             selection = Selection(**criteria)
         erasure = forget(lake_root, get_settings(), selection, dry_run=args.dry_run)
-    except (SelectionError, AreaError, OldLayoutError, MaintenanceRefused, LakeBusyError) as problem:
+    except (SelectionError, AreaError, OldLayoutError, MaintenanceRefused, LakeBusyError, PermissionError) as problem:
         raise UsageError(str(problem)) from problem
     if args.json:
         print(json.dumps(erasure.to_dict()))

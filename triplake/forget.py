@@ -25,7 +25,6 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Callable
-from urllib.parse import urlparse
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -33,9 +32,8 @@ from pyarrow import fs as pafs
 
 from spark_jobs.common import delta, records, table_files, tables
 from spark_jobs.common.locations import RAW
-from triplake.aws import clients
 from triplake.erasure import Selection
-from triplake.lake_files import delta_storage
+from triplake.lake_files import delete_old_versions, delta_storage
 from spark_jobs.common.publish import kill_at
 from triplake.maintain import quiet_lake
 from triplake.raw_copies import RawCopies
@@ -170,7 +168,7 @@ def _erase(lake_root: str, settings: Settings, storage: delta.Storage, erasure: 
     if resumed is None or not delta.rows_where(f"{lake_root}/{ERASURES}", storage, "erasure_id", erasure.erasure_id):
         _record(lake_root, storage, erasure)
     _delete(lake_root, storage, PLANS, [_plan_file(plan.erasure_id)])
-    erasure.object_versions_deleted = _delete_old_versions(lake_root, settings, [*removed, RAW, PLANS])
+    erasure.object_versions_deleted = delete_old_versions(lake_root, settings, [*removed, RAW, PLANS])
 
 
 def _plan_file(erasure_id: str) -> str:
@@ -319,29 +317,6 @@ def _forget_old_log_entries(table_uri: str, storage: delta.Storage) -> None:
         name = info.base_name
         if info.type == pafs.FileType.File and name[:20].isdigit() and int(name[:20]) < version:
             filesystem.delete_file(info.path)
-
-
-def _delete_old_versions(lake_root: str, settings: Settings, locations: list[str]) -> int:
-    """On an s3:// lake, the noncurrent object versions and delete markers under the locations go: a versioned
-    bucket keeps the old bytes of every object replaced or deleted, and an erased trip would live on in them (no
-    reader of the lake reads an old version: Delta reads current objects only). Returns how many went."""
-    parsed = urlparse(lake_root)
-    if parsed.scheme not in ("s3", "s3a"):
-        return 0
-    (s3,) = clients(settings, "s3")
-    bucket, prefix = parsed.netloc, parsed.path.strip("/")
-    deleted = 0
-    for location in locations:
-        old = []
-        for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket,
-                                                                      Prefix=f"{prefix}/{location}/".lstrip("/")):
-            old += [{"Key": version["Key"], "VersionId": version["VersionId"]}
-                    for version in page.get("Versions", []) if not version["IsLatest"]]
-            old += [{"Key": marker["Key"], "VersionId": marker["VersionId"]} for marker in page.get("DeleteMarkers", [])]
-        for start in range(0, len(old), 1000):  # delete_objects takes 1,000 keys a request
-            s3.delete_objects(Bucket=bucket, Delete={"Objects": old[start:start + 1000], "Quiet": True})
-        deleted += len(old)
-    return deleted
 
 
 def _record(lake_root: str, storage: delta.Storage, erasure: Erasure) -> None:

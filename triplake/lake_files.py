@@ -43,3 +43,35 @@ def read_text(lake_root: str, relative: str, settings: Settings) -> str | None:
             return stream.read().decode()
     except FileNotFoundError:
         return None
+
+
+def delete_old_versions(lake_root: str, settings: Settings, locations: list[str]) -> int:
+    """On an s3:// lake, the noncurrent object versions and delete markers under the locations go: a versioned
+    bucket keeps the old bytes of every object replaced or deleted, and an erased trip would live on in them (no
+    reader of the lake reads an old version: Delta reads current objects only). Returns how many went."""
+    parsed = urlparse(lake_root)
+    if parsed.scheme not in ("s3", "s3a"):
+        return 0
+    from triplake.aws import clients
+
+    (s3,) = clients(settings, "s3")
+    bucket, prefix = parsed.netloc, parsed.path.strip("/")
+    deleted = 0
+    for location in locations:
+        old = []
+        for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket,
+                                                                      Prefix=f"{prefix}/{location}/".lstrip("/")):
+            old += [{"Key": version["Key"], "VersionId": version["VersionId"]}
+                    for version in page.get("Versions", []) if not version["IsLatest"]]
+            old += [{"Key": marker["Key"], "VersionId": marker["VersionId"]} for marker in page.get("DeleteMarkers", [])]
+        for start in range(0, len(old), 1000):  # delete_objects takes 1,000 keys a request
+            failed = s3.delete_objects(Bucket=bucket, Delete={"Objects": old[start:start + 1000], "Quiet": True}
+                                       ).get("Errors", [])
+            if failed:  # answered per key, with HTTP 200: nothing would say the erased bytes are still there
+                raise PermissionError(
+                    f"{len(failed)} old object version(s) under s3://{bucket}/{prefix}/{location}/ could not be "
+                    f"deleted, e.g. {failed[0].get('Key')}: {failed[0].get('Code')} {failed[0].get('Message')}. Give "
+                    "the role s3:DeleteObjectVersion there (infra/airflow.tf), then run the same forget again: it "
+                    "finds nothing more to erase and deletes the old versions")
+        deleted += len(old)
+    return deleted
