@@ -18,6 +18,7 @@ from pathlib import Path
 
 import boto3
 import pyarrow.parquet as pq
+from pyarrow import fs as pafs
 import pytest
 
 from tests.conftest import MOTO_CREDENTIALS, SAMPLE, lake_rows
@@ -25,6 +26,7 @@ from triplake import cli
 from triplake.erasure import Selection, SelectionError, header_positions, line_fields, trip_id_of
 from triplake.forget import forget
 from triplake.pipeline import run_pipeline
+from triplake.raw_copies import is_gzip, read_lines
 from triplake.settings import Settings
 from triplake.weekly_average import BoundingBox
 
@@ -202,6 +204,21 @@ def test_a_gzip_raw_copy_is_read_as_a_stream_and_rewritten_gzip_without_the_eras
     assert gzip.decompress(copy.read_bytes()).decode().splitlines() == [
         header, *(line for line in lines if not line.endswith(f",{ERASED}"))]
     assert (erasure.trips, erasure.raw_files, erasure.raw_lines) == (33, 1, 33)
+
+
+def test_raw_copies_the_ingest_refused_are_read_as_far_as_they_go(tmp_path):
+    header, lines = sample_lines()
+    body = ("\n".join([header, *lines]) + "\n").encode()
+    (tmp_path / "truncated.csv.gz").write_bytes(gzip.compress(body)[:-100])  # cut in transfer
+    (tmp_path / "not gzip.csv.gz").write_bytes(body)  # named .gz, sent as text
+    filesystem = pafs.LocalFileSystem()
+    truncated = [line.decode() for line in read_lines(filesystem, str(tmp_path / "truncated.csv.gz"))]
+    assert 1 < len(truncated) <= len(lines) and truncated[0] == header + "\n"
+    assert all(line.rstrip("\n") in lines for line in truncated[1:-1])
+    assert [line.decode().rstrip("\n") for line in read_lines(filesystem, str(tmp_path / "not gzip.csv.gz"))] == [
+        header, *lines]
+    assert is_gzip(filesystem, str(tmp_path / "truncated.csv.gz"))
+    assert not is_gzip(filesystem, str(tmp_path / "not gzip.csv.gz"))
 
 
 def test_forget_on_an_s3_lake_leaves_no_object_version_holding_an_erased_trip(spark, moto_endpoint, test_settings):

@@ -2,14 +2,16 @@
 lines an erasure takes (triplake.erasure), and each copy rewritten without them.
 
 A raw copy is read as a stream of lines, never whole: an upload can be larger than memory. It is opened with
-compression=None: pyarrow's default ('detect') would gunzip a `.gz` copy by itself, and the copy is rewritten
-compressed exactly when it was.
+compression=None (pyarrow's default, 'detect', would gunzip by the name): whether it is gzip is told by its first
+bytes, whatever its name, and the copy is rewritten compressed exactly when it was. A gzip copy that ends early
+loses, when it is rewritten, the piece of a line its cut left (no reader could read it).
 """
 
 from __future__ import annotations
 
 import gzip
 import io
+import logging
 import uuid
 from typing import Callable, Iterator
 
@@ -20,16 +22,29 @@ from spark_jobs.common.locations import RAW
 from triplake.erasure import Selection, header_positions, line_fields, trip_id_of
 
 WRITE_BUFFER_BYTES = 1 << 20
+GZIP_MAGIC = b"\x1f\x8b"
+logger = logging.getLogger(__name__)
 
 
-def is_gzip(path: str) -> bool:
-    return path.lower().endswith(".gz")
+def is_gzip(filesystem: pafs.FileSystem, path: str) -> bool:
+    """Whether the copy is gzip data, by its first bytes: a file named .gz that is not (the ingest refused it) holds
+    text all the same."""
+    with filesystem.open_input_stream(path, compression=None) as stream:
+        return stream.read(2) == GZIP_MAGIC
 
 
 def read_lines(filesystem: pafs.FileSystem, path: str) -> Iterator[bytes]:
-    """The lines of a raw copy (gunzipped if it is gzip), each with its line end, read as a stream."""
+    """The lines of a raw copy (gunzipped if it is gzip), each with its line end, read as a stream. Gzip data that
+    ends early (a truncated upload, which the ingest refused) gives the lines before its end."""
     with filesystem.open_input_stream(path, compression=None) as stream:
-        yield from gzip.GzipFile(fileobj=stream) if is_gzip(path) else io.BufferedReader(_Readable(stream))
+        buffered = io.BufferedReader(_Readable(stream))
+        if buffered.peek(2)[:2] != GZIP_MAGIC:
+            yield from buffered
+            return
+        try:
+            yield from gzip.GzipFile(fileobj=buffered)
+        except EOFError:
+            logger.warning("%s: the gzip data ends early; its lines up to there were read", path)
 
 
 class RawCopies:
@@ -92,7 +107,8 @@ class RawCopies:
             partial = f"{info.path}.forget-{uuid.uuid4().hex[:8]}"
             try:
                 with self.filesystem.open_output_stream(partial, compression=None) as sink:
-                    with _Buffered(gzip.GzipFile(fileobj=sink, mode="wb") if is_gzip(info.path) else sink) as out:
+                    compressed = is_gzip(self.filesystem, info.path)
+                    with _Buffered(gzip.GzipFile(fileobj=sink, mode="wb") if compressed else sink) as out:
                         self._scan(info.path, out.write)
             except BaseException:
                 self.filesystem.delete_file(partial)  # not left beside the copies, where it would read as one
