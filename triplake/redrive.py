@@ -12,8 +12,9 @@ not do (it moves every message blindly and says nothing of any):
 - a message that names no upload (not JSON, a test event, another prefix) stays in the dead-letter queue, with why.
 
 Sending comes before deleting, so a redrive stopped between the two leaves the message in both queues, and the
-receipts make the second delivery harmless. Erased data does not come back: a redriven upload is read again from
-the landing bucket, which `triplake forget` does not touch (docs/runbook.md).
+receipts make the second delivery harmless. A redriven upload is read again from the landing bucket, which
+`triplake forget` does not touch: delete an erased data source's originals there first (docs/runbook.md), or its
+trips come back with the upload.
 """
 
 from __future__ import annotations
