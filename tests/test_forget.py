@@ -145,19 +145,28 @@ AFTER = {
     "select sum(trips) as n from weekly_trips": [{"n": 68}],
     "select count(*) as n from rejected_rows": [{"n": 0}],
     "select count(*) as n from erasures": [{"n": 1}],
+    "select sum(trips) as n from routes": [{"n": 68}],
 }
 
 
-@pytest.mark.parametrize("point", ["forget:planned", "forget:committed:trips", "forget:committed:weekly_trips",
-                                   "forget:deleted"])
-def test_a_forget_killed_at_any_point_is_finished_by_the_next_one(built_lake, tmp_path, point):
+@pytest.mark.parametrize(("point", "readers_see"), [
+    ("forget:planned", "before"), ("forget:committed:trips", "before"), ("forget:committed:weekly_trips", "before"),
+    ("forget:committed:rejected_rows", "before"),  # every table committed, the record (the commit point) not yet
+    ("forget:recorded", "after"), ("forget:deleted", "after")])
+def test_a_forget_killed_at_any_point_leaves_the_lake_before_or_after_and_is_finished_by_the_next_one(
+        built_lake, tmp_path, point, readers_see):
     lake = tmp_path / "lake"
     shutil.copytree(built_lake, lake)
     erased_ids = {row["trip_id"] for row in lake_rows(lake.as_uri(), f"select trip_id from trips where datasource = '{ERASED}'")}
+    before = {query: lake_rows(lake.as_uri(), query) for query in AFTER}
     command = [str(Path(sys.executable).with_name("triplake")), "forget", "--lake-root", str(lake), "--json"]
     killed = subprocess.run([*command, "--datasource", ERASED], env=os.environ | {"TRIPLAKE_FAULT_AT": point},
                             capture_output=True, text=True, timeout=600)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    assert before["select count(*) as n from trips"] == [{"n": 101}]
+    # A reader of the killed erasure's lake sees the lake before it or the lake after it, never a mix.
+    seen = {query: lake_rows(lake.as_uri(), query) for query in AFTER}
+    assert seen == (before if readers_see == "before" else AFTER)
 
     # The next forget, whatever it selects, first finishes the killed one.
     finished = subprocess.run([*command, "--region", "Nowhere"], capture_output=True, text=True, timeout=600)
@@ -179,7 +188,7 @@ def test_a_forget_killed_between_its_commits_is_finished_by_the_next_ingestion_b
     killed = subprocess.run(command, env=os.environ | {"TRIPLAKE_FAULT_AT": "forget:committed:trips"},
                             capture_output=True, text=True, timeout=600)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
-    assert lake_rows(lake.as_uri(), "select sum(trips) as n from weekly_trips") == [{"n": 101}], "killed half way"
+    assert lake_rows(lake.as_uri(), "select sum(trips) as n from weekly_trips") == [{"n": 101}], "readers: the lake before"
 
     header, _ = sample_lines()
     upload = tmp_path / "next_upload.csv"
@@ -187,7 +196,7 @@ def test_a_forget_killed_between_its_commits_is_finished_by_the_next_ingestion_b
     assert run_pipeline(spark, [upload.as_uri()], lake.as_uri()).succeeded
     assert {query: lake_rows(lake.as_uri(), query) for query in AFTER} == AFTER | {
         "select count(*) as n from trips": [{"n": 69}], "select count(*) as n from trip_routes": [{"n": 69}],
-        "select sum(trips) as n from weekly_trips": [{"n": 69}]}
+        "select sum(trips) as n from weekly_trips": [{"n": 69}], "select sum(trips) as n from routes": [{"n": 69}]}
     assert not any((lake / "_erasures").iterdir()), "the plan is gone"
 
 

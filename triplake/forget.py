@@ -1,17 +1,22 @@
 """`triplake forget`: erases a selection of trips (triplake.erasure) from the lake for good.
 
-Under the lake's writer lease (no ingestion or maintenance runs meanwhile), in this order:
+Under the lake's writer lease (no ingestion or maintenance runs meanwhile), every replacement file is written and
+every raw copy read (which lines go) first; then, in this order:
 
+    plan           _erasures/<erasure id>.json: what goes and each table's version before (a killed run is finished
+                   from it by the next writer; readers read those versions until the record is committed)
     trips          the selected rows go: each file holding one is replaced by a file without it
     trip_routes    the erased trips' rows go
     weekly_trips   the touched (region, week) partitions are counted again from what trip_routes keeps, as the
                    weekly step counts them (per route, model version and ingestion)
     rejected_rows  the rejected lines the selection takes, or that are an erased trip's, go
-    raw copies     every raw copy is rewritten without the lines of erased trips and the lines the selection takes
-    for good       the replaced files are deleted at once (not left for a vacuum), and each changed table's log is
-                   checkpointed and its older entries deleted: their statistics could hold an erased value
     record         one row in `erasures`: the selection, when, who and how many rows of each table went (never the
-                   erased values)
+                   erased values); the erasure's commit point for readers (triplake.lake_snapshot)
+    raw copies     those holding a taken line are rewritten without the lines of erased trips and those the selection
+                   takes
+    for good       the replaced files are deleted at once (not left for a vacuum), and each changed table's log is
+                   checkpointed and its older entries deleted: their statistics could hold an erased value; then the
+                   plan, and on s3:// the old object versions
 
 Each table's change is one Delta transaction. --dry-run reads and counts, and changes nothing.
 """
@@ -34,6 +39,7 @@ from spark_jobs.common import delta, records, table_files, tables
 from spark_jobs.common.locations import RAW
 from triplake.erasure import Selection
 from triplake.lake_files import delete_old_versions, delta_storage
+from triplake.lake_snapshot import ERASURES, PLANS, plan_bodies
 from spark_jobs.common.publish import kill_at
 from triplake.maintain import quiet_lake
 from triplake.raw_copies import RawCopies
@@ -41,8 +47,6 @@ from triplake.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-ERASURES = "curated/erasures"
-PLANS = "_erasures"  # the plan of an erasure under way (Plan)
 DELTA_LOG = "_delta_log"
 
 
@@ -89,17 +93,19 @@ class Plan:
     touched: set[tuple[str, str]]  # (region, week_start)
     removed: dict[str, list[str]]  # table location -> paths of the files that go
     rows: dict[str, int]  # rows erased per table, as planned: what the record says however many runs it took
+    versions_before: dict[str, int]  # table location -> its version before the first commit: what readers read
+    # until the record is committed (triplake.lake_snapshot)
 
     def to_json(self) -> bytes:
         return json.dumps({"erasure_id": self.erasure_id, "selection": self.selection.to_json(),
                            "erased_ids": sorted(self.erased_ids), "touched": sorted(self.touched),
-                           "removed": self.removed, "rows": self.rows}).encode()
+                           "removed": self.removed, "rows": self.rows, "versions_before": self.versions_before}).encode()
 
     @classmethod
     def from_json(cls, body: bytes) -> Plan:
         data = json.loads(body)
         return cls(data["erasure_id"], Selection.from_json(data["selection"]), set(data["erased_ids"]),
-                   {tuple(item) for item in data["touched"]}, data["removed"], data["rows"])
+                   {tuple(item) for item in data["touched"]}, data["removed"], data["rows"], data["versions_before"])
 
 
 def forget(lake_root: str, settings: Settings, selection: Selection, dry_run: bool = False,
@@ -123,7 +129,7 @@ def finish_killed_erasures(lake_root: str, settings: Settings) -> list[str]:
     lake_root = lake_root.rstrip("/")
     storage = delta_storage(settings)
     finished = []
-    for plan in _killed_plans(lake_root, storage):
+    for plan in map(Plan.from_json, plan_bodies(lake_root, storage)):
         logger.warning("finishing %s, which was stopped before it finished", plan.erasure_id)
         _erase(lake_root, settings, storage, Erasure(plan.erasure_id, plan.selection.describe(), False),
                plan.selection, plan)
@@ -145,12 +151,14 @@ def _erase(lake_root: str, settings: Settings, storage: delta.Storage, erasure: 
             "weekly_partitions": len(touched) if weekly.removed or weekly.added else 0}
     for name, count in (resumed.rows if resumed else rows).items():
         setattr(erasure, name, count)
+    erasure.raw_files, erasure.raw_lines = raw.count()  # every copy read once; those holding a taken line noted
     if erasure.dry_run:
-        erasure.raw_files, erasure.raw_lines = raw.count()
         return
-    removed = {change.table: change.removed + (resumed.removed.get(change.table, []) if resumed else [])
+    removed = {change.table: sorted({*change.removed, *(resumed.removed.get(change.table, []) if resumed else [])})
                for change in changes}
-    plan = Plan(erasure.erasure_id, selection, erased_ids, touched, removed, resumed.rows if resumed else rows)
+    erasure.files_deleted = sum(len(paths) for paths in removed.values())
+    plan = Plan(erasure.erasure_id, selection, erased_ids, touched, removed, resumed.rows if resumed else rows,
+                resumed.versions_before if resumed else _versions(lake_root, storage, [*removed, ERASURES]))
     _write(lake_root, storage, f"{PLANS}/{_plan_file(plan.erasure_id)}", plan.to_json())
     kill_at("forget:planned", settings.fault_at)
     for change in changes:
@@ -159,16 +167,24 @@ def _erase(lake_root: str, settings: Settings, storage: delta.Storage, erasure: 
             delta.commit(spec.uri(lake_root), spec.schema, spec.partition_columns, change.added, storage,
                          removed=change.removed)
             kill_at(f"forget:committed:{change.table.rsplit('/', 1)[-1]}", settings.fault_at)
-    erasure.raw_files, erasure.raw_lines = raw.rewrite()
-    for table, paths in removed.items():
-        if paths:
-            erasure.files_deleted += _delete(lake_root, storage, table, paths)
-            _forget_old_log_entries(f"{lake_root}/{table}", storage)
-    kill_at("forget:deleted", settings.fault_at)
+    # The commit point for readers (triplake.lake_snapshot): before the record they read the tables as they were.
     if resumed is None or not delta.rows_where(f"{lake_root}/{ERASURES}", storage, "erasure_id", erasure.erasure_id):
         _record(lake_root, storage, erasure)
+    kill_at("forget:recorded", settings.fault_at)
+    raw.rewrite()
+    for table, paths in removed.items():
+        if paths:
+            _delete(lake_root, storage, table, paths)
+            _forget_old_log_entries(f"{lake_root}/{table}", storage)
+    kill_at("forget:deleted", settings.fault_at)
     _delete(lake_root, storage, PLANS, [_plan_file(plan.erasure_id)])
     erasure.object_versions_deleted = delete_old_versions(lake_root, settings, [*removed, RAW, PLANS])
+
+
+def _versions(lake_root: str, storage: delta.Storage, locations: list[str]) -> dict[str, int]:
+    """Each table's current version (-1: nothing committed yet)."""
+    return {location: table.version() if (table := delta.open_table(f"{lake_root}/{location}", storage)) else -1
+            for location in locations}
 
 
 def _plan_file(erasure_id: str) -> str:
@@ -181,16 +197,6 @@ def _write(lake_root: str, storage: delta.Storage, relative: str, body: bytes) -
         filesystem.create_dir(f"{root}/{relative.rsplit('/', 1)[0]}", recursive=True)
     with filesystem.open_output_stream(f"{root}/{relative}") as sink:
         sink.write(body)
-
-
-def _killed_plans(lake_root: str, storage: delta.Storage) -> list[Plan]:
-    filesystem, root = storage.filesystem(f"{lake_root}/{PLANS}")
-    plans = []
-    for info in sorted(filesystem.get_file_info(pafs.FileSelector(root, allow_not_found=True)), key=lambda i: i.path):
-        if info.type == pafs.FileType.File and info.path.endswith(".json"):
-            with filesystem.open_input_stream(info.path) as stream:
-                plans.append(Plan.from_json(stream.read()))
-    return plans
 
 
 def _spec(location: str) -> delta.TableSpec:

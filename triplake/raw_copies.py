@@ -55,6 +55,7 @@ class RawCopies:
         self.selection, self.erased = selection, erased
         self._headers: dict[str, dict[str, int] | None] = {}
         self._files: list[pafs.FileInfo] | None = None
+        self._taken: dict[str, int] | None = None  # path -> lines taken, of the copies holding one: count()'s
 
     def files(self) -> list[pafs.FileInfo]:
         if self._files is None:
@@ -92,30 +93,26 @@ class RawCopies:
         return taken
 
     def count(self) -> tuple[int, int]:
-        """(files, lines) the erasure would take out of the raw copies."""
-        taken = [self._scan(info.path) for info in self.files()]
-        return sum(1 for lines in taken if lines), sum(taken)
+        """(files, lines) the erasure takes out of the raw copies: every copy read once."""
+        if self._taken is None:
+            self._taken = {info.path: lines for info in self.files() if (lines := self._scan(info.path))}
+        return len(self._taken), sum(self._taken.values())
 
-    def rewrite(self) -> tuple[int, int]:
-        """Rewrites every raw copy that holds a taken line without it; returns (files, lines). A copy is read once to
-        count, and once more to be rewritten only when it holds a taken line."""
-        files = lines = 0
-        for info in self.files():
-            taken = self._scan(info.path)
-            if not taken:
-                continue
-            partial = f"{info.path}.forget-{uuid.uuid4().hex[:8]}"
+    def rewrite(self) -> None:
+        """Rewrites every raw copy that holds a taken line (count() found them) without it: those alone are read
+        again, and no other copy is written."""
+        self.count()
+        for path in self._taken:
+            partial = f"{path}.forget-{uuid.uuid4().hex[:8]}"
             try:
                 with self.filesystem.open_output_stream(partial, compression=None) as sink:
-                    compressed = is_gzip(self.filesystem, info.path)
+                    compressed = is_gzip(self.filesystem, path)
                     with _Buffered(gzip.GzipFile(fileobj=sink, mode="wb") if compressed else sink) as out:
-                        self._scan(info.path, out.write)
+                        self._scan(path, out.write)
             except BaseException:
                 self.filesystem.delete_file(partial)  # not left beside the copies, where it would read as one
                 raise
-            self.filesystem.move(partial, info.path)  # readers see the old copy or the new one
-            files, lines = files + 1, lines + taken
-        return files, lines
+            self.filesystem.move(partial, path)  # readers see the old copy or the new one
 
 
 class _Readable(io.RawIOBase):

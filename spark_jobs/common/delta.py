@@ -177,13 +177,14 @@ class SnapshotFile:
         return least is None or most is None or (least <= high and low <= most)
 
 
-def open_table(table_uri: str, storage: Storage):
-    """The table at its current version, or None when nothing was committed to it yet (one listing of its log)."""
+def open_table(table_uri: str, storage: Storage, version: int | None = None):
+    """The table at its current version (or at that version), or None when nothing was committed to it yet (one
+    listing of its log)."""
     from deltalake import DeltaTable
     from deltalake.exceptions import TableNotFoundError
 
     try:
-        return DeltaTable(table_uri, storage_options=storage.delta_options())
+        return DeltaTable(table_uri, version=version, storage_options=storage.delta_options())
     except TableNotFoundError:
         return None
 
@@ -233,15 +234,21 @@ def _without_time_zones(actions: pa.Table) -> pa.Table:
 def file_uris(table_uri: str, storage: Storage) -> list[str]:
     """The URIs of the files of the table's current snapshot, spelled as table_uri is (as snapshot_files gives them);
     [] for a table nothing was committed to yet. The log's paths alone: no statistics parsed, no pyarrow imported."""
-    table = open_table(table_uri, storage)
+    return versioned_file_uris(table_uri, storage)[1]
+
+
+def versioned_file_uris(table_uri: str, storage: Storage, version: int | None = None) -> tuple[int, list[str]]:
+    """The table's version and the URIs of its files at that version (file_uris), its current one by default;
+    (-1, []) for a table nothing was committed to yet."""
+    table = open_table(table_uri, storage, version)
     if table is None:
-        return []
+        return -1, []
     # delta-rs puts the table's root as its URL spells it (a local one as a bare path, percent-encoded) before each
     # file's path in the table (decoded): "/tmp/a%20b/trips/region=Turin/...". Only the file's part is kept.
     root = table.table_uri.rstrip("/")
     if urlparse(root).scheme == "file":
         root = urlparse(root).path
-    return [f"{table_uri.rstrip('/')}/{uri.removeprefix(root).lstrip('/')}" for uri in table.file_uris()]
+    return table.version(), [f"{table_uri.rstrip('/')}/{uri.removeprefix(root).lstrip('/')}" for uri in table.file_uris()]
 
 
 def arrow_schema(spark_schema, date_columns: Sequence[str] = ()) -> pa.Schema:

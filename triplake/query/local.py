@@ -13,7 +13,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-from spark_jobs.common import delta, records
+from spark_jobs.common import records
+from triplake import lake_snapshot
 from triplake.lake_files import delta_storage
 from triplake.settings import Settings
 from triplake.uris import local_path
@@ -138,19 +139,21 @@ class LocalEngine:
         self.connection = duckdb.connect()
         if local is None:
             self.connection.register_filesystem(_lake_filesystem(self.lake_root, settings))
-        for table in self.cache.tables():
-            self._register_table(table)
+        tables = self.cache.tables()
+        for table in tables:
+            if not table.is_delta:
+                raise SqlError(f"{table.name}: every table of the lake is a Delta table (TBLPROPERTIES table_type = DELTA)")
+        try:  # every table as of one moment: an erasure whose record is not committed is not seen at all
+            files = lake_snapshot.table_files(self.lake_root, self.storage, [table.location for table in tables])
+        except lake_snapshot.LakeChangedError as problem:
+            raise SqlError(str(problem)) from problem
+        for table in tables:
+            self._register_table(table, files[table.location])
         for view in self.cache.views():
             self.connection.execute(view.sql)
 
-    def _table_files(self, table: DuckDbTable) -> list[str]:
-        """The files of the table's current Delta snapshot (a file no commit references is never read); none before
-        its first commit."""
-        if not table.is_delta:
-            raise SqlError(f"{table.name}: every table of the lake is a Delta table (TBLPROPERTIES table_type = DELTA)")
-        return delta.file_uris(f"{self.lake_root}/{table.location}", self.storage)
-
-    def _register_table(self, table: DuckDbTable) -> None:
+    def _register_table(self, table: DuckDbTable, files: list[str]) -> None:
+        """The table as a view over its files (those of a Delta snapshot: a file no commit references is never read)."""
         import duckdb
 
         for name, _ in table.all_columns:
@@ -165,7 +168,6 @@ class LocalEngine:
             if table.partition_columns
             else "read_parquet($files)"
         )
-        files = self._table_files(table)
         relation = None
         if files:
             try:
