@@ -24,7 +24,9 @@ import pytest
 from tests.conftest import MOTO_CREDENTIALS, SAMPLE, lake_rows
 from triplake import cli
 from triplake.erasure import Selection, SelectionError, header_positions, line_fields, trip_id_of
-from triplake.forget import forget
+from triplake import lake_snapshot
+from triplake.forget import finish_killed_erasures, forget
+from triplake.lake_snapshot import plan_bodies
 from triplake.pipeline import run_pipeline
 from triplake.raw_copies import is_gzip, read_lines
 from triplake.settings import Settings
@@ -198,6 +200,30 @@ def test_a_forget_killed_between_its_commits_is_finished_by_the_next_ingestion_b
         "select count(*) as n from trips": [{"n": 69}], "select count(*) as n from trip_routes": [{"n": 69}],
         "select sum(trips) as n from weekly_trips": [{"n": 69}], "select sum(trips) as n from routes": [{"n": 69}]}
     assert not any((lake / "_erasures").iterdir()), "the plan is gone"
+
+
+def test_a_reader_whose_tables_an_erasure_committed_while_it_read_them_reads_the_lake_again(built_lake, tmp_path,
+                                                                                            monkeypatch):
+    """The order is made explicit: the reader reads the tables between the killed erasure's trips commit and the
+    rest; the erasure is finished before the reader lists the plans, so the plan it would pin by is gone."""
+    lake = tmp_path / "lake"
+    shutil.copytree(built_lake, lake)
+    command = [str(Path(sys.executable).with_name("triplake")), "forget", "--lake-root", str(lake), "--datasource", ERASED]
+    killed = subprocess.run(command, env=os.environ | {"TRIPLAKE_FAULT_AT": "forget:committed:trips"},
+                            capture_output=True, text=True, timeout=600)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    listings = []
+
+    def plans_listed_after_the_erasure_finished(lake_root, storage):
+        if not listings:
+            assert finish_killed_erasures(lake_root, Settings())
+        listings.append(lake_root)
+        return plan_bodies(lake_root, storage)
+
+    monkeypatch.setattr(lake_snapshot, "plan_bodies", plans_listed_after_the_erasure_finished)
+    assert lake_rows(lake.as_uri(), "select count(*) as n from trips") == [{"n": 68}]
+    assert len(listings) == 2, "the first reading saw the erasures table change under it and was made again"
+    assert {query: lake_rows(lake.as_uri(), query) for query in AFTER} == AFTER
 
 
 def test_a_gzip_raw_copy_is_read_as_a_stream_and_rewritten_gzip_without_the_erased_lines(spark, tmp_path):
