@@ -34,7 +34,7 @@ READER_TABLES = {
                    "duplicates_in_batch", "already_present", "rows_written", "started_at", "finished_at", "error"],
     "rejected_rows": ["ingestion_id", "line_number", "raw_line", "reason"],
     "erasures": ["erasure_id", "selection", "trips", "trip_routes", "weekly_partitions", "rejected_rows", "raw_lines",
-                 "raw_files", "files_deleted", "object_versions_deleted", "erased_at", "erased_by"],
+                 "raw_files", "files_deleted", "erased_at", "erased_by"],
 }
 # A value for every parameter any query takes, valid for the sample.
 SAMPLE_PARAMETERS = {

@@ -328,13 +328,13 @@ def _forget_old_log_entries(table_uri: str, storage: delta.Storage) -> None:
 def _record(lake_root: str, storage: delta.Storage, erasure: Erasure) -> None:
     row = erasure.to_dict() | {"selection": json.dumps(erasure.selection, sort_keys=True),
                                "erased_at": datetime.now(timezone.utc)}
-    del row["dry_run"]
+    del row["dry_run"], row["object_versions_deleted"]  # deleted after the record, so counted in the output alone
     delta.append(f"{lake_root}/{ERASURES}", pa.Table.from_pylist([row], ERASURES_SCHEMA), storage)
 
 
 ERASURES_SCHEMA = pa.schema(
     [("erasure_id", pa.string()), ("selection", pa.string())]
     + [(count, pa.int64()) for count in ("trips", "trip_routes", "weekly_partitions", "rejected_rows", "raw_lines",
-                                         "raw_files", "files_deleted", "object_versions_deleted")]
+                                         "raw_files", "files_deleted")]
     + [("erased_at", pa.timestamp("us", "UTC")), ("erased_by", pa.string())]
 )

@@ -11,7 +11,6 @@ create external table if not exists erasures (
     raw_lines bigint,
     raw_files bigint,
     files_deleted bigint,
-    object_versions_deleted bigint,
     erased_at timestamp,
     erased_by string
 )
