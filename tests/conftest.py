@@ -145,9 +145,9 @@ def sample_lake(spark, tmp_path_factory) -> str:
     return root
 
 
-def s3_notification(key: str, bucket: str = "triplake-landing") -> str:
+def s3_notification(key: str, bucket: str = "triplake-landing", event_time: str = "2026-12-04T15:07:32.607Z") -> str:
     """An S3 notification as moto sends it, for an upload that was not made (a file answered at once, or never read)."""
     return json.dumps({"Records": [{"eventVersion": "2.1", "eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
-                                    "eventTime": "2026-12-04T15:07:32.607Z", "s3": {
+                                    "eventTime": event_time, "s3": {
                                         "bucket": {"name": bucket},
                                         "object": {"key": key, "size": 9, "eTag": uuid.uuid4().hex}}}]})

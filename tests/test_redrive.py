@@ -8,16 +8,20 @@ import contextlib
 import io
 import json
 import uuid
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from tests.conftest import s3_notification
+from tests.conftest import SAMPLE, s3_notification
 from triplake import cli
 from triplake.aws import clients
-from triplake.events import uploaded_files
+from triplake.erasure import Selection
+from triplake.events import UploadedFile, uploaded_files
+from triplake.forget import forget
 from triplake.inbox import receive
 from triplake.lake_objects import FileObjects
 from triplake.local.bootstrap import bootstrap
+from triplake.redrive import HELD, ErasureCheck, PastErasure
 
 
 @pytest.fixture
@@ -73,11 +77,53 @@ def test_redrive_sends_back_what_was_never_received_and_says_who_has_the_rest(qu
     assert code == 0
     by_action = {message["action"]: message for message in done["messages"]}
     assert by_action["answered already"]["uploads"] == [
-        {"uri": f"s3://{bucket}/incoming/answered.csv", "received_as": receipt.ingestion_id}]
-    assert by_action["sent back"]["uploads"] == [{"uri": f"s3://{bucket}/incoming/never received.csv", "received_as": None}]
+        {"uri": f"s3://{bucket}/incoming/answered.csv", "received_as": receipt.ingestion_id, "held_by": []}]
+    assert by_action["sent back"]["uploads"] == [
+        {"uri": f"s3://{bucket}/incoming/never received.csv", "received_as": None, "held_by": []}]
     assert by_action["left in the dead-letter queue"]["skipped"][0]["reason"].startswith("not an S3 notification")
     assert bodies(sqs, resources.landing_queue_url) == [never], "the message itself goes back, as S3 sent it"
     assert bodies(sqs, resources.dead_letter_queue_url) == [garbled], "what names no upload stays"
+
+
+def test_an_upload_made_before_an_erasure_that_takes_lines_of_it_is_held_and_the_others_go_back(queues, tmp_path):
+    """An upload the lake never received was not there when the erasure ran: sent back, it would bring erased trips
+    in. The order is explicit: the uploads' event times are an hour before and after the erasure."""
+    sqs, resources, settings = queues
+    (s3,) = clients(settings, "s3")
+    bucket, header = settings.landing_bucket, SAMPLE.read_text().splitlines()[0]
+    erased_line = "Prague,POINT (14.4 50.0),POINT (14.5 50.1),2018-05-29 10:00:00,cheap_mobile"
+    kept_line = erased_line.replace("cheap_mobile", "funny_car")
+    uploads = {"incoming/mixed.csv": [kept_line, erased_line], "incoming/funny_car only.csv": [kept_line],
+               "incoming/after the erasure.csv": [erased_line]}
+    for key, lines in uploads.items():
+        s3.put_object(Bucket=bucket, Key=key, Body="\n".join([header, *lines]).encode())
+    lake = tmp_path / "lake"
+    erasure = forget(lake.as_uri(), settings, Selection(datasource="cheap_mobile"))
+    hour = timedelta(hours=1)
+    now = datetime.now(timezone.utc)
+    for key in uploads:
+        event_time = now + hour if key.startswith("incoming/after") else now - hour
+        sqs.send_message(QueueUrl=resources.dead_letter_queue_url,
+                         MessageBody=s3_notification(key, bucket, event_time.isoformat().replace("+00:00", "Z")))
+
+    code, done = redrive("--lake-root", str(lake))
+
+    assert code == 0
+    assert sorted((upload["uri"], message["action"], upload["held_by"])
+                  for message in done["messages"] for upload in message["uploads"]) == [
+        (f"s3://{bucket}/incoming/after the erasure.csv", "sent back", []),
+        (f"s3://{bucket}/incoming/funny_car only.csv", "sent back", []),
+        (f"s3://{bucket}/incoming/mixed.csv", HELD, [erasure.erasure_id])]
+    assert [json.loads(body)["Records"][0]["s3"]["object"]["key"] for body in bodies(sqs, resources.dead_letter_queue_url)] \
+        == ["incoming/mixed.csv"], "the held upload stays in the dead-letter queue"
+
+
+def test_an_erasure_of_listed_trips_holds_every_upload_made_before_it():
+    """Its record keeps no trip ids to check an upload's lines with."""
+    erased_at = datetime(2026, 12, 6, 12, tzinfo=timezone.utc)
+    check = ErasureCheck([PastErasure("erasure-of-ids", None, erased_at)], open_upload=lambda upload: io.BytesIO())
+    assert check(UploadedFile("landing", "incoming/a.csv", event_time="2026-12-06T11:00:00Z")) == ("erasure-of-ids",)
+    assert check(UploadedFile("landing", "incoming/b.csv", event_time="2026-12-06T13:00:00Z")) == ()
 
 
 def test_redrive_of_a_queue_without_a_dead_letter_queue_says_so(moto_cli_settings, tmp_path, capsys):

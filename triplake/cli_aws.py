@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import queue
 import time
@@ -154,17 +155,29 @@ def _show_progress(settings, pending: dict[str, str | None], as_json: bool) -> N
 def redrive(args: argparse.Namespace, lake_root: str) -> int:
     from botocore.exceptions import BotoCoreError, ClientError
 
+    from spark_jobs.common import delta
     from triplake.aws import clients
+    from triplake.lake_files import delta_storage
     from triplake.lake_objects import lake_objects
-    from triplake.redrive import SENT_BACK, RedriveError
+    from triplake.lake_snapshot import ERASURES
+    from triplake.redrive import SENT_BACK, ErasureCheck, RedriveError, past_erasures
     from triplake.redrive import redrive as redrive_queue
 
     settings = get_settings()
-    (sqs,) = clients(settings, "sqs")
+    sqs, s3 = clients(settings, "sqs", "s3")
+
+    def open_upload(upload):  # an upload no longer in the landing bucket holds nothing: sent back, it fails, named
+        try:
+            return s3.get_object(Bucket=upload.bucket, Key=upload.key)["Body"]
+        except s3.exceptions.NoSuchKey:
+            return io.BytesIO()
+
     try:
+        erasures = past_erasures(delta.rows(f"{lake_root.rstrip('/')}/{ERASURES}", delta_storage(settings),
+                                            ["erasure_id", "selection", "erased_at"]))
         queue_url = settings.landing_queue_url or sqs.get_queue_url(QueueName=settings.landing_queue_name)["QueueUrl"]
         messages = redrive_queue(sqs, queue_url, settings.landing_prefix, lake_objects(lake_root, settings),
-                                 dry_run=args.dry_run)
+                                 ErasureCheck(erasures, open_upload), dry_run=args.dry_run)
     except RedriveError as problem:
         raise UsageError(str(problem)) from problem
     except (BotoCoreError, ClientError) as problem:
@@ -176,6 +189,8 @@ def redrive(args: argparse.Namespace, lake_root: str) -> int:
     verb = "would be" if args.dry_run else "was"
     for message in messages:
         named = ", ".join(upload.uri + (f" (ingestion {upload.ingestion_id})" if upload.ingestion_id else "")
+                          + (f" (uploaded before {', '.join(upload.held_by)}, which take(s) lines of it: see "
+                             "docs/runbook.md, 'A held upload')" if upload.held_by else "")
                           for upload in message.uploads) or "; ".join(f"{item.what}: {item.reason}" for item in message.skipped)
         stderr.print(f"{message.message_id} {verb} {message.action}: {named}")
     sent = sum(message.action == SENT_BACK for message in messages)

@@ -105,6 +105,18 @@ class Selection:
                    trip_ids=frozenset(data["trip_ids"]) if data["trip_ids"] is not None else None,
                    trip_ids_digest=data["trip_ids_digest"])
 
+    @classmethod
+    def from_record(cls, described: dict) -> Selection | None:
+        """The selection an erasure record describes (describe()); None when it named trip ids: the record keeps
+        their count and digest, never the ids, so which lines it took cannot be told again."""
+        if described.get("trip_ids") is not None:
+            return None
+        return cls(datasource=described["datasource"], region=described["region"],
+                   bbox=BoundingBox(*described["bbox"]) if described["bbox"] else None,
+                   match=described["match"] or "both",
+                   from_date=date.fromisoformat(described["from"]) if described["from"] else None,
+                   to_date=date.fromisoformat(described["to"]) if described["to"] else None)
+
     @property
     def window(self) -> tuple[datetime | None, datetime | None]:
         """[start, end) of the days selected, UTC."""

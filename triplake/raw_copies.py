@@ -13,7 +13,7 @@ import gzip
 import io
 import logging
 import uuid
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from pyarrow import fs as pafs
 
@@ -37,14 +37,36 @@ def read_lines(filesystem: pafs.FileSystem, path: str) -> Iterator[bytes]:
     """The lines of a raw copy (gunzipped if it is gzip), each with its line end, read as a stream. Gzip data that
     ends early (a truncated upload, which the ingest refused) gives the lines before its end."""
     with filesystem.open_input_stream(path, compression=None) as stream:
-        buffered = io.BufferedReader(_Readable(stream))
-        if buffered.peek(2)[:2] != GZIP_MAGIC:
-            yield from buffered
-            return
-        try:
-            yield from gzip.GzipFile(fileobj=buffered)
-        except EOFError:
-            logger.warning("%s: the gzip data ends early; its lines up to there were read", path)
+        yield from stream_lines(stream, path)
+
+
+def stream_lines(stream, name: str) -> Iterator[bytes]:
+    """The lines of an open binary stream (anything with read(n): a pyarrow stream, a boto3 body), as read_lines."""
+    buffered = io.BufferedReader(_Readable(stream))
+    if buffered.peek(2)[:2] != GZIP_MAGIC:
+        yield from buffered
+        return
+    try:
+        yield from gzip.GzipFile(fileobj=buffered)
+    except EOFError:
+        logger.warning("%s: the gzip data ends early; its lines up to there were read", name)
+
+
+def scan(lines: Iterable[bytes], takes: Callable[[dict[str, str]], bool],
+         keep: Callable[[bytes], None] | None = None) -> int:
+    """How many lines of an upload (its header first) takes() takes, by their fields; each line it does not take
+    (the header first) goes to keep. A line whose fields cannot be told is never taken."""
+    taken, positions = 0, None
+    for number, line in enumerate(lines):
+        if number == 0:
+            positions = header_positions(line.decode(errors="replace"))
+        elif positions and (fields := line_fields(line.decode(errors="replace").rstrip("\r\n"), positions)) \
+                and takes(fields):
+            taken += 1
+            continue
+        if keep is not None:
+            keep(line)
+    return taken
 
 
 class RawCopies:
@@ -63,13 +85,13 @@ class RawCopies:
             self._files = sorted((info for info in found if info.type == pafs.FileType.File), key=lambda info: info.path)
         return self._files
 
-    def takes(self, ingestion_id: str, line: str, positions: dict[str, int] | None = None) -> bool:
+    def takes(self, ingestion_id: str, line: str) -> bool:
         """Whether the line (of that ingestion's file) is selected or is an erased trip's."""
-        if positions is None:
-            positions = self._positions(ingestion_id)
+        positions = self._positions(ingestion_id)
         fields = line_fields(line, positions) if positions else None
-        if fields is None:
-            return False
+        return fields is not None and self._takes_fields(fields)
+
+    def _takes_fields(self, fields: dict[str, str]) -> bool:
         return self.selection.takes_line(fields) or (bool(self.erased) and trip_id_of(fields) in self.erased)
 
     def _positions(self, ingestion_id: str) -> dict[str, int] | None:
@@ -80,17 +102,7 @@ class RawCopies:
         return self._headers[ingestion_id]
 
     def _scan(self, path: str, keep: Callable[[bytes], None] | None = None) -> int:
-        """How many lines of the copy the erasure takes; each line it keeps (the header first) goes to keep."""
-        taken, positions = 0, None
-        for number, line in enumerate(read_lines(self.filesystem, path)):
-            if number == 0:
-                positions = header_positions(line.decode(errors="replace"))
-            elif positions and self.takes("", line.decode(errors="replace").rstrip("\r\n"), positions):
-                taken += 1
-                continue
-            if keep is not None:
-                keep(line)
-        return taken
+        return scan(read_lines(self.filesystem, path), self._takes_fields, keep)
 
     def count(self) -> tuple[int, int]:
         """(files, lines) the erasure takes out of the raw copies: every copy read once."""

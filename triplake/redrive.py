@@ -9,25 +9,32 @@ not do (it moves every message blindly and says nothing of any):
   takes it like a fresh upload: RECEIVED, then SUCCEEDED or FAILED (its other uploads, received before, are not
   received twice: triplake.inbox);
 - a message whose uploads were all received already is deleted: their ingestions answered them (it says which);
-- a message that names no upload (not JSON, a test event, another prefix) stays in the dead-letter queue, with why.
+- a message that names no upload (not JSON, a test event, another prefix) stays in the dead-letter queue, with why;
+- a message naming an upload made before an erasure that takes some of its lines stays in the dead-letter queue,
+  held, naming the erasure: the upload was not in the lake when the erasure ran, and sent back it would bring the
+  erased trips in. An erasure of listed trip ids holds every upload made before it (its record keeps no ids to
+  check the lines with). docs/runbook.md says what to do with a held upload.
 
 Sending comes before deleting, so a redrive stopped between the two leaves the message in both queues, and the
-receipts make the second delivery harmless. A redriven upload is read again from the landing bucket, which
-`triplake forget` does not touch: delete an erased data source's originals there first (docs/runbook.md), or its
-trips come back with the upload.
+receipts make the second delivery harmless.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import datetime
+from typing import Any, Callable
 
+from triplake.erasure import Selection
 from triplake.events import Skipped, UploadedFile, uploaded_files
 from triplake.inbox import RECEIPTS, Receipt
 from triplake.lake_objects import LakeObjects
+from triplake.raw_copies import scan, stream_lines
 
 SENT_BACK, ANSWERED, LEFT = "sent back", "answered already", "left in the dead-letter queue"
+HELD = "held in the dead-letter queue: it holds lines of an erasure made after it was uploaded"
 # Long enough to look at every message of one pass once: a message left behind is made visible again at the end.
 PASS_VISIBILITY_SECONDS = 300
 
@@ -40,6 +47,43 @@ class RedriveError(ValueError):
 class Upload:
     uri: str
     ingestion_id: str | None  # the ingestion that received it, or None when it was never received
+    held_by: tuple[str, ...] = ()  # the erasures, made after it was uploaded, that take lines of it
+
+
+@dataclass(frozen=True)
+class PastErasure:
+    erasure_id: str
+    selection: Selection | None  # None: it named trip ids, which its record does not keep
+    erased_at: datetime
+
+
+class ErasureCheck:
+    """Which erasures made after an upload take lines of it (an upload the lake never received was not there to be
+    erased). The upload is read as a stream, and only when such an erasure exists."""
+
+    def __init__(self, erasures: list[PastErasure], open_upload: Callable[[UploadedFile], Any]) -> None:
+        self.erasures, self.open_upload = erasures, open_upload
+
+    def __call__(self, upload: UploadedFile) -> tuple[str, ...]:
+        uploaded = datetime.fromisoformat(upload.event_time) if upload.event_time else None
+        later = [erasure for erasure in self.erasures if uploaded is None or erasure.erased_at > uploaded]
+        checkable = [erasure for erasure in later if erasure.selection is not None]
+        taken_by = {erasure.erasure_id for erasure in later if erasure.selection is None}
+        if checkable:
+            def takes(fields: dict[str, str]) -> bool:
+                by = {erasure.erasure_id for erasure in checkable if erasure.selection.takes_line(fields)}
+                taken_by.update(by)
+                return bool(by)
+
+            with contextlib.closing(self.open_upload(upload)) as stream:
+                scan(stream_lines(stream, upload.uri), takes)
+        return tuple(sorted(taken_by))
+
+
+def past_erasures(rows: list[dict]) -> list[PastErasure]:
+    """The erasures of the lake's `erasures` rows."""
+    return [PastErasure(row["erasure_id"], Selection.from_record(json.loads(row["selection"])), row["erased_at"])
+            for row in rows]
 
 
 @dataclass(frozen=True)
@@ -53,7 +97,8 @@ class Message:
 
     def to_dict(self) -> dict[str, Any]:
         return {"message_id": self.message_id, "action": self.action,
-                "uploads": [{"uri": upload.uri, "received_as": upload.ingestion_id} for upload in self.uploads],
+                "uploads": [{"uri": upload.uri, "received_as": upload.ingestion_id, "held_by": list(upload.held_by)}
+                            for upload in self.uploads],
                 "skipped": [{"what": item.what, "reason": item.reason} for item in self.skipped]}
 
 
@@ -68,17 +113,25 @@ def dead_letter_queue_url(sqs: Any, landing_queue_url: str) -> str:
     return sqs.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"]
 
 
-def decide(uploads: list[UploadedFile], objects: LakeObjects) -> tuple[str, list[Upload]]:
-    """What to do with a message naming these uploads: each upload's receipt, if it has one, tells."""
-    found = [Upload(upload.uri, _received_as(objects, upload)) for upload in uploads]
+def decide(uploads: list[UploadedFile], objects: LakeObjects,
+           held_by: Callable[[UploadedFile], tuple[str, ...]]) -> tuple[str, list[Upload]]:
+    """What to do with a message naming these uploads: each upload's receipt, if it has one, tells, and for one the
+    lake never received, the erasures made after it."""
+    found = []
+    for upload in uploads:
+        ingestion_id = _received_as(objects, upload)
+        found.append(Upload(upload.uri, ingestion_id, () if ingestion_id else held_by(upload)))
     if not found:
         return LEFT, found
+    if any(upload.held_by for upload in found):
+        return HELD, found
     return (ANSWERED if all(upload.ingestion_id for upload in found) else SENT_BACK), found
 
 
 def redrive(sqs: Any, landing_queue_url: str, landing_prefix: str, objects: LakeObjects,
-            dry_run: bool = False) -> list[Message]:
-    """Every message of the landing queue's dead-letter queue looked at once, and (unless dry_run) acted on."""
+            held_by: Callable[[UploadedFile], tuple[str, ...]], dry_run: bool = False) -> list[Message]:
+    """Every message of the landing queue's dead-letter queue looked at once, and (unless dry_run) acted on.
+    held_by: the erasures that hold an upload back (ErasureCheck)."""
     dead_letters = dead_letter_queue_url(sqs, landing_queue_url)
     done: list[Message] = []
     held: list[str] = []  # receipt handles of the messages left where they are, made visible again at the end
@@ -87,8 +140,8 @@ def redrive(sqs: Any, landing_queue_url: str, landing_prefix: str, objects: Lake
                                            VisibilityTimeout=PASS_VISIBILITY_SECONDS).get("Messages", []):
             for message in batch:
                 uploads, skipped = uploaded_files([message["Body"]], landing_prefix)
-                action, found = decide(uploads, objects)
-                if dry_run or action == LEFT:
+                action, found = decide(uploads, objects, held_by)
+                if dry_run or action in (LEFT, HELD):
                     held.append(message["ReceiptHandle"])
                 else:
                     if action == SENT_BACK:

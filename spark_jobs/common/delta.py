@@ -275,6 +275,13 @@ def append(table_uri: str, rows: pa.Table, storage: Storage, partition_by: Seque
     return DeltaTable(table_uri, storage_options=storage.delta_options()).version()
 
 
+def rows(table_uri: str, storage: Storage, columns: Sequence[str] | None = None) -> list[dict]:
+    """Every row of the table's current snapshot (a small table's: the erasure records); [] for a table nothing was
+    committed to yet."""
+    table = open_table(table_uri, storage)
+    return [] if table is None else table.to_pyarrow_dataset().to_table(columns=columns).to_pylist()
+
+
 def rows_where(table_uri: str, storage: Storage, column: str, value: Any) -> list[dict]:
     """The rows of the table's current snapshot whose column equals value, reading only the files whose statistics
     say they may hold it; [] for a table nothing was committed to yet."""
