@@ -8,7 +8,7 @@ import contextlib
 import io
 import json
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
@@ -22,6 +22,7 @@ from triplake.inbox import receive
 from triplake.lake_objects import FileObjects
 from triplake.local.bootstrap import bootstrap
 from triplake.redrive import HELD, ErasureCheck, PastErasure
+from triplake.weekly_average import BoundingBox
 
 
 @pytest.fixture
@@ -124,6 +125,14 @@ def test_an_erasure_of_listed_trips_holds_every_upload_made_before_it():
     check = ErasureCheck([PastErasure("erasure-of-ids", None, erased_at)], open_upload=lambda upload: io.BytesIO())
     assert check(UploadedFile("landing", "incoming/a.csv", event_time="2026-12-06T11:00:00Z")) == ("erasure-of-ids",)
     assert check(UploadedFile("landing", "incoming/b.csv", event_time="2026-12-06T13:00:00Z")) == ()
+
+
+@pytest.mark.parametrize("selection", [
+    Selection(datasource="cheap_mobile"),
+    Selection(region="Prague", from_date=date(2018, 5, 1), to_date=date(2018, 5, 31)),
+    Selection(bbox=BoundingBox(14.40, 50.03, 14.48, 50.10), match="any", from_date=date(2018, 5, 1))])
+def test_the_selection_an_erasure_record_describes_is_the_one_it_erased(selection):
+    assert Selection.from_record(json.loads(json.dumps(selection.describe()))) == selection
 
 
 def test_redrive_of_a_queue_without_a_dead_letter_queue_says_so(moto_cli_settings, tmp_path, capsys):

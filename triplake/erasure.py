@@ -107,15 +107,12 @@ class Selection:
 
     @classmethod
     def from_record(cls, described: dict) -> Selection | None:
-        """The selection an erasure record describes (describe()); None when it named trip ids: the record keeps
-        their count and digest, never the ids, so which lines it took cannot be told again."""
+        """The selection an erasure record describes (describe(): the conf's keys, the trip ids as a count); None when
+        it named trip ids: the record keeps their count and digest, never the ids, so which lines it took cannot be
+        told again."""
         if described.get("trip_ids") is not None:
             return None
-        return cls(datasource=described["datasource"], region=described["region"],
-                   bbox=BoundingBox(*described["bbox"]) if described["bbox"] else None,
-                   match=described["match"] or "both",
-                   from_date=date.fromisoformat(described["from"]) if described["from"] else None,
-                   to_date=date.fromisoformat(described["to"]) if described["to"] else None)
+        return cls.from_conf({key: value for key, value in described.items() if key in CONF_KEYS and key != "trip_ids"})[0]
 
     @property
     def window(self) -> tuple[datetime | None, datetime | None]:
