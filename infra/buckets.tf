@@ -10,8 +10,12 @@ module "landing_bucket" {
   kms_key_arn        = aws_kms_key.this.arn
   access_logs_bucket = module.access_logs_bucket.id
   force_destroy      = var.force_destroy
+  # The landing bucket is an inbox: the lake keeps a raw copy of every upload it received (which an erasure
+  # rewrites), and an upload never received waits in the dead-letter queue for 14 days at most. So uploads expire,
+  # and what an erasure took from the lake is gone from here too within upload_retention_days (plus the days a
+  # noncurrent version is kept).
   lifecycle_rules = [
-    { id = "archive-uploads", prefix = var.landing_prefix, transition_days = var.raw_archive_after_days },
+    { id = "expire-uploads", prefix = var.landing_prefix, expiration_days = var.upload_retention_days },
   ]
 }
 

@@ -34,9 +34,20 @@ variable "lake_prefix" {
 }
 
 variable "raw_archive_after_days" {
-  description = "Days after which uploaded files and their raw/ copies move to S3 Glacier Instant Retrieval (still readable at once, for a re-ingestion)."
+  description = "Days after which the raw/ copies of uploaded files move to S3 Glacier Instant Retrieval (still readable at once, for a re-ingestion)."
   type        = number
   default     = 30
+}
+
+variable "upload_retention_days" {
+  description = "Days an uploaded file stays in the landing bucket (the lake keeps its raw copy): at least the dead-letter queue's 14 days, so an upload a redrive sends back is still there."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.upload_retention_days >= 15
+    error_message = "upload_retention_days must be at least 15: the dead-letter queue keeps a message 14 days."
+  }
 }
 
 variable "athena_results_expiration_days" {

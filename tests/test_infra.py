@@ -167,6 +167,18 @@ def test_lifecycle_prefixes_are_the_lake_layout():
     assert rules["expire-athena-results"] == "lake/_athena_results/"  # where bootstrap puts them locally
 
 
+def test_uploads_expire_from_the_landing_bucket_only_after_the_dead_letter_queue_lets_go_of_their_messages():
+    """What an erasure took from the lake (its raw copies) must not stay for ever in the landing bucket, and an upload
+    a redrive sends back must still be there."""
+    modules = {unquote(name): body for block in root_blocks("module") for name, body in block.items()}
+    (rule,) = modules["landing_bucket"]["lifecycle_rules"]
+    assert resolve(rule["prefix"]) == resolve(root_variables()["landing_prefix"])
+    dead_letter = next(body['"landing_dead_letter"'] for block in root_blocks("resource") for kind, body in block.items()
+                       if unquote(kind) == "aws_sqs_queue" and '"landing_dead_letter"' in body)
+    days = int(resolve(rule["expiration_days"]))
+    assert dead_letter["message_retention_seconds"] / 86400 < days <= 31
+
+
 def test_emr_release_runs_the_spark_the_jobs_are_tested_with():
     import pyspark
 
