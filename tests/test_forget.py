@@ -26,6 +26,7 @@ from triplake import cli
 from triplake.erasure import Selection, SelectionError, header_positions, line_fields, trip_id_of
 from triplake import lake_snapshot
 from triplake.forget import finish_killed_erasures, forget
+from triplake.lake_files import delete_old_versions
 from triplake.lake_snapshot import plan_bodies
 from triplake.pipeline import run_pipeline
 from triplake.raw_copies import is_gzip, read_lines
@@ -283,6 +284,24 @@ def test_forget_on_an_s3_lake_leaves_no_object_version_holding_an_erased_trip(sp
     assert lake_rows(root, "select count(*) as n from trips", test_settings) == [{"n": 67}]
     assert lake_rows(root, "select sum(trips) as n from weekly_trips", test_settings) == [{"n": 67}]
     assert versions_holding_erased_trips() == {}
+
+
+def test_an_old_version_s3_refuses_to_delete_is_an_error_naming_it(moto_endpoint, test_settings):
+    """S3 answers delete_objects per key with HTTP 200: a version it kept (here under an Object Lock legal hold, as
+    a missing s3:DeleteObjectVersion would) must not pass for erased."""
+    s3 = boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1", **MOTO_CREDENTIALS)
+    s3.create_bucket(Bucket="locked-lake", ObjectLockEnabledForBucket=True)
+    s3.put_object(Bucket="locked-lake", Key="lake/raw/some-ingestion/a.csv", Body=b"erased", ObjectLockLegalHoldStatus="ON")
+    s3.put_object(Bucket="locked-lake", Key="lake/raw/some-ingestion/a.csv", Body=b"rewritten")
+    s3.put_object(Bucket="locked-lake", Key="lake/raw/other-ingestion/b.csv", Body=b"erased")
+    s3.put_object(Bucket="locked-lake", Key="lake/raw/other-ingestion/b.csv", Body=b"rewritten")
+
+    with pytest.raises(PermissionError, match="lake/raw/some-ingestion/a.csv: AccessDenied"):
+        delete_old_versions("s3://locked-lake/lake", test_settings, ["raw"])
+
+    kept = [(version["Key"], version["IsLatest"]) for version in s3.list_object_versions(Bucket="locked-lake")["Versions"]]
+    assert sorted(kept) == [("lake/raw/other-ingestion/b.csv", True), ("lake/raw/some-ingestion/a.csv", False),
+                            ("lake/raw/some-ingestion/a.csv", True)], "what could go went; the locked version is named"
 
 
 def test_forget_of_the_sample_alone_gives_the_documented_answers(spark, tmp_path):

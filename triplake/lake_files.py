@@ -71,7 +71,8 @@ def delete_old_versions(lake_root: str, settings: Settings, locations: list[str]
                 raise PermissionError(
                     f"{len(failed)} old object version(s) under s3://{bucket}/{prefix}/{location}/ could not be "
                     f"deleted, e.g. {failed[0].get('Key')}: {failed[0].get('Code')} {failed[0].get('Message')}. Give "
-                    "the role s3:DeleteObjectVersion there (infra/airflow.tf), then run the same forget again: it "
-                    "finds nothing more to erase and deletes the old versions")
+                    "the role s3:DeleteObjectVersion there (infra/airflow.tf), or lift the version's Object Lock "
+                    "(retention or legal hold), then run the same forget again: it finds nothing more to erase and "
+                    "deletes the old versions")
         deleted += len(old)
     return deleted
