@@ -152,27 +152,34 @@ AFTER = {
 }
 
 
+def killed_forget(built_lake: Path, tmp_path: Path, point: str) -> Path:
+    """A copy of the built lake, and on it a `triplake forget --datasource ERASED` SIGKILLed at the fault point."""
+    lake = tmp_path / "lake"
+    shutil.copytree(built_lake, lake)
+    command = [str(Path(sys.executable).with_name("triplake")), "forget", "--lake-root", str(lake), "--datasource", ERASED]
+    killed = subprocess.run(command, env=os.environ | {"TRIPLAKE_FAULT_AT": point}, capture_output=True, text=True,
+                            timeout=600)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    return lake
+
+
 @pytest.mark.parametrize(("point", "readers_see"), [
     ("forget:planned", "before"), ("forget:committed:trips", "before"), ("forget:committed:weekly_trips", "before"),
     ("forget:committed:rejected_rows", "before"),  # every table committed, the record (the commit point) not yet
     ("forget:recorded", "after"), ("forget:deleted", "after")])
 def test_a_forget_killed_at_any_point_leaves_the_lake_before_or_after_and_is_finished_by_the_next_one(
         built_lake, tmp_path, point, readers_see):
-    lake = tmp_path / "lake"
-    shutil.copytree(built_lake, lake)
-    erased_ids = {row["trip_id"] for row in lake_rows(lake.as_uri(), f"select trip_id from trips where datasource = '{ERASED}'")}
-    before = {query: lake_rows(lake.as_uri(), query) for query in AFTER}
-    command = [str(Path(sys.executable).with_name("triplake")), "forget", "--lake-root", str(lake), "--json"]
-    killed = subprocess.run([*command, "--datasource", ERASED], env=os.environ | {"TRIPLAKE_FAULT_AT": point},
-                            capture_output=True, text=True, timeout=600)
-    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    erased_ids = {row["trip_id"] for row in lake_rows(built_lake.as_uri(), f"select trip_id from trips where datasource = '{ERASED}'")}
+    before = {query: lake_rows(built_lake.as_uri(), query) for query in AFTER}
     assert before["select count(*) as n from trips"] == [{"n": 101}]
+    lake = killed_forget(built_lake, tmp_path, point)
     # A reader of the killed erasure's lake sees the lake before it or the lake after it, never a mix.
     seen = {query: lake_rows(lake.as_uri(), query) for query in AFTER}
     assert seen == (before if readers_see == "before" else AFTER)
 
     # The next forget, whatever it selects, first finishes the killed one.
-    finished = subprocess.run([*command, "--region", "Nowhere"], capture_output=True, text=True, timeout=600)
+    finished = subprocess.run([str(Path(sys.executable).with_name("triplake")), "forget", "--lake-root", str(lake),
+                               "--region", "Nowhere"], capture_output=True, text=True, timeout=600)
     assert finished.returncode == 0, finished.stderr[-2000:]
     assert {query: lake_rows(lake.as_uri(), query) for query in AFTER} == AFTER | {
         "select count(*) as n from erasures": [{"n": 2}]}
@@ -185,12 +192,7 @@ def test_a_forget_killed_at_any_point_leaves_the_lake_before_or_after_and_is_fin
 
 def test_a_forget_killed_between_its_commits_is_finished_by_the_next_ingestion_before_it_writes(built_lake, tmp_path,
                                                                                                    spark):
-    lake = tmp_path / "lake"
-    shutil.copytree(built_lake, lake)
-    command = [str(Path(sys.executable).with_name("triplake")), "forget", "--lake-root", str(lake), "--datasource", ERASED]
-    killed = subprocess.run(command, env=os.environ | {"TRIPLAKE_FAULT_AT": "forget:committed:trips"},
-                            capture_output=True, text=True, timeout=600)
-    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    lake = killed_forget(built_lake, tmp_path, "forget:committed:trips")
     assert lake_rows(lake.as_uri(), "select sum(trips) as n from weekly_trips") == [{"n": 101}], "readers: the lake before"
 
     header, _ = sample_lines()
@@ -207,12 +209,7 @@ def test_a_reader_whose_tables_an_erasure_committed_while_it_read_them_reads_the
                                                                                             monkeypatch):
     """The order is made explicit: the reader reads the tables between the killed erasure's trips commit and the
     rest; the erasure is finished before the reader lists the plans, so the plan it would pin by is gone."""
-    lake = tmp_path / "lake"
-    shutil.copytree(built_lake, lake)
-    command = [str(Path(sys.executable).with_name("triplake")), "forget", "--lake-root", str(lake), "--datasource", ERASED]
-    killed = subprocess.run(command, env=os.environ | {"TRIPLAKE_FAULT_AT": "forget:committed:trips"},
-                            capture_output=True, text=True, timeout=600)
-    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    lake = killed_forget(built_lake, tmp_path, "forget:committed:trips")
     listings = []
 
     def plans_listed_after_the_erasure_finished(lake_root, storage):
