@@ -142,6 +142,20 @@ def test_forget_a_datasource_leaves_the_other_trips_and_no_file_holding_an_erase
         (printed["erasure_id"], 33, ERASED)]
 
 
+def test_files_no_commit_references_any_more_are_searched_too(lake):
+    """Maintenance leaves the files its compaction replaced for its vacuum's retention (readers may still read
+    them): every table version's files, not only the current one's, must lose the erased trips."""
+    erased_ids = {row["trip_id"] for row in lake_rows(lake.as_uri(), f"select trip_id from trips where datasource = '{ERASED}'")}
+    compacted = json.loads(run_cli(["maintain", "--lake-root", str(lake), "--json"]))
+    assert any(table["files_compacted"] for table in compacted["tables"]), compacted
+
+    run_cli(["forget", "--datasource", ERASED, "--lake-root", str(lake), "--json"])
+
+    held = {path: [needle for needle in needles(erased_ids) if needle in text] for path, text in every_file_text(lake).items()}
+    assert {path.removeprefix(str(lake)): found for path, found in held.items() if found} == {}
+    assert lake_rows(lake.as_uri(), "select count(*) as n from trips") == [{"n": 68}]
+
+
 AFTER = {
     "select count(*) as n from trips": [{"n": 68}],
     "select count(*) as n from trip_routes": [{"n": 68}],

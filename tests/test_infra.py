@@ -255,7 +255,7 @@ def test_the_airflow_policy_lets_the_dags_receive_uploads_hold_the_lease_and_rec
 
 
 def test_the_airflow_policy_lets_trips_forget_delete_old_versions_only_where_erased_data_lived():
-    from triplake.forget import ERASURES, PLANS
+    from triplake.forget import ERASED_PLACES, PLANS
 
     statements = {unquote(statement["sid"]): statement for statement in policy_statements("airflow")}
     deleting = [name for name, statement in statements.items()
@@ -267,10 +267,8 @@ def test_the_airflow_policy_lets_trips_forget_delete_old_versions_only_where_era
     ((condition,),) = [listing["condition"]]
     assert unquote(condition["variable"]) == "s3:prefix" and unquote(condition["test"]) == "StringLike"
     assert [resolve(value).removeprefix("lake/") for value in condition["values"]] == places
-    # Every place forget rewrites and then deletes old versions under (its _delete_old_versions), and nothing else.
-    erased = [lake_tables.TRIPS, lake_tables.TRIP_ROUTES, lake_tables.WEEKLY_TRIPS, lake_tables.REJECTED_ROWS, ERASURES,
-              lake_tables.RAW, PLANS]
-    assert all(any(f"{location}/".startswith(place.removesuffix("*")) for place in places) for location in erased), places
+    # Every place forget deletes files and then their old versions under, and nothing else.
+    assert all(any(f"{location}/".startswith(place.removesuffix("*")) for place in places) for location in ERASED_PLACES), places
     assert sorted(places) == sorted(["curated/*", "marts/*", f"{lake_tables.RAW}/*", f"{PLANS}/*"])
     rewriting = statements["EraseLinesFromTheRawCopies"]["resources"]
     assert sorted(resolve(resource).split("/lake/", 1)[1] for resource in rewriting) == sorted(

@@ -14,9 +14,9 @@ every raw copy read (which lines go) first; then, in this order:
                    erased values); the erasure's commit point for readers (triplake.lake_snapshot)
     raw copies     those holding a taken line are rewritten without the lines of erased trips and those the selection
                    takes
-    for good       the replaced files are deleted at once (not left for a vacuum), and each changed table's log is
-                   checkpointed and its older entries deleted: their statistics could hold an erased value; then the
-                   plan, and on s3:// the old object versions
+    for good       every table keeps its current version alone: the files it does not reference are deleted at
+                   once (a vacuum with no retention), its log is checkpointed and its older entries deleted (their
+                   statistics could hold an erased value); then the plan, and on s3:// the old object versions
 
 Each table's change is one Delta transaction. --dry-run reads and counts, and changes nothing.
 """
@@ -48,6 +48,8 @@ from triplake.settings import Settings
 logger = logging.getLogger(__name__)
 
 DELTA_LOG = "_delta_log"
+# Where an erasure deletes files, so where a versioned bucket keeps their old versions until it deletes those too.
+ERASED_PLACES = [*(spec.location for spec in tables.DELTA_TABLES), RAW, PLANS]
 
 
 @dataclass
@@ -172,13 +174,11 @@ def _erase(lake_root: str, settings: Settings, storage: delta.Storage, erasure: 
         _record(lake_root, storage, erasure)
     kill_at("forget:recorded", settings.fault_at)
     raw.rewrite()
-    for table, paths in removed.items():
-        if paths:
-            _delete(lake_root, storage, table, paths)
-            _forget_old_log_entries(f"{lake_root}/{table}", storage)
+    for spec in tables.DELTA_TABLES:  # every table: a file an earlier version had may hold an erased trip too
+        _keep_the_current_version_alone(spec.uri(lake_root), storage)
     kill_at("forget:deleted", settings.fault_at)
     _delete(lake_root, storage, PLANS, [_plan_file(plan.erasure_id)])
-    erasure.object_versions_deleted = delete_old_versions(lake_root, settings, [*removed, RAW, PLANS])
+    erasure.object_versions_deleted = delete_old_versions(lake_root, settings, ERASED_PLACES)
 
 
 def _versions(lake_root: str, storage: delta.Storage, locations: list[str]) -> dict[str, int]:
@@ -312,10 +312,15 @@ def _delete(lake_root: str, storage: delta.Storage, location: str, paths: list[s
     return deleted
 
 
-def _forget_old_log_entries(table_uri: str, storage: delta.Storage) -> None:
-    """Checkpoints the table and deletes its log's entries and checkpoints from before: their add actions hold the
-    replaced files' statistics (an erased trip's id or coordinates as a file's minimum or maximum)."""
+def _keep_the_current_version_alone(table_uri: str, storage: delta.Storage) -> None:
+    """Deletes every file of the table its current version does not reference (a vacuum with no retention: the
+    files this erasure replaced, and those a compaction, a refit or a rollback left for a later vacuum), checkpoints
+    it and deletes its log's older entries and checkpoints: their add actions hold old files' statistics (an erased
+    trip's id or coordinates as a file's minimum or maximum). Readers of an older version lose it: the point."""
     table = delta.open_table(table_uri, storage)
+    if table is None:
+        return
+    table.vacuum(retention_hours=0, dry_run=False, enforce_retention_duration=False, full=True)
     table.create_checkpoint()
     version = table.version()
     filesystem, root = storage.filesystem(f"{table_uri}/{DELTA_LOG}")
