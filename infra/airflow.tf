@@ -88,25 +88,27 @@ data "aws_iam_policy_document" "airflow" {
     ]
   }
 
-  # trips_forget rewrites the raw copies without the erased lines and keeps its plan under _erasures/ until it has
-  # finished (the tables it rewrites are covered above).
+  # trips_forget rewrites the raw copies without the erased lines and the touched route models estimated again,
+  # and keeps its plan under _erasures/ until it has finished (the tables it rewrites are covered above).
   statement {
-    sid     = "EraseLinesFromTheRawCopies"
+    sid     = "EraseFromTheRawCopiesAndRouteModels"
     actions = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
     resources = [
       "${module.lake_bucket.arn}/${var.lake_prefix}/raw/*",
+      "${module.lake_bucket.arn}/${var.lake_prefix}/models/*",
       "${module.lake_bucket.arn}/${var.lake_prefix}/_erasures/*",
     ]
   }
 
   # ...then deletes the old versions the versioned bucket keeps of what it replaced, where erased data lived: only
-  # under the tables, the raw copies and its plans, never the landing bucket's or anything else's.
+  # under the tables, the route models, the raw copies and its plans, never the landing bucket's or anything else's.
   statement {
     sid     = "DeleteTheOldVersionsOfErasedData"
     actions = ["s3:DeleteObjectVersion"]
     resources = [
       "${module.lake_bucket.arn}/${var.lake_prefix}/curated/*",
       "${module.lake_bucket.arn}/${var.lake_prefix}/marts/*",
+      "${module.lake_bucket.arn}/${var.lake_prefix}/models/*",
       "${module.lake_bucket.arn}/${var.lake_prefix}/raw/*",
       "${module.lake_bucket.arn}/${var.lake_prefix}/_erasures/*",
     ]
@@ -122,6 +124,7 @@ data "aws_iam_policy_document" "airflow" {
       values = [
         "${var.lake_prefix}/curated/*",
         "${var.lake_prefix}/marts/*",
+        "${var.lake_prefix}/models/*",
         "${var.lake_prefix}/raw/*",
         "${var.lake_prefix}/_erasures/*",
       ]

@@ -179,7 +179,7 @@ def killed_forget(built_lake: Path, tmp_path: Path, point: str) -> Path:
 
 @pytest.mark.parametrize(("point", "readers_see"), [
     ("forget:planned", "before"), ("forget:committed:trips", "before"), ("forget:committed:weekly_trips", "before"),
-    ("forget:committed:rejected_rows", "before"),  # every table committed, the record (the commit point) not yet
+    ("forget:committed:route_models", "before"), ("forget:committed:rejected_rows", "before"),  # every table committed, the record (the commit point) not yet
     ("forget:recorded", "after"), ("forget:deleted", "after")])
 def test_a_forget_killed_at_any_point_leaves_the_lake_before_or_after_and_is_finished_by_the_next_one(
         built_lake, tmp_path, point, readers_see):
@@ -236,6 +236,38 @@ def test_a_reader_whose_tables_an_erasure_committed_while_it_read_them_reads_the
     assert lake_rows(lake.as_uri(), "select count(*) as n from trips") == [{"n": 68}]
     assert len(listings) == 2, "the first reading saw the erasures table change under it and was made again"
     assert {query: lake_rows(lake.as_uri(), query) for query in AFTER} == AFTER
+
+
+def test_a_route_fitted_on_an_erased_trip_alone_goes_and_the_model_is_estimated_again_from_the_trips_kept(
+        spark, tmp_path):
+    """Seven trips of a region, one far from the others: the model's two routes are the six and the one, whose
+    centroid is that trip's coordinates (in route_models and in the model's file)."""
+    header, _ = sample_lines()
+    kept = [f"Solo,POINT (7.{60 + i} 45.0{i}),POINT (7.{70 + i} 45.1{i}),2018-05-2{i} 10:00:00,funny_car" for i in range(6)]
+    outlier = "Solo,POINT (9.123456789 47.987654321),POINT (9.2 48.0),2018-05-29 03:00:00,cheap_mobile"
+    upload = tmp_path / "solo.csv"
+    upload.write_text("\n".join([header, *kept, outlier]) + "\n")
+    lake = tmp_path / "lake"
+    assert run_pipeline(spark, [upload.as_uri()], lake.as_uri()).succeeded
+    routes = "select trips, origin_lon from routes where region = 'Solo' order by trips"
+    assert lake_rows(lake.as_uri(), routes) == [{"trips": 1, "origin_lon": 9.123456789},
+                                                 {"trips": 6, "origin_lon": pytest.approx(7.625)}]
+    (erased_id,) = [row["trip_id"] for row in lake_rows(lake.as_uri(), "select trip_id from trips where datasource = 'cheap_mobile'")]
+    outlier_needles = [erased_id, "9.123456789", "47.987654321"]
+    assert any(needle in text for text in every_file_text(lake).values() for needle in outlier_needles[1:])
+
+    run_cli(["forget", "--datasource", ERASED, "--lake-root", str(lake), "--json"])
+
+    held = {path: [needle for needle in outlier_needles if needle in text] for path, text in every_file_text(lake).items()}
+    assert {path.removeprefix(str(lake)): found for path, found in held.items() if found} == {}
+    assert lake_rows(lake.as_uri(), "select route_id, trips, origin_lon, k from routes where region = 'Solo'") == [
+        {"route_id": "Solo-01", "trips": 6, "origin_lon": pytest.approx(7.625), "k": 1}]
+    # The model estimated again still assigns the region's next trips.
+    later = tmp_path / "later.csv"
+    later.write_text(f"{header}\nSolo,POINT (7.63 45.03),POINT (7.73 45.13),2018-05-30 10:00:00,funny_car\n")
+    assert run_pipeline(spark, [later.as_uri()], lake.as_uri()).succeeded
+    assert lake_rows(lake.as_uri(), "select route_id, trips from routes where region = 'Solo'") == [
+        {"route_id": "Solo-01", "trips": 7}]
 
 
 def test_a_gzip_raw_copy_is_read_as_a_stream_and_rewritten_gzip_without_the_erased_lines(spark, tmp_path):

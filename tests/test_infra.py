@@ -269,10 +269,10 @@ def test_the_airflow_policy_lets_trips_forget_delete_old_versions_only_where_era
     assert [resolve(value).removeprefix("lake/") for value in condition["values"]] == places
     # Every place forget deletes files and then their old versions under, and nothing else.
     assert all(any(f"{location}/".startswith(place.removesuffix("*")) for place in places) for location in ERASED_PLACES), places
-    assert sorted(places) == sorted(["curated/*", "marts/*", f"{lake_tables.RAW}/*", f"{PLANS}/*"])
-    rewriting = statements["EraseLinesFromTheRawCopies"]["resources"]
+    assert sorted(places) == sorted(["curated/*", "marts/*", "models/*", f"{lake_tables.RAW}/*", f"{PLANS}/*"])
+    rewriting = statements["EraseFromTheRawCopiesAndRouteModels"]["resources"]
     assert sorted(resolve(resource).split("/lake/", 1)[1] for resource in rewriting) == sorted(
-        [f"{lake_tables.RAW}/*", f"{PLANS}/*"])
+        ["models/*", f"{lake_tables.RAW}/*", f"{PLANS}/*"])
 
 
 def test_the_glue_job_runs_the_packaged_entry_point_with_the_emr_jobs_access_and_its_own_logs():

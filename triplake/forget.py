@@ -9,11 +9,12 @@ every raw copy read (which lines go) first; then, in this order:
     trip_routes    the erased trips' rows go
     weekly_trips   the touched (region, week) partitions are counted again from what trip_routes keeps, as the
                    weekly step counts them (per route, model version and ingestion)
+    route_models   the touched regions' models estimated again from the trips they keep (triplake.erasure_routes)
     rejected_rows  the rejected lines the selection takes, or that are an erased trip's, go
     record         one row in `erasures`: the selection, when, who and how many rows of each table went (never the
                    erased values); the erasure's commit point for readers (triplake.lake_snapshot)
     raw copies     those holding a taken line are rewritten without the lines of erased trips and those the selection
-                   takes
+                   takes; the touched models' files under models/routes/ are rewritten
     for good       every table keeps its current version alone: the files it does not reference are deleted at
                    once (a vacuum with no retention), its log is checkpointed and its older entries deleted (their
                    statistics could hold an erased value); then the plan, and on s3:// the old object versions
@@ -38,30 +39,20 @@ from pyarrow import fs as pafs
 from spark_jobs.common import delta, records, table_files, tables
 from spark_jobs.common.locations import RAW
 from triplake.erasure import Selection
+from triplake.erasure_routes import reestimated_models, route_models_change, write_models
 from triplake.lake_files import delete_old_versions, delta_storage
 from triplake.lake_snapshot import ERASURES, PLANS, plan_bodies
 from spark_jobs.common.publish import kill_at
 from triplake.maintain import quiet_lake
 from triplake.raw_copies import RawCopies
+from triplake.table_changes import TableChange, replace, rows_of
 from triplake.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 DELTA_LOG = "_delta_log"
 # Where an erasure deletes files, so where a versioned bucket keeps their old versions until it deletes those too.
-ERASED_PLACES = [*(spec.location for spec in tables.DELTA_TABLES), RAW, PLANS]
-
-
-@dataclass
-class TableChange:
-    """What the erasure does to one table: rows out, files replaced and the files they become."""
-
-    table: str
-    prefix: str  # of the names of the files it writes: the erasure's id
-    counting: bool = False  # a dry run's: the files that would be replaced are counted, nothing is written
-    rows_erased: int = 0
-    removed: list[str] = field(default_factory=list)  # paths of the files replaced, relative to the table
-    added: list[delta.DataFile] = field(default_factory=list)
+ERASED_PLACES = [*(spec.location for spec in tables.DELTA_TABLES), tables.MODELS, RAW, PLANS]
 
 
 @dataclass
@@ -146,9 +137,13 @@ def _erase(lake_root: str, settings: Settings, storage: delta.Storage, erasure: 
         erased_ids, touched = erased_ids | resumed.erased_ids, touched | resumed.touched
     routes, kept_routes = _trip_routes_change(lake_root, storage, erased_ids, touched, erasure)
     weekly = _weekly_change(lake_root, storage, kept_routes, touched, erasure)
+    models = reestimated_models(lake_root, storage, {region for region, _ in touched}, erased_ids)
+    route_models = _change_of(tables.ROUTE_MODELS, erasure)
+    if models:
+        route_models_change(lake_root, storage, models, route_models)
     raw = RawCopies(lake_root, storage, selection, erased_ids)
     rejected = _rejected_change(lake_root, storage, raw, erasure)
-    changes = [trips, routes, weekly, rejected]
+    changes = [trips, routes, weekly, route_models, rejected]
     rows = {"trips": trips.rows_erased, "trip_routes": routes.rows_erased, "rejected_rows": rejected.rows_erased,
             "weekly_partitions": len(touched) if weekly.removed or weekly.added else 0}
     for name, count in (resumed.rows if resumed else rows).items():
@@ -174,6 +169,7 @@ def _erase(lake_root: str, settings: Settings, storage: delta.Storage, erasure: 
         _record(lake_root, storage, erasure)
     kill_at("forget:recorded", settings.fault_at)
     raw.rewrite()
+    write_models(lake_root, storage, models)
     for spec in tables.DELTA_TABLES:  # every table: a file an earlier version had may hold an erased trip too
         _keep_the_current_version_alone(spec.uri(lake_root), storage)
     kill_at("forget:deleted", settings.fault_at)
@@ -207,20 +203,6 @@ def _change_of(table: str, erasure: Erasure) -> TableChange:
     return TableChange(table, prefix=erasure.erasure_id, counting=erasure.dry_run)
 
 
-def _rows_of(table_uri: str, storage: delta.Storage, file: delta.SnapshotFile) -> pa.Table:
-    filesystem, root = storage.filesystem(table_uri)
-    return table_files.read_file(filesystem, root, file.path, file.size)
-
-
-def _replace(table_uri: str, storage: delta.Storage, file: delta.SnapshotFile, kept: pa.Table,
-             change: TableChange) -> None:
-    """The file goes from the table; the rows kept, if any, become a new file in its partition."""
-    change.removed.append(file.path)
-    if kept.num_rows and not change.counting:
-        filesystem, root = storage.filesystem(table_uri)
-        change.added.append(table_files.write_file(filesystem, root, file.partition_values, kept, change.prefix))
-
-
 def _trips_change(lake_root: str, storage: delta.Storage, selection: Selection,
                   erasure: Erasure) -> tuple[TableChange, set[str], set[tuple[str, str]]]:
     """The trips the selection takes: the table's change, their ids and the (region, week_start) they were in."""
@@ -230,7 +212,7 @@ def _trips_change(lake_root: str, storage: delta.Storage, selection: Selection,
     for file in delta.snapshot_files(table_uri, storage, partitions):
         if not selection.file_may_hold(file.partition_values, file.min_values, file.max_values):
             continue
-        rows = _rows_of(table_uri, storage, file)
+        rows = rows_of(table_uri, storage, file)
         mask = selection.rows_mask(rows.append_column("region", pa.array([file.partition_values["region"]] * rows.num_rows,
                                                                           pa.string())))
         taken = pc.sum(mask).as_py() or 0
@@ -239,7 +221,7 @@ def _trips_change(lake_root: str, storage: delta.Storage, selection: Selection,
         erased.update(rows.filter(mask)["trip_id"].to_pylist())
         touched.add((file.partition_values["region"], file.partition_values["week_start"]))
         change.rows_erased += taken
-        _replace(table_uri, storage, file, rows.filter(pc.invert(mask)), change)
+        replace(table_uri, storage, file, rows.filter(pc.invert(mask)), change)
     return change, erased, touched
 
 
@@ -251,14 +233,14 @@ def _trip_routes_change(lake_root: str, storage: delta.Storage, erased: set[str]
     partitions = [{"region": region, "week_start": week} for region, week in sorted(touched)]
     erased_ids = pa.array(sorted(erased), pa.string())
     for file in delta.snapshot_files(table_uri, storage, partitions):
-        rows = _rows_of(table_uri, storage, file)
+        rows = rows_of(table_uri, storage, file)
         mask = pc.is_in(rows["trip_id"], value_set=erased_ids)
         kept = rows.filter(pc.invert(mask))
         kept_by_partition.setdefault((file.partition_values["region"], file.partition_values["week_start"]),
                                      []).append(kept)
         if kept.num_rows < rows.num_rows:
             change.rows_erased += rows.num_rows - kept.num_rows
-            _replace(table_uri, storage, file, kept, change)
+            replace(table_uri, storage, file, kept, change)
     return change, kept_by_partition
 
 
@@ -289,13 +271,13 @@ def _rejected_change(lake_root: str, storage: delta.Storage, raw: RawCopies, era
     table_uri = tables.REJECTED_ROWS_TABLE.uri(lake_root)
     change = _change_of(tables.REJECTED_ROWS, erasure)
     for file in delta.snapshot_files(table_uri, storage):
-        rows = _rows_of(table_uri, storage, file)
+        rows = rows_of(table_uri, storage, file)
         mask = pa.array([raw.takes(ingestion_id, line) for ingestion_id, line
                          in zip(rows["ingestion_id"].to_pylist(), rows["raw_line"].to_pylist())], pa.bool_())
         taken = pc.sum(mask).as_py() or 0
         if taken:
             change.rows_erased += taken
-            _replace(table_uri, storage, file, rows.filter(pc.invert(mask)), change)
+            replace(table_uri, storage, file, rows.filter(pc.invert(mask)), change)
     return change
 
 

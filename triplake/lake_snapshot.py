@@ -1,8 +1,8 @@
 """What a reader of the lake reads: the files of each table at one moment, with an erasure seen whole or not at all.
 
 An ingestion is one transaction for readers through the views (they keep the rows of committed ingestions only). An
-erasure cannot be: it takes rows out of four tables, in four Delta commits, and a view cannot bring back rows that
-are gone. Its commit point is its row in `erasures`, committed after the four tables' commits and before any
+erasure cannot be: it takes rows out of five tables, in five Delta commits, and a view cannot bring back rows that
+are gone. Its commit point is its row in `erasures`, committed after the tables' commits and before any
 replaced file is deleted. Until that row is committed the erasure's plan (`_erasures/<erasure id>.json`, written
 before its first commit) names every table's version from before it, and a reader reads those versions: the lake
 before. Once it is committed a reader reads the tables' current versions: the lake after. So a reader between two

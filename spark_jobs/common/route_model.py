@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 
 import numpy as np
@@ -14,7 +14,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from spark_jobs.common import kmeans, tables
-from spark_jobs.common.times import day_fraction
+from spark_jobs.common.times import MICROS_PER_DAY, day_fraction
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +57,12 @@ def with_route_features(trips: DataFrame) -> DataFrame:
     """Adds hour_sin and hour_cos: the time of day as a point on the unit circle (midnight wraps around)."""
     angle = day_fraction(F.col("started_at")) * F.lit(2 * math.pi)
     return trips.withColumn("hour_sin", F.sin(angle)).withColumn("hour_cos", F.cos(angle))
+
+
+def hour_features(started_at_micros: np.ndarray) -> np.ndarray:
+    """hour_sin and hour_cos (with_route_features) of UTC timestamps given as microseconds since the epoch."""
+    angle = np.mod(started_at_micros, MICROS_PER_DAY) / MICROS_PER_DAY * 2 * math.pi
+    return np.column_stack([np.sin(angle), np.cos(angle)])
 
 
 def typical_hour(hour_sin: float, hour_cos: float) -> float:
@@ -191,6 +197,44 @@ def fit_points(region: str, points: np.ndarray, options: RouteOptions, region_tr
         centers=centers.tolist(),
         k_scores=k_scores,
     )
+
+
+@dataclass
+class MemberSums:
+    """What a model's kept trips add up to, per route: how many, and the sums of their FEATURES (and squares)."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+    sums: dict[str, np.ndarray] = field(default_factory=dict)
+    squares: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def add(self, route_id: str, features: np.ndarray) -> None:
+        self.counts[route_id] = self.counts.get(route_id, 0) + len(features)
+        self.sums[route_id] = self.sums.get(route_id, 0) + features.sum(axis=0)
+        self.squares[route_id] = self.squares.get(route_id, 0) + (features**2).sum(axis=0)
+
+
+def reestimated(model: RouteModel, members: MemberSums) -> RouteModel | None:
+    """The model with its standardization, centers and centroids estimated again from the trips its routes keep
+    (an erasure took some): each route's centroid is the mean of its trips, a route with none goes (the others
+    are numbered again), and None when no route keeps a trip. The routes are not fitted again: every trip keeps its
+    route."""
+    kept = [route for _, route in sorted(model.route_ids.items()) if members.counts.get(route)]
+    if not kept:
+        return None
+    count = sum(members.counts[route] for route in kept)
+    means = sum(members.sums[route] for route in kept) / count
+    variance = (sum(members.squares[route] for route in kept) - count * means**2) / max(count - 1, 1)
+    deviations = np.sqrt(np.maximum(variance, 0.0)) if count > 1 else np.zeros(len(FEATURES))
+    deviations = np.where(deviations > 1e-12, deviations, 1.0)  # as kmeans.standardization: constant -> 1
+    route_means = {route: members.sums[route] / members.counts[route] for route in kept}
+    feature = {name: index for index, name in enumerate(FEATURES)}
+    return replace(
+        model, k=len(kept), route_ids=dict(enumerate(kept)), sample_rows=count,
+        feature_means=means.tolist(), feature_deviations=deviations.tolist(),
+        centers=[((route_means[route] - means) / deviations).tolist() for route in kept],
+        centroids={route: {**{name: float(mean[feature[name]]) for name in SPATIAL_FEATURES},
+                           "typical_hour": typical_hour(mean[feature["hour_sin"]], mean[feature["hour_cos"]])}
+                   for route, mean in route_means.items()})
 
 
 def refit_reason(model: RouteModel | None, region_trips: int, asked: bool, options: RouteOptions) -> str | None:
