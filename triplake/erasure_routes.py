@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -32,7 +33,7 @@ def reestimated_models(lake_root: str, storage: delta.Storage, regions: set[str]
     members: dict[tuple[str, int], MemberSums] = defaultdict(MemberSums)
     erased_ids = pa.array(sorted(erased), pa.string())
     for region in sorted(regions):
-        for week, (routes, trips) in _partitions(lake_root, storage, region).items():
+        for routes, trips in _partitions(lake_root, storage, region):
             kept = routes.join(trips, "trip_id")
             kept = kept.filter(pc.invert(pc.is_in(kept["trip_id"], value_set=erased_ids)))
             started = pc.cast(kept["started_at"], pa.timestamp("us", "UTC")).cast(pa.int64()).to_numpy()
@@ -78,17 +79,22 @@ def write_models(lake_root: str, storage: delta.Storage, models: Models) -> None
             sink.write(json.dumps(model.metadata(), indent=2).encode())
 
 
-def _partitions(lake_root: str, storage: delta.Storage, region: str) -> dict[str, tuple[pa.Table, pa.Table]]:
-    """The region's route rows and trips (the columns a model's features need), per week partition."""
-    read = {}
-    for table, columns in ((tables.TRIP_ROUTES_TABLE, ["trip_id", "route_id", "model_version"]),
-                           (tables.TRIPS_TABLE, ["trip_id", *SPATIAL_FEATURES, "started_at"])):
-        by_week = defaultdict(list)
+def _partitions(lake_root: str, storage: delta.Storage, region: str) -> Iterator[tuple[pa.Table, pa.Table]]:
+    """The region's route rows and trips (the columns a model's features need), one week partition at a time."""
+    files = {}
+    for table in (tables.TRIP_ROUTES_TABLE, tables.TRIPS_TABLE):
+        files[table.location] = defaultdict(list)
         for file in delta.snapshot_files(table.uri(lake_root), storage, [{"region": region}]):
-            by_week[file.partition_values["week_start"]].append(rows_of(table.uri(lake_root), storage, file).select(columns))
-        read[table.location] = {week: pa.concat_tables(parts) for week, parts in by_week.items()}
-    routes, trips = read[tables.TRIP_ROUTES], read[tables.TRIPS]
-    return {week: (routes[week], trips[week]) for week in sorted(routes) if week in trips}
+            files[table.location][file.partition_values["week_start"]].append(file)
+
+    def rows(table: delta.TableSpec, week: str, columns: list[str]) -> pa.Table:
+        # promote: files a forget wrote and files Spark wrote differ in whether a column may be null
+        return pa.concat_tables([rows_of(table.uri(lake_root), storage, file).select(columns)
+                                 for file in files[table.location][week]], promote_options="permissive")
+
+    for week in sorted(set(files[tables.TRIP_ROUTES]) & set(files[tables.TRIPS])):
+        yield (rows(tables.TRIP_ROUTES_TABLE, week, ["trip_id", "route_id", "model_version"]),
+               rows(tables.TRIPS_TABLE, week, ["trip_id", *SPATIAL_FEATURES, "started_at"]))
 
 
 def _saved_models(lake_root: str, storage: delta.Storage, region: str) -> dict[int, RouteModel]:
