@@ -179,7 +179,8 @@ def killed_forget(built_lake: Path, tmp_path: Path, point: str) -> Path:
 
 @pytest.mark.parametrize(("point", "readers_see"), [
     ("forget:planned", "before"), ("forget:committed:trips", "before"), ("forget:committed:weekly_trips", "before"),
-    ("forget:committed:route_models", "before"), ("forget:committed:rejected_rows", "before"),  # every table committed, the record (the commit point) not yet
+    ("forget:committed:route_models", "before"),
+    ("forget:committed:rejected_rows", "before"),  # every table committed, the record (the commit point) not yet
     ("forget:recorded", "after"), ("forget:deleted", "after")])
 def test_a_forget_killed_at_any_point_leaves_the_lake_before_or_after_and_is_finished_by_the_next_one(
         built_lake, tmp_path, point, readers_see):
